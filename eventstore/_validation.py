@@ -1,0 +1,336 @@
+"""
+Argument checks and JSON encoding that every backend shares.
+
+Pure functions: they look at arguments, never at a store. `EventStore` runs
+them before it calls a backend, so every backend refuses the same input with
+the same error, before anything is written, and receives events already
+encoded to JSON text (which both backends store).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from eventstore.errors import (
+    DuplicateEventError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    _describe,
+)
+from eventstore.events import AppendRequest, ExpectedVersion, LogPosition, NewEvent
+from eventstore.snapshots import Snapshot
+
+MAX_NAME_LENGTH = 255
+"""Longest stream id or type name, in characters."""
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,  # keeps lone surrogates raw, so the UTF-8 check finds them
+    allow_nan=False,
+    separators=(",", ":"),
+)
+# An escaped NUL preceded by an even number of backslashes (a literal
+# backslash followed by "u0000" is fine).
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+@attrs.frozen
+class EncodedEvent:
+    """A validated `NewEvent` with its data and metadata as JSON text."""
+
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    data: str
+    metadata: str
+
+
+@attrs.frozen
+class EncodedAppend:
+    """A validated append for one stream."""
+
+    stream_id: str
+    expected_version: int | ExpectedVersion
+    events: tuple[EncodedEvent, ...]
+
+
+@attrs.frozen
+class EncodedSnapshot:
+    """A validated `Snapshot` with its state as JSON text."""
+
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    state: str
+
+
+def check_name(value: object, what: str) -> str:
+    """
+    Return *value* if it is a usable stream id or type name.
+
+    Raises:
+        InvalidArgumentTypeError: Not a str.
+        InvalidArgumentError: Empty, longer than 255 characters, or holding a
+            NUL character or a lone surrogate (PostgreSQL text cannot hold
+            either, so neither backend accepts them).
+
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(f"{what} must be a str, got {_describe(value)}")
+    if not value:
+        raise InvalidArgumentError(f"{what} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidArgumentError(
+            f"{what} is {len(value)} characters long; at most {MAX_NAME_LENGTH} "
+            f"are allowed: {_describe(value)}"
+        )
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{what} contains a NUL character: {value!r}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(
+                f"{what} contains a lone surrogate: {_describe(value)}"
+            ) from None
+    return value
+
+
+def check_stream_id(stream_id: object) -> str:
+    """Return *stream_id* if valid; see `check_name`."""
+    return check_name(stream_id, "stream id")
+
+
+def check_int(value: object, what: str, *, minimum: int) -> int:
+    """
+    Return *value* if it is an int (not a bool) of at least *minimum*.
+
+    Raises:
+        InvalidArgumentTypeError: Not an int, or a bool.
+        InvalidArgumentError: Below *minimum*.
+
+    """
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgumentTypeError(f"{what} must be an int, got {_describe(value)}")
+    if value < minimum:
+        raise InvalidArgumentError(f"{what} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_optional_int(value: object, what: str, *, minimum: int) -> int | None:
+    """Return *value* if it is ``None`` or passes `check_int`."""
+    return None if value is None else check_int(value, what, minimum=minimum)
+
+
+def check_expected_version(value: object) -> int | ExpectedVersion:
+    """
+    Return *value* if it is an expected version: an int >= 0 or an `ExpectedVersion`.
+
+    Raises:
+        InvalidArgumentTypeError: ``None``, a bool, or another type.
+        InvalidArgumentError: A negative int.
+
+    """
+    if isinstance(value, ExpectedVersion):
+        return value
+    if value is None:
+        raise InvalidArgumentTypeError(
+            "expected version must not be None: pass ExpectedVersion.ANY to skip the check"
+        )
+    return check_int(value, "expected version", minimum=0)
+
+
+def check_log_position(value: object) -> LogPosition | None:
+    """
+    Return *value* if it is ``None`` or a `LogPosition`.
+
+    Raises:
+        InvalidArgumentTypeError: Anything else (parse text with `LogPosition.parse`).
+
+    """
+    if value is None or isinstance(value, LogPosition):
+        return value
+    raise InvalidArgumentTypeError(
+        f"after must be a LogPosition or None, got {_describe(value)}; "
+        "use LogPosition.parse() for a stored checkpoint"
+    )
+
+
+def encode_json_object(value: object, what: str) -> str:
+    """
+    Encode *value*, a JSON object, to compact JSON text.
+
+    Both backends store this text, so both accept and return the same values.
+
+    Raises:
+        InvalidArgumentTypeError: Not a mapping, a non-str key anywhere, or a
+            value JSON cannot hold (a set, bytes, an object).
+        InvalidArgumentError: NaN or an infinity, a NUL character, a lone
+            surrogate, or a reference cycle.
+
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentTypeError(
+            f"{what} must be a mapping (a JSON object), got {_describe(value)}"
+        )
+    obj = value if type(value) is dict else dict(value)
+    _check_keys(obj, what)
+    try:
+        text = _ENCODER.encode(obj)
+    except TypeError as exc:
+        raise InvalidArgumentTypeError(f"{what} is not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgumentError(f"{what} is not JSON: {exc}") from exc
+    if "\\u0000" in text and _ESCAPED_NUL.search(text):
+        raise InvalidArgumentError(f"{what} contains a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidArgumentError(f"{what} contains a lone surrogate") from exc
+    return text
+
+
+def _check_keys(value: Any, what: str) -> None:
+    # json.dumps silently turns int, float, bool and None keys into strings,
+    # which would come back as other keys than went in: refuse them instead.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgumentTypeError(
+                    f"{what} has a non-str key {_describe(key)}; JSON keys are strings"
+                )
+            if isinstance(item, dict | list | tuple):
+                _check_keys(item, what)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            if isinstance(item, dict | list | tuple):
+                _check_keys(item, what)
+
+
+def encode_event(event: object) -> EncodedEvent:
+    """
+    Validate one `NewEvent` and encode its data and metadata.
+
+    Raises:
+        InvalidArgumentTypeError, InvalidArgumentError: As the checks above.
+
+    """
+    if not isinstance(event, NewEvent):
+        raise InvalidArgumentTypeError(
+            f"events must be NewEvent objects, got {_describe(event)}"
+        )
+    if not isinstance(event.event_id, uuid.UUID):
+        raise InvalidArgumentTypeError(
+            f"event id must be a UUID, got {_describe(event.event_id)}"
+        )
+    return EncodedEvent(
+        event_id=event.event_id,
+        type=check_name(event.type, "event type"),
+        schema_version=check_int(event.schema_version, "schema version", minimum=1),
+        data=encode_json_object(event.data, "event data"),
+        metadata=encode_json_object(event.metadata, "event metadata"),
+    )
+
+
+def encode_append(
+    stream_id: object, events: object, expected_version: object
+) -> EncodedAppend:
+    """
+    Validate an append and encode its events.
+
+    Raises:
+        InvalidArgumentError: A bad stream id or expected version, no events,
+            or a bad event.
+        DuplicateEventError: The batch holds one event id twice.
+
+    """
+    checked_stream_id = check_stream_id(stream_id)
+    checked_expected = check_expected_version(expected_version)
+    if isinstance(events, NewEvent | str | bytes | Mapping) or not isinstance(
+        events, Iterable
+    ):
+        raise InvalidArgumentTypeError(
+            f"events must be a sequence of NewEvent, got {_describe(events)}"
+        )
+    encoded = tuple(encode_event(event) for event in events)
+    if not encoded:
+        raise InvalidArgumentError(
+            f"append to stream {checked_stream_id!r} has no events"
+        )
+    _refuse_repeated_ids(checked_stream_id, (event.event_id for event in encoded))
+    return EncodedAppend(checked_stream_id, checked_expected, encoded)
+
+
+def encode_requests(requests: object) -> tuple[EncodedAppend, ...]:
+    """
+    Validate the requests of an atomic multi-stream append.
+
+    Raises:
+        InvalidArgumentError: No requests, a stream named twice, or a bad request.
+        DuplicateEventError: One event id appears twice across the requests.
+
+    """
+    if isinstance(requests, AppendRequest) or not isinstance(requests, Iterable):
+        raise InvalidArgumentTypeError(
+            f"requests must be a sequence of AppendRequest, got {_describe(requests)}"
+        )
+    encoded: list[EncodedAppend] = []
+    for request in requests:
+        if not isinstance(request, AppendRequest):
+            raise InvalidArgumentTypeError(
+                f"requests must be AppendRequest objects, got {_describe(request)}"
+            )
+        encoded.append(
+            encode_append(request.stream_id, request.events, request.expected_version)
+        )
+    if not encoded:
+        raise InvalidArgumentError("append_many needs at least one request")
+    stream_ids = [append.stream_id for append in encoded]
+    if len(set(stream_ids)) != len(stream_ids):
+        raise InvalidArgumentError(
+            "append_many names a stream more than once; put its events in one request"
+        )
+    _refuse_repeated_ids(
+        encoded[0].stream_id,
+        (event.event_id for append in encoded for event in append.events),
+    )
+    return tuple(encoded)
+
+
+def _refuse_repeated_ids(stream_id: str, event_ids: Iterable[uuid.UUID]) -> None:
+    seen: set[uuid.UUID] = set()
+    repeated: list[uuid.UUID] = []
+    for event_id in event_ids:
+        if event_id in seen:
+            repeated.append(event_id)
+        seen.add(event_id)
+    if repeated:
+        raise DuplicateEventError(stream_id, repeated)
+
+
+def encode_snapshot(snapshot: object) -> EncodedSnapshot:
+    """
+    Validate a `Snapshot` and encode its state.
+
+    Raises:
+        InvalidArgumentTypeError, InvalidArgumentError: As the checks above.
+
+    """
+    if not isinstance(snapshot, Snapshot):
+        raise InvalidArgumentTypeError(
+            f"expected a Snapshot, got {_describe(snapshot)}"
+        )
+    return EncodedSnapshot(
+        stream_id=check_stream_id(snapshot.stream_id),
+        version=check_int(snapshot.version, "snapshot version", minimum=1),
+        type=check_name(snapshot.type, "snapshot type"),
+        schema_version=check_int(snapshot.schema_version, "schema version", minimum=1),
+        state=encode_json_object(snapshot.state, "snapshot state"),
+    )

@@ -1,0 +1,245 @@
+"""
+The one exception hierarchy of eventstore, rooted at `EventStoreError`.
+
+Every error the library raises is an `EventStoreError`. Leaves also inherit a
+fitting builtin (`ValueError`, `TypeError`, `LookupError`, `ConnectionError`,
+`TimeoutError`) so callers that only know builtins still catch them. Each
+passes all of its constructor arguments to ``super().__init__`` so that it
+survives pickling (across processes, in task queues), and exposes its data as
+attributes instead of only in the message.
+
+Driver errors never escape: the PostgreSQL backend translates them at one
+boundary and chains the original as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+__all__ = [
+    "AggregateNotFound",
+    "ConcurrencyError",
+    "ConfigError",
+    "DuplicateEventError",
+    "EventStoreError",
+    "FutureSchemaVersionError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "PoolExhaustedError",
+    "RegistrationError",
+    "SerializationError",
+    "StoreClosedError",
+    "StoreTimeoutError",
+    "StoreUnavailableError",
+    "StreamNotFound",
+    "UnknownTypeError",
+]
+
+
+class EventStoreError(Exception):
+    """Base class of every error raised by eventstore."""
+
+
+class InvalidArgumentError(EventStoreError, ValueError):
+    """
+    An argument is malformed; nothing was written.
+
+    Raised before any I/O, so a caller can rely on the store being untouched.
+    """
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type (``None``, a bool, a float …); nothing was written."""
+
+
+class ConcurrencyError(EventStoreError):
+    """
+    The stream is not at the version the caller expected.
+
+    Also raised when the expected version is *ahead* of the stream: versions
+    never have gaps.
+
+    Attributes:
+        stream_id: The stream appended to.
+        expected: The expected version the caller passed (an ``int`` or an
+            `ExpectedVersion` member).
+        actual: The stream's version when the append was refused.
+        attempts: How many attempts a repository made before giving up, or
+            ``None`` when raised by a store directly.
+
+    """
+
+    def __init__(
+        self,
+        stream_id: str,
+        expected: object,
+        actual: int,
+        attempts: int | None = None,
+    ) -> None:
+        super().__init__(stream_id, expected, actual, attempts)
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        message = (
+            f"stream {self.stream_id!r} is at version {self.actual}, "
+            f"expected {self.expected}"
+        )
+        if self.attempts is not None:
+            message += f" (gave up after {self.attempts} attempts)"
+        return message
+
+
+class DuplicateEventError(EventStoreError, ValueError):
+    """
+    Event ids of an append are already stored, and the append is not a retry.
+
+    A retry re-sends exactly a batch already stored, in order, in the same
+    stream, and succeeds without writing. Anything else that reuses a stored
+    id (a partial overlap, another stream, another order) or repeats an id
+    within one batch is this error.
+
+    Attributes:
+        stream_id: The stream appended to.
+        event_ids: The ids that were already taken.
+
+    """
+
+    def __init__(self, stream_id: str, event_ids: Sequence[UUID]) -> None:
+        super().__init__(stream_id, tuple(event_ids))
+        self.stream_id = stream_id
+        self.event_ids = tuple(event_ids)
+
+    def __str__(self) -> str:
+        ids = ", ".join(str(event_id) for event_id in self.event_ids)
+        return f"append to stream {self.stream_id!r} reuses event ids: {ids}"
+
+
+class StreamNotFound(EventStoreError, LookupError):
+    """
+    A stream that must exist does not.
+
+    Attributes:
+        stream_id: The missing stream.
+
+    """
+
+    def __init__(self, stream_id: str) -> None:
+        super().__init__(stream_id)
+        self.stream_id = stream_id
+
+    def __str__(self) -> str:
+        return f"stream {self.stream_id!r} does not exist"
+
+
+class AggregateNotFound(StreamNotFound):
+    """
+    A repository found no events for an aggregate.
+
+    Attributes:
+        stream_id: The aggregate's stream.
+        aggregate_id: The id the caller asked for.
+
+    """
+
+    def __init__(self, stream_id: str, aggregate_id: object = None) -> None:
+        super().__init__(stream_id)
+        self.args = (stream_id, aggregate_id)
+        self.aggregate_id = aggregate_id
+
+    def __str__(self) -> str:
+        return f"aggregate {self.aggregate_id!r} not found (stream {self.stream_id!r})"
+
+
+class ConfigError(EventStoreError, ValueError):
+    """A configuration value (pool size, schema name, environment variable) is invalid."""
+
+
+class StoreUnavailableError(EventStoreError, ConnectionError):
+    """
+    The store could not be reached, or the connection broke mid-call.
+
+    Transient: the call may succeed if repeated. A repository re-sends the
+    *same* append on this error, which idempotency makes safe even when the
+    first attempt committed and only its reply was lost.
+    """
+
+
+class StoreTimeoutError(EventStoreError, TimeoutError):
+    """A statement or lock wait ran past its configured timeout; it was rolled back."""
+
+
+class PoolExhaustedError(StoreTimeoutError):
+    """
+    No connection became free within the pool's timeout.
+
+    Not retried by the library: waiting longer on a saturated pool only
+    deepens the queue. Size the pool, or shed load.
+    """
+
+
+class StoreClosedError(EventStoreError, RuntimeError):
+    """The store was used after `close()`."""
+
+
+class SerializationError(EventStoreError, ValueError):
+    """An object or payload cannot be encoded or decoded."""
+
+
+class RegistrationError(SerializationError, TypeError):
+    """A type cannot be registered (duplicate name, unsupported field type, broken upcaster chain)."""
+
+
+class UnknownTypeError(SerializationError, LookupError):
+    """
+    A payload names a type the registry does not know.
+
+    Attributes:
+        type_name: The unknown name.
+
+    """
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(type_name)
+        self.type_name = type_name
+
+    def __str__(self) -> str:
+        return f"unknown type name {self.type_name!r}: register it, or an upcaster that renames it"
+
+
+class FutureSchemaVersionError(SerializationError):
+    """
+    A payload has a schema version newer than the code knows.
+
+    Written by a newer release of the host app; this code cannot read it
+    without losing data, so it refuses. A repository falls back to replaying
+    events when a snapshot is too new.
+
+    Attributes:
+        type_name: The payload's type.
+        version: The payload's schema version.
+        current: The newest version this code knows.
+
+    """
+
+    def __init__(self, type_name: str, version: int, current: int) -> None:
+        super().__init__(type_name, version, current)
+        self.type_name = type_name
+        self.version = version
+        self.current = current
+
+    def __str__(self) -> str:
+        return (
+            f"{self.type_name!r} payload has schema version {self.version}, "
+            f"newer than {self.current}, the newest this code knows"
+        )
+
+
+def _describe(value: Any) -> str:
+    """Render *value* for an error message without dumping huge payloads."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

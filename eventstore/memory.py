@@ -1,0 +1,248 @@
+"""`InMemoryEventStore`: the whole contract in one process, for tests and small tools."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+
+import attrs
+
+from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
+from eventstore.errors import ConcurrencyError, DuplicateEventError
+from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.health import HealthReport, HealthStatus
+from eventstore.snapshots import Snapshot
+from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
+
+__all__ = ["InMemoryEventStore"]
+
+
+@attrs.frozen
+class _StoredEvent:
+    # Data and metadata stay JSON text, as on PostgreSQL, so that reads
+    # return fresh objects a caller may mutate without touching the store.
+    stream_id: str
+    version: int
+    position: LogPosition
+    type: str
+    data: str
+    metadata: str
+    event_id: uuid.UUID
+    schema_version: int
+    recorded_at: datetime
+
+    def to_recorded(self) -> RecordedEvent:
+        return RecordedEvent(
+            stream_id=self.stream_id,
+            version=self.version,
+            position=self.position,
+            type=self.type,
+            data=json.loads(self.data),
+            metadata=json.loads(self.metadata),
+            event_id=self.event_id,
+            schema_version=self.schema_version,
+            recorded_at=self.recorded_at,
+        )
+
+
+@attrs.frozen
+class _StoredSnapshot:
+    encoded: EncodedSnapshot
+    recorded_at: datetime
+
+    def to_snapshot(self) -> Snapshot:
+        return Snapshot(
+            stream_id=self.encoded.stream_id,
+            version=self.encoded.version,
+            type=self.encoded.type,
+            schema_version=self.encoded.schema_version,
+            state=json.loads(self.encoded.state),
+            recorded_at=self.recorded_at,
+        )
+
+
+def _position_of(event: _StoredEvent) -> LogPosition:
+    return event.position
+
+
+class InMemoryEventStore(EventStore):
+    """
+    An event store held in this process's memory, thread-safe.
+
+    It behaves exactly as `eventstore.postgres.PostgresEventStore` does (both
+    pass the same contract suite) and stores event data as JSON text, so it
+    accepts and returns the same values. Every append is one "transaction":
+    log positions are ``(append number, event number)``, and an event is in
+    the global log as soon as its append returns. Nothing survives the
+    process.
+
+    Args:
+        snapshots_to_keep: Snapshots kept per stream, newest first (at least 1).
+
+    Example:
+        >>> from eventstore import InMemoryEventStore, NewEvent
+        >>> with InMemoryEventStore() as store:
+        ...     _ = store.append("order-7", [NewEvent("order.placed", {"total": 12})])
+        ...     [event.type for event in store.read_stream("order-7")]
+        ['order.placed']
+
+    """
+
+    def __init__(self, *, snapshots_to_keep: int = DEFAULT_SNAPSHOTS_TO_KEEP) -> None:
+        self._snapshots_to_keep = check_int(
+            snapshots_to_keep, "snapshots_to_keep", minimum=1
+        )
+        self._lock = threading.Lock()
+        self._streams: dict[str, list[_StoredEvent]] = {}
+        self._log: list[_StoredEvent] = []
+        self._event_ids: dict[uuid.UUID, _StoredEvent] = {}
+        self._snapshots: dict[str, dict[int, _StoredSnapshot]] = {}
+        self._transactions = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<InMemoryEventStore streams={len(self._streams)} events={len(self._log)}>"
+        )
+
+    def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
+        with self._lock:
+            results = [self._plan(append) for append in appends]
+            if any(result is None for result in results):
+                self._transactions += 1
+                recorded_at = datetime.now(UTC)
+                for index, append in enumerate(appends):
+                    if results[index] is None:
+                        results[index] = self._write(append, recorded_at)
+        return [result for result in results if result is not None]
+
+    def _plan(self, append: EncodedAppend) -> AppendResult | None:
+        """Return the stored result of a retried batch, None to write it, or raise."""
+        stream = self._streams.get(append.stream_id, [])
+        stored = [self._event_ids.get(event.event_id) for event in append.events]
+        taken = [event for event in stored if event is not None]
+        if taken:
+            if len(taken) == len(stored) and _is_stored_batch(append.stream_id, taken):
+                return AppendResult(
+                    append.stream_id,
+                    taken[-1].version,
+                    tuple(event.position for event in taken),
+                )
+            raise DuplicateEventError(
+                append.stream_id, [event.event_id for event in taken]
+            )
+        actual = len(stream)
+        expected = append.expected_version
+        if expected is ExpectedVersion.ANY:
+            return None
+        if expected is ExpectedVersion.EXISTS:
+            if actual == 0:
+                raise ConcurrencyError(append.stream_id, expected, actual)
+            return None
+        if expected != actual:
+            raise ConcurrencyError(append.stream_id, expected, actual)
+        return None
+
+    def _write(self, append: EncodedAppend, recorded_at: datetime) -> AppendResult:
+        stream = self._streams.setdefault(append.stream_id, [])
+        positions = []
+        for event in append.events:
+            position = LogPosition(self._transactions, len(self._log) + 1)
+            stored = _StoredEvent(
+                stream_id=append.stream_id,
+                version=len(stream) + 1,
+                position=position,
+                type=event.type,
+                data=event.data,
+                metadata=event.metadata,
+                event_id=event.event_id,
+                schema_version=event.schema_version,
+                recorded_at=recorded_at,
+            )
+            stream.append(stored)
+            self._log.append(stored)
+            self._event_ids[event.event_id] = stored
+            positions.append(position)
+        return AppendResult(append.stream_id, len(stream), tuple(positions))
+
+    def _read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> Iterator[RecordedEvent]:
+        # Bounds are fixed now, at the call; the list only ever grows, so the
+        # slice it describes never changes under a concurrent append.
+        with self._lock:
+            stream = self._streams.get(stream_id, [])
+            end = len(stream) if to_version is None else min(to_version, len(stream))
+        start = from_version - 1
+        indexes = range(end - 1, start - 1, -1) if backwards else range(start, end)
+        if limit is not None:
+            indexes = indexes[:limit]
+        return (stream[index].to_recorded() for index in indexes)
+
+    def _stream_version(self, stream_id: str) -> int:
+        return len(self._streams.get(stream_id, ()))
+
+    def _read_all(self, after: LogPosition | None, limit: int) -> list[RecordedEvent]:
+        with self._lock:
+            start = (
+                0
+                if after is None
+                else bisect.bisect_right(self._log, after, key=_position_of)
+            )
+            page = self._log[start : start + limit]
+        return [event.to_recorded() for event in page]
+
+    def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
+        with self._lock:
+            kept = self._snapshots.setdefault(snapshot.stream_id, {})
+            kept[snapshot.version] = _StoredSnapshot(snapshot, datetime.now(UTC))
+            for version in sorted(kept)[: -self._snapshots_to_keep]:
+                del kept[version]
+
+    def _load_snapshot(
+        self, stream_id: str, max_version: int | None
+    ) -> Snapshot | None:
+        with self._lock:
+            kept = self._snapshots.get(stream_id, {})
+            versions = [
+                version
+                for version in kept
+                if max_version is None or version <= max_version
+            ]
+            return kept[max(versions)].to_snapshot() if versions else None
+
+    def _health(self) -> HealthReport:
+        if self._closed:
+            return HealthReport(
+                HealthStatus.UNAVAILABLE, None, None, error="the store is closed"
+            )
+        started = time.perf_counter()
+        with self._lock:
+            pass  # how long the store's one lock takes to get is its latency
+        latency_ms = (time.perf_counter() - started) * 1000
+        return HealthReport(HealthStatus.OK, latency_ms, None)
+
+    def _close(self) -> None:
+        with self._lock:
+            self._streams.clear()
+            self._log.clear()
+            self._event_ids.clear()
+            self._snapshots.clear()
+
+
+def _is_stored_batch(stream_id: str, taken: list[_StoredEvent]) -> bool:
+    """Whether *taken* lie in *stream_id* at consecutive versions, in order."""
+    first = taken[0].version
+    return all(
+        event.stream_id == stream_id and event.version == first + offset
+        for offset, event in enumerate(taken)
+    )

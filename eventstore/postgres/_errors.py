@@ -1,0 +1,79 @@
+"""
+The one boundary where psycopg and psycopg_pool errors become eventstore errors.
+
+Every driver error a `PostgresEventStore` meets passes through `translate`,
+and the caller raises the result ``from`` the original, so ``__cause__``
+keeps the details. Messages are scrubbed of the DSN's password.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from eventstore.errors import (
+    ConfigError,
+    EventStoreError,
+    InvalidArgumentError,
+    PoolExhaustedError,
+    StoreClosedError,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
+
+__all__ = ["DRIVER_ERRORS", "translate"]
+
+DRIVER_ERRORS: tuple[type[Exception], ...] = (psycopg.Error,)
+"""Exception classes the boundary catches (psycopg_pool's errors subclass psycopg's)."""
+
+
+def translate(  # noqa: PLR0911  # one return per error family reads best as a flat list
+    exc: BaseException,
+    *,
+    scrub: Callable[[str], str],
+    pool_saturated: bool,
+    pool_closed_by_us: bool,
+) -> EventStoreError:
+    """
+    Return the eventstore error standing for the driver error *exc*.
+
+    Args:
+        exc: A psycopg or psycopg_pool exception.
+        scrub: Removes the DSN's password from a message.
+        pool_saturated: Every connection of the pool is lent out, so a
+            pool timeout means exhaustion rather than an unreachable server.
+        pool_closed_by_us: The store closed its own pool.
+
+    """
+    detail = scrub(str(exc).strip() or type(exc).__name__)
+    if isinstance(exc, psycopg_pool.TooManyRequests):
+        return PoolExhaustedError(
+            f"too many requests waiting for a connection: {detail}"
+        )
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        if pool_saturated:
+            return PoolExhaustedError(
+                f"no connection became free within the pool timeout: {detail}"
+            )
+        return StoreUnavailableError(
+            f"could not get a connection to PostgreSQL within the pool timeout "
+            f"(is the server reachable?): {detail}"
+        )
+    if isinstance(exc, psycopg_pool.PoolClosed):
+        if pool_closed_by_us:
+            return StoreClosedError("PostgresEventStore is closed")
+        return StoreUnavailableError(f"the connection pool is closed: {detail}")
+    if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+        return StoreTimeoutError(f"PostgreSQL cancelled the statement: {detail}")
+    if isinstance(exc, pg_errors.UndefinedTable | pg_errors.InvalidSchemaName):
+        return ConfigError(
+            f"the event store tables are missing; run PostgresEventStore.migrate(): {detail}"
+        )
+    if isinstance(exc, pg_errors.DataError):
+        return InvalidArgumentError(f"PostgreSQL refused a value: {detail}")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return StoreUnavailableError(f"PostgreSQL is unavailable: {detail}")
+    return EventStoreError(f"PostgreSQL error: {detail}")

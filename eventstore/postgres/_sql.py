@@ -1,0 +1,446 @@
+"""
+All SQL of the PostgreSQL backend, with the pure parameter building and row mapping around it.
+
+No I/O here: `Statements` holds the statement texts for one schema, composed
+with `psycopg.sql` (schema and table names only ever as `sql.Identifier`),
+and the functions turn validated appends into parameters and rows into
+`RecordedEvent` / `Snapshot` objects. The synchronous store and the coming
+async twin share all of it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import attrs
+from psycopg import sql
+
+from eventstore._validation import EncodedAppend, EncodedSnapshot
+from eventstore.errors import ConfigError
+from eventstore.events import ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.snapshots import Snapshot
+
+__all__ = ["PAGE_SIZE", "Statements", "check_schema_name"]
+
+PAGE_SIZE: Final = 500
+"""Events fetched per round trip when streaming a stream."""
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_IDENTIFIER_BYTES = (
+    63  # NAMEDATALEN - 1: PostgreSQL silently truncates longer names
+)
+
+# Columns of an event row, in the order `event_from_row` reads them. xid8 has
+# no cast to bigint and psycopg has no loader for it, so it travels as text
+# and is cast through text (an xid8 fits a bigint: 32-bit epoch + 32-bit xid).
+_EVENT_COLUMNS = sql.SQL(
+    "stream_id, version, transaction_id::text::bigint, position, type, data, "
+    "metadata, event_id, schema_version, recorded_at"
+)
+
+
+def check_schema_name(schema: object) -> str:
+    """
+    Return *schema* if it is a safe schema name.
+
+    Raises:
+        ConfigError: Not ``[A-Za-z_][A-Za-z0-9_]*``, or longer than 63 bytes.
+
+    """
+    if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
+        raise ConfigError(
+            f"schema name must match [A-Za-z_][A-Za-z0-9_]*, got {schema!r}"
+        )
+    if len(schema.encode()) > _MAX_IDENTIFIER_BYTES:
+        raise ConfigError(
+            f"schema name must fit {_MAX_IDENTIFIER_BYTES} bytes, got {schema!r}"
+        )
+    return schema
+
+
+def _compose(template: str, schema: str) -> bytes:
+    # Statements are rendered to bytes once per store: psycopg then skips
+    # re-composing on every call, and prepares them by their text.
+    query = sql.SQL(template).format(
+        streams=sql.Identifier(schema, "streams"),
+        events=sql.Identifier(schema, "events"),
+        snapshots=sql.Identifier(schema, "snapshots"),
+        migrations=sql.Identifier(schema, "schema_migrations"),
+        event_columns=_EVENT_COLUMNS,
+    )
+    return query.as_bytes(None)
+
+
+# --- append ---------------------------------------------------------------
+#
+# One statement per append: the first CTE claims the stream versions in the
+# streams table, with the expected-version condition in its WHERE and a check
+# that none of the event ids is stored yet; the INSERT takes its versions from
+# that CTE's RETURNING. Zero stream rows (a conflict, a duplicate or a retry)
+# insert zero events and draw no identity value; the caller then asks
+# the ``diagnose`` statement why.
+
+_CLAIM = {
+    # Expected 0: the stream must not exist. A concurrent creator makes this
+    # insert wait for it and then do nothing.
+    "new": (
+        "INSERT INTO {streams} AS s (stream_id, version) "
+        "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
+        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "ON CONFLICT (stream_id) DO NOTHING RETURNING s.version"
+    ),
+    # Expected n > 0: the row must be at exactly n. A concurrent writer makes
+    # this update wait and then re-check the version of the new row.
+    "exact": (
+        "UPDATE {streams} AS s SET version = s.version + %(count)s "
+        "WHERE s.stream_id = %(stream_id)s AND s.version = %(expected)s AND NOT EXISTS "
+        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "RETURNING s.version"
+    ),
+    "exists": (
+        "UPDATE {streams} AS s SET version = s.version + %(count)s "
+        "WHERE s.stream_id = %(stream_id)s AND s.version > 0 AND NOT EXISTS "
+        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "RETURNING s.version"
+    ),
+    "any": (
+        "INSERT INTO {streams} AS s (stream_id, version) "
+        "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
+        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version "
+        "RETURNING s.version"
+    ),
+}
+
+_APPEND = (
+    "WITH claimed AS ({claim}) "
+    "INSERT INTO {{events}} (stream_id, version, event_id, type, schema_version, data, metadata) "
+    "SELECT %(stream_id)s, claimed.version - %(count)s + e.ord, e.event_id, e.type, "
+    "e.schema_version, e.data::jsonb, e.metadata::jsonb "
+    "FROM claimed, unnest(%(ids)s::uuid[], %(types)s::text[], %(schema_versions)s::int[], "
+    "%(data)s::text[], %(metadata)s::text[]) "
+    "WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, ord) "
+    "RETURNING version, transaction_id::text::bigint, position"
+)
+
+
+def claim_kind(expected: int | ExpectedVersion) -> str:
+    """Return which append statement enforces *expected*."""
+    if expected is ExpectedVersion.ANY:
+        return "any"
+    if expected is ExpectedVersion.EXISTS:
+        return "exists"
+    return "new" if expected == 0 else "exact"
+
+
+def append_params(append: EncodedAppend) -> dict[str, Any]:
+    """Return the parameters of the append statement for *append*."""
+    events = append.events
+    expected = append.expected_version
+    return {
+        "stream_id": append.stream_id,
+        "count": len(events),
+        "expected": expected if isinstance(expected, int) else None,
+        "ids": [event.event_id for event in events],
+        "types": [event.type for event in events],
+        "schema_versions": [event.schema_version for event in events],
+        "data": [event.data for event in events],
+        "metadata": [event.metadata for event in events],
+    }
+
+
+# --- reads ----------------------------------------------------------------
+
+_TEMPLATES = {
+    "stream_version": "SELECT version FROM {streams} WHERE stream_id = %s",
+    # Why an append wrote nothing: the stream's version, and where any of its
+    # event ids are stored. Ordered by the position of the id in the batch.
+    "diagnose": (
+        "SELECT coalesce((SELECT version FROM {streams} WHERE stream_id = %(stream_id)s), 0), "
+        "e.stream_id, e.version, e.event_id, e.transaction_id::text::bigint, e.position "
+        "FROM (SELECT 1) AS one LEFT JOIN ("
+        "  SELECT ev.*, ids.ord FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS ids(event_id, ord) "
+        "  JOIN {events} AS ev ON ev.event_id = ids.event_id"
+        ") AS e ON true ORDER BY e.ord"
+    ),
+    # First page of a stream read; carries the stream's version so that the
+    # following pages stop where the stream ended at the call.
+    "stream_first_forwards": (
+        "SELECT {event_columns}, (SELECT version FROM {streams} WHERE stream_id = %(stream_id)s) AS stream_version "
+        "FROM {events} WHERE stream_id = %(stream_id)s AND version >= %(low)s "
+        "AND version <= %(high)s ORDER BY version LIMIT %(limit)s"
+    ),
+    "stream_first_backwards": (
+        "SELECT {event_columns}, (SELECT version FROM {streams} WHERE stream_id = %(stream_id)s) AS stream_version "
+        "FROM {events} WHERE stream_id = %(stream_id)s AND version >= %(low)s "
+        "AND version <= %(high)s ORDER BY version DESC LIMIT %(limit)s"
+    ),
+    "stream_page_forwards": (
+        "SELECT {event_columns} FROM {events} WHERE stream_id = %(stream_id)s "
+        "AND version >= %(low)s AND version <= %(high)s ORDER BY version LIMIT %(limit)s"
+    ),
+    "stream_page_backwards": (
+        "SELECT {event_columns} FROM {events} WHERE stream_id = %(stream_id)s "
+        "AND version >= %(low)s AND version <= %(high)s ORDER BY version DESC LIMIT %(limit)s"
+    ),
+    # The global log in commit-safe order: only transactions older than every
+    # transaction still running (the snapshot's xmin) are visible, so no event
+    # can later appear before a position a reader has already passed.
+    "read_all_first": (
+        "SELECT {event_columns} FROM {events} "
+        "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+        "ORDER BY transaction_id, position LIMIT %(limit)s"
+    ),
+    "read_all_after": (
+        "SELECT {event_columns} FROM {events} "
+        "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
+        "AND (transaction_id, position) > (%(transaction_id)s::text::xid8, %(position)s) "
+        "ORDER BY transaction_id, position LIMIT %(limit)s"
+    ),
+    # --- snapshots ---
+    "save_snapshot": (
+        "INSERT INTO {snapshots} AS s (stream_id, version, type, schema_version, state) "
+        "VALUES (%(stream_id)s, %(version)s, %(type)s, %(schema_version)s, %(state)s::jsonb) "
+        "ON CONFLICT (stream_id, version) DO UPDATE SET type = EXCLUDED.type, "
+        "schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, "
+        "recorded_at = EXCLUDED.recorded_at"
+    ),
+    "prune_snapshots": (
+        "DELETE FROM {snapshots} WHERE stream_id = %(stream_id)s AND version < ("
+        "  SELECT version FROM {snapshots} WHERE stream_id = %(stream_id)s "
+        "  ORDER BY version DESC OFFSET %(keep)s - 1 LIMIT 1)"
+    ),
+    "load_snapshot": (
+        "SELECT stream_id, version, type, schema_version, state, recorded_at "
+        "FROM {snapshots} WHERE stream_id = %(stream_id)s AND version <= %(high)s "
+        "ORDER BY version DESC LIMIT 1"
+    ),
+    # Snapshot and the later events in one round trip: row kind 0 is the
+    # snapshot (at most one, first), kind 1 the events.
+    "load": (
+        "WITH snap AS ("
+        "  SELECT version, type, schema_version, state, recorded_at FROM {snapshots} "
+        "  WHERE %(use_snapshot)s AND stream_id = %(stream_id)s AND version <= %(high)s "
+        "  ORDER BY version DESC LIMIT 1) "
+        "SELECT 0 AS kind, version, NULL::bigint, NULL::bigint, type, state, NULL::jsonb, "
+        "NULL::uuid, schema_version, recorded_at FROM snap "
+        "UNION ALL "
+        "SELECT 1, version, transaction_id::text::bigint, position, type, data, metadata, "
+        "event_id, schema_version, recorded_at FROM {events} "
+        "WHERE stream_id = %(stream_id)s AND version <= %(high)s "
+        "AND version > coalesce((SELECT version FROM snap), 0) "
+        "ORDER BY 1, 2"
+    ),
+    "schema_version": "SELECT max(version) FROM {migrations}",
+}
+
+
+@attrs.frozen
+class Statements:
+    """The statements of one schema, rendered once."""
+
+    append: dict[str, bytes]
+    stream_version: bytes
+    diagnose: bytes
+    stream_first_forwards: bytes
+    stream_first_backwards: bytes
+    stream_page_forwards: bytes
+    stream_page_backwards: bytes
+    read_all_first: bytes
+    read_all_after: bytes
+    save_snapshot: bytes
+    prune_snapshots: bytes
+    load_snapshot: bytes
+    load: bytes
+    schema_version: bytes
+
+    @classmethod
+    def for_schema(cls, schema: str) -> Statements:
+        """Render every statement for *schema* (validated here too)."""
+        check_schema_name(schema)
+        return cls(
+            append={
+                kind: _compose(_APPEND.format(claim=claim), schema)
+                for kind, claim in _CLAIM.items()
+            },
+            **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
+        )
+
+
+MAX_VERSION: Final = 2**63 - 1
+"""Upper bound standing in for "no upper bound" in range parameters."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def event_from_row(row: Sequence[Any]) -> RecordedEvent:
+    """Map a row of the event columns to a `RecordedEvent`."""
+    return RecordedEvent(
+        stream_id=row[0],
+        version=row[1],
+        position=LogPosition(row[2], row[3]),
+        type=row[4],
+        data=row[5],
+        metadata=row[6],
+        event_id=row[7],
+        schema_version=row[8],
+        recorded_at=_utc(row[9]),
+    )
+
+
+def snapshot_from_row(row: Sequence[Any]) -> Snapshot:
+    """Map a ``load_snapshot`` row to a `Snapshot`."""
+    return Snapshot(
+        stream_id=row[0],
+        version=row[1],
+        type=row[2],
+        schema_version=row[3],
+        state=row[4],
+        recorded_at=_utc(row[5]),
+    )
+
+
+def load_rows(
+    stream_id: str, rows: Sequence[Sequence[Any]]
+) -> tuple[Snapshot | None, tuple[RecordedEvent, ...]]:
+    """Split the rows of the ``load`` statement into the snapshot and the events."""
+    snapshot = None
+    events = []
+    for row in rows:
+        if row[0] == 0:
+            snapshot = Snapshot(
+                stream_id=stream_id,
+                version=row[1],
+                type=row[4],
+                schema_version=row[8],
+                state=row[5],
+                recorded_at=_utc(row[9]),
+            )
+        else:
+            events.append(
+                RecordedEvent(
+                    stream_id=stream_id,
+                    version=row[1],
+                    position=LogPosition(row[2], row[3]),
+                    type=row[4],
+                    data=row[5],
+                    metadata=row[6],
+                    event_id=row[7],
+                    schema_version=row[8],
+                    recorded_at=_utc(row[9]),
+                )
+            )
+    return snapshot, tuple(events)
+
+
+def snapshot_params(snapshot: EncodedSnapshot, keep: int) -> dict[str, Any]:
+    """Return the parameters of ``save_snapshot`` and ``prune_snapshots``."""
+    return {
+        "stream_id": snapshot.stream_id,
+        "version": snapshot.version,
+        "type": snapshot.type,
+        "schema_version": snapshot.schema_version,
+        "state": snapshot.state,
+        "keep": keep,
+    }
+
+
+@attrs.frozen
+class StoredId:
+    """Where an event id of a refused append is stored already."""
+
+    stream_id: str
+    version: int
+    event_id: uuid.UUID
+    position: LogPosition
+
+
+def diagnosis_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[int, list[StoredId]]:
+    """Return the stream's actual version and the stored ids, in batch order."""
+    actual = int(rows[0][0])
+    stored = [
+        StoredId(row[1], row[2], row[3], LogPosition(row[4], row[5]))
+        for row in rows
+        if row[1] is not None
+    ]
+    return actual, stored
+
+
+# --- migrations -----------------------------------------------------------
+
+MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
+    (
+        1,
+        "streams, events, snapshots",
+        """
+        CREATE TABLE {streams} (
+            stream_id text PRIMARY KEY,
+            version bigint NOT NULL CHECK (version >= 0)
+        );
+        CREATE TABLE {events} (
+            position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            stream_id text NOT NULL,
+            version bigint NOT NULL CHECK (version >= 1),
+            event_id uuid NOT NULL,
+            type text NOT NULL,
+            schema_version integer NOT NULL,
+            data jsonb NOT NULL,
+            metadata jsonb NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT events_event_id_key UNIQUE (event_id),
+            CONSTRAINT events_stream_id_version_key UNIQUE (stream_id, version)
+        );
+        CREATE INDEX events_log_idx ON {events} (transaction_id, position);
+        CREATE TABLE {snapshots} (
+            stream_id text NOT NULL,
+            version bigint NOT NULL,
+            type text NOT NULL,
+            schema_version integer NOT NULL,
+            state jsonb NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (stream_id, version)
+        );
+        """,
+    ),
+)
+"""Versioned migrations: (version, description, statements). Append only; never edit one."""
+
+STREAM_VERSION_CONSTRAINT: Final = "events_stream_id_version_key"
+"""The backstop constraint whose violation means a concurrent append won."""
+
+
+def migration_statements(schema: str) -> dict[str, bytes]:
+    """Return the statements `migrate` runs, for *schema*."""
+    check_schema_name(schema)
+    return {
+        "lock": b"SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+        "create_schema": sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+        .format(sql.Identifier(schema))
+        .as_bytes(None),
+        "create_migrations": _compose(
+            "CREATE TABLE IF NOT EXISTS {migrations} ("
+            " version integer PRIMARY KEY, description text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())",
+            schema,
+        ),
+        "applied": _compose(
+            "SELECT coalesce(max(version), 0) FROM {migrations}", schema
+        ),
+        "record": _compose(
+            "INSERT INTO {migrations} (version, description) VALUES (%s, %s)", schema
+        ),
+        **{
+            f"migration_{version}": _compose(text, schema)
+            for version, _, text in MIGRATIONS
+        },
+    }
+
+
+MIGRATION_LOCK_NAMESPACE: Final = 0x45_56_53  # "EVS": our advisory-lock key space

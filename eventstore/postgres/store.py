@@ -1,0 +1,623 @@
+"""`PostgresEventStore`: the I/O shell around the SQL and mappings of `_sql`."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Final, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
+from eventstore.errors import (
+    ConcurrencyError,
+    ConfigError,
+    DuplicateEventError,
+    EventStoreError,
+)
+from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.health import HealthReport, HealthStatus, PoolMetrics
+from eventstore.postgres import _sql
+from eventstore.postgres._errors import DRIVER_ERRORS, translate
+from eventstore.postgres.config import PoolConfig
+from eventstore.snapshots import LoadedStream, Snapshot
+from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
+
+__all__ = ["PostgresEventStore"]
+
+_log = logging.getLogger("eventstore.postgres")
+
+_T = TypeVar("_T")
+_Connection = psycopg.Connection[Any]
+_Row = tuple[Any, ...]
+
+_ATTEMPTS: Final = 5
+"""Times an append is re-run when it wrote nothing and no conflict explains it."""
+
+_HEALTH_TIMEOUT: Final = 5.0
+"""Most seconds `health` waits for a connection."""
+
+_DEGRADED_UTILIZATION_PCT: Final = 90.0
+
+
+class _Rerun(Exception):  # control flow inside this module, never raised out
+    """An append wrote nothing, but the conflict that stopped it is gone: run it again."""
+
+
+def _in_transaction(conn: _Connection) -> AbstractContextManager[Any]:
+    # A statement on an autocommit connection is its own transaction; a
+    # caller-owned pool may lend connections that are not autocommit.
+    return nullcontext() if conn.autocommit else conn.transaction()
+
+
+def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
+    with _in_transaction(conn):
+        return conn.execute(query, params, prepare=True).fetchall()
+
+
+def _result_from_rows(stream_id: str, rows: list[_Row]) -> AppendResult:
+    rows.sort()  # by version: RETURNING promises no order
+    return AppendResult(
+        stream_id, rows[-1][0], tuple(LogPosition(row[1], row[2]) for row in rows)
+    )
+
+
+class PostgresEventStore(EventStore):
+    """
+    An event store in PostgreSQL tables, shared by any number of processes.
+
+    Appends are one statement each in autocommit (one round trip); the
+    expected version is enforced by the database. `read_all` returns events
+    in commit-safe order (see ``docs/postgres.md``). Call `migrate` once
+    before first use.
+
+    Args:
+        dsn: A libpq connection string or URI; the store opens (and closes)
+            its own pool. Its password never appears in reprs, errors,
+            health reports or logs.
+        pool: An open `psycopg_pool.ConnectionPool` instead of *dsn*; its
+            owner closes it. Connections that are not autocommit get an
+            explicit transaction per call.
+        pool_config: Settings of the pool opened from *dsn*; default
+            `PoolConfig()`. Not allowed with *pool*.
+        schema: Schema of the tables, ``[A-Za-z_][A-Za-z0-9_]*``, at most 63 bytes.
+        snapshots_to_keep: Snapshots kept per stream, newest first.
+        connect_timeout: Seconds libpq waits to establish a connection (apart
+            from the pool's wait for a free connection, `PoolConfig.timeout`).
+
+    Raises:
+        ConfigError: Both or neither of *dsn* and *pool*, an unparsable DSN,
+            a bad schema name or timeout.
+        InvalidArgumentError: *snapshots_to_keep* below 1.
+
+    Example:
+        >>> store = PostgresEventStore("postgresql://app@db/app")  # doctest: +SKIP
+        >>> store.migrate()  # doctest: +SKIP
+
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: psycopg_pool.ConnectionPool[Any] | None = None,
+        pool_config: PoolConfig | None = None,
+        schema: str = "eventstore",
+        snapshots_to_keep: int = DEFAULT_SNAPSHOTS_TO_KEEP,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._schema = _sql.check_schema_name(schema)
+        self._snapshots_to_keep = check_int(
+            snapshots_to_keep, "snapshots_to_keep", minimum=1
+        )
+        if (dsn is None) == (pool is None):
+            raise ConfigError("pass exactly one of dsn and pool")
+        if pool is not None and pool_config is not None:
+            raise ConfigError("pool_config applies only to a pool opened from a dsn")
+        if (
+            not isinstance(connect_timeout, int | float)
+            or isinstance(connect_timeout, bool)
+            or not math.isfinite(connect_timeout)
+            or connect_timeout <= 0
+        ):
+            raise ConfigError(
+                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
+            )
+        self._sql = _sql.Statements.for_schema(schema)
+        self._password = ""
+        self._safe_dsn = ""
+        self.before_commit_hook: Callable[[_Connection], None] | None = None
+        """Test hook: called inside every append transaction just before COMMIT."""
+        if pool is not None:
+            self._pool = pool
+            self._owns_pool = False
+            return
+        if not isinstance(dsn, str):
+            raise ConfigError(f"dsn must be a str, got {type(dsn).__name__}")
+        try:
+            params = conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            # No `from exc`: libpq quotes fragments of the DSN, password included.
+            raise ConfigError("the DSN could not be parsed") from None
+        self._password = str(params.pop("password", "") or "")
+        self._safe_dsn = make_conninfo("", **params)
+        config = PoolConfig() if pool_config is None else pool_config
+        options = [str(params["options"])] if params.get("options") else []
+        if config.statement_timeout is not None:
+            options.append(f"-c statement_timeout={_millis(config.statement_timeout)}")
+        if config.lock_timeout is not None:
+            options.append(f"-c lock_timeout={_millis(config.lock_timeout)}")
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "application_name": config.application_name,
+            # libpq takes whole seconds (and treats 1 as 2).
+            "connect_timeout": str(max(2, math.ceil(connect_timeout))),
+        }
+        if options:
+            kwargs["options"] = " ".join(options)
+        self._pool = psycopg_pool.ConnectionPool(
+            dsn,
+            kwargs=kwargs,
+            min_size=config.min_size,
+            max_size=config.max_size,
+            timeout=config.timeout,
+            max_waiting=config.max_waiting,
+            max_idle=config.max_idle,
+            max_lifetime=config.max_lifetime,
+            name=f"eventstore.{schema}",
+            open=True,
+        )
+        self._owns_pool = True
+
+    def __repr__(self) -> str:
+        where = f" dsn={self._safe_dsn!r}" if self._safe_dsn else ""
+        return f"<PostgresEventStore schema={self._schema!r}{where}>"
+
+    @property
+    def schema(self) -> str:
+        """The schema holding the store's tables."""
+        return self._schema
+
+    @property
+    def pool(self) -> psycopg_pool.ConnectionPool[Any]:
+        """The connection pool (the store's own, or the one passed in)."""
+        return self._pool
+
+    # --- migrations ----------------------------------------------------
+
+    def migrate(self) -> int:
+        """
+        Create or upgrade the store's tables; idempotent and safe to run concurrently.
+
+        Migrations are versioned and recorded in ``schema_migrations``; each
+        run applies the missing ones in one transaction, under an advisory
+        lock per schema, so several processes may migrate at once.
+
+        Returns:
+            The schema version now applied.
+
+        Raises:
+            StoreUnavailableError: The server could not be reached.
+            EventStoreError: The server refused a migration (e.g. no CREATE
+                privilege); nothing of it was applied.
+
+        """
+        self._check_open()
+        statements = _sql.migration_statements(self._schema)
+
+        def run(conn: _Connection) -> int:
+            with conn.transaction():
+                conn.execute(
+                    statements["lock"], (_sql.MIGRATION_LOCK_NAMESPACE, self._schema)
+                )
+                conn.execute(statements["create_schema"])
+                conn.execute(statements["create_migrations"])
+                row = conn.execute(statements["applied"]).fetchone()
+                applied = int(row[0]) if row else 0
+                for version, description, _ in _sql.MIGRATIONS:
+                    if version > applied:
+                        conn.execute(statements[f"migration_{version}"])
+                        conn.execute(statements["record"], (version, description))
+                        _log.info(
+                            "applied migration %d (%s) to schema %s",
+                            version,
+                            description,
+                            self._schema,
+                        )
+                        applied = version
+                return applied
+
+        return self._call(run, retry=False)
+
+    # --- the I/O boundary ----------------------------------------------
+
+    def _call(self, work: Callable[[_Connection], _T], *, retry: bool) -> _T:
+        """
+        Run *work* on a pooled connection, translating every driver error.
+
+        A connection found broken (server restart, killed backend) makes the
+        pool check its idle connections, so the next call gets a live one;
+        with *retry* (reads) the call is repeated once on it.
+        """
+        attempts = 2 if retry else 1
+        for attempt in range(1, attempts + 1):
+            conn: _Connection | None = None
+            try:
+                with self._pool.connection() as conn:
+                    return work(conn)
+            except DRIVER_ERRORS as exc:
+                broken = conn is not None and conn.broken
+                if broken:
+                    self._drop_stale_connections()
+                    if attempt < attempts:
+                        continue
+                raise self._translate(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _translate(self, exc: BaseException) -> EventStoreError:
+        return translate(
+            exc,
+            scrub=self._scrub,
+            pool_saturated=self._pool_saturated(),
+            pool_closed_by_us=self._closed,
+        )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def _pool_saturated(self) -> bool:
+        stats = self._pool.get_stats()
+        return stats.get("pool_size", 0) >= self._pool.max_size and not stats.get(
+            "pool_available", 0
+        )
+
+    def _drop_stale_connections(self) -> None:
+        try:
+            self._pool.check()
+        except DRIVER_ERRORS:  # the server is still down; later calls will say so
+            _log.debug("pool check after a broken connection failed", exc_info=True)
+
+    # --- writing -------------------------------------------------------
+
+    def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
+        if len(appends) == 1 and self.before_commit_hook is None:
+            append = appends[0]
+            return [
+                self._call(lambda conn: self._append_one(conn, append), retry=False)
+            ]
+        return self._call(
+            lambda conn: self._append_atomically(conn, appends), retry=False
+        )
+
+    def _append_one(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
+        """Append to one stream in one statement: the fast path."""
+        statement = self._sql.append[_sql.claim_kind(append.expected_version)]
+        params = _sql.append_params(append)
+        for _ in range(_ATTEMPTS):
+            try:
+                rows = _fetchall(conn, statement, params)
+            except pg_errors.UniqueViolation as exc:
+                self._refuse_stream_version_clash(conn, (append,), exc)
+                continue  # an event id stored concurrently: the diagnosis will tell
+            if rows:
+                return _result_from_rows(append.stream_id, rows)
+            try:
+                return self._diagnose(conn, append)
+            except _Rerun:
+                continue
+        return self._give_up(conn, append)
+
+    def _append_atomically(
+        self, conn: _Connection, appends: Sequence[EncodedAppend]
+    ) -> list[AppendResult]:
+        """Append to several streams (or run the test hook) in one explicit transaction."""
+        for _ in range(_ATTEMPTS):
+            try:
+                with conn.transaction():
+                    results = [self._append_in_transaction(conn, a) for a in appends]
+                    if self.before_commit_hook is not None:
+                        self.before_commit_hook(conn)
+            except pg_errors.UniqueViolation as exc:
+                self._refuse_stream_version_clash(conn, appends, exc)
+                continue
+            except _Rerun:
+                continue
+            return results
+        return [self._give_up(conn, appends[0])]
+
+    def _append_in_transaction(
+        self, conn: _Connection, append: EncodedAppend
+    ) -> AppendResult:
+        statement = self._sql.append[_sql.claim_kind(append.expected_version)]
+        rows = conn.execute(
+            statement, _sql.append_params(append), prepare=True
+        ).fetchall()
+        if rows:
+            return _result_from_rows(append.stream_id, rows)
+        return self._diagnose(conn, append)
+
+    def _diagnose(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
+        """
+        Explain why *append* wrote nothing, the way `InMemoryEventStore` decides.
+
+        Returns:
+            The original result when the batch is a retry of a stored one.
+
+        Raises:
+            DuplicateEventError: Some ids are stored, and this is no retry.
+            ConcurrencyError: The stream is at another version.
+            _Rerun: Nothing explains it any more (the conflict was resolved
+                meanwhile): run the append again.
+
+        """
+        rows = _fetchall(
+            conn,
+            self._sql.diagnose,
+            {"stream_id": append.stream_id, "ids": [e.event_id for e in append.events]},
+        )
+        actual, stored = _sql.diagnosis_from_rows(rows)
+        if stored:
+            first = stored[0].version
+            if len(stored) == len(append.events) and all(
+                item.stream_id == append.stream_id and item.version == first + offset
+                for offset, item in enumerate(stored)
+            ):
+                return AppendResult(
+                    append.stream_id,
+                    stored[-1].version,
+                    tuple(item.position for item in stored),
+                )
+            raise DuplicateEventError(
+                append.stream_id, [item.event_id for item in stored]
+            )
+        expected = append.expected_version
+        if expected is ExpectedVersion.ANY:
+            raise _Rerun
+        if expected is ExpectedVersion.EXISTS:
+            if actual == 0:
+                raise ConcurrencyError(append.stream_id, expected, actual)
+            raise _Rerun
+        if expected != actual:
+            raise ConcurrencyError(append.stream_id, expected, actual)
+        raise _Rerun
+
+    def _refuse_stream_version_clash(
+        self,
+        conn: _Connection,
+        appends: Sequence[EncodedAppend],
+        exc: pg_errors.UniqueViolation,
+    ) -> None:
+        """Raise `ConcurrencyError` if *exc* is the (stream_id, version) backstop."""
+        if exc.diag.constraint_name != _sql.STREAM_VERSION_CONSTRAINT:
+            return
+        detail = exc.diag.message_detail or ""
+        append = next(
+            (a for a in appends if f"=({a.stream_id}, " in detail), appends[0]
+        )
+        row = _fetchall(conn, self._sql.stream_version, (append.stream_id,))
+        actual = int(row[0][0]) if row else 0
+        raise ConcurrencyError(
+            append.stream_id, append.expected_version, actual
+        ) from exc
+
+    def _give_up(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
+        row = _fetchall(conn, self._sql.stream_version, (append.stream_id,))
+        actual = int(row[0][0]) if row else 0
+        raise ConcurrencyError(append.stream_id, append.expected_version, actual)
+
+    def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
+        params = _sql.snapshot_params(snapshot, self._snapshots_to_keep)
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                conn.execute(self._sql.save_snapshot, params)
+                conn.execute(self._sql.prune_snapshots, params)
+
+        self._call(run, retry=True)
+
+    # --- reading -------------------------------------------------------
+
+    def _stream_version(self, stream_id: str) -> int:
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.stream_version, (stream_id,)),
+            retry=True,
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def _read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> Iterator[RecordedEvent]:
+        high = _sql.MAX_VERSION if to_version is None else to_version
+        if from_version > high:
+            return iter(())
+        page = _sql.PAGE_SIZE if limit is None else min(limit, _sql.PAGE_SIZE)
+        query = (
+            self._sql.stream_first_backwards
+            if backwards
+            else self._sql.stream_first_forwards
+        )
+        params = {
+            "stream_id": stream_id,
+            "low": from_version,
+            "high": high,
+            "limit": page,
+        }
+        # The first page is read now, at the call, with the stream's version:
+        # later pages stop there, so appends made while iterating never show.
+        rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
+        if not rows:
+            return iter(())
+        high = min(high, int(rows[0][-1]))
+        first = [_sql.event_from_row(row) for row in rows]
+        return self._pages(
+            stream_id,
+            first,
+            low=from_version,
+            high=high,
+            backwards=backwards,
+            limit=limit,
+        )
+
+    def _pages(
+        self,
+        stream_id: str,
+        events: list[RecordedEvent],
+        *,
+        low: int,
+        high: int,
+        backwards: bool,
+        limit: int | None,
+    ) -> Iterator[RecordedEvent]:
+        remaining = limit
+        asked = _sql.PAGE_SIZE if limit is None else min(limit, _sql.PAGE_SIZE)
+        query = (
+            self._sql.stream_page_backwards
+            if backwards
+            else self._sql.stream_page_forwards
+        )
+        while True:
+            yield from events
+            if remaining is not None:
+                remaining -= len(events)
+                if remaining <= 0:
+                    return
+            if len(events) < asked:
+                return
+            if backwards:
+                high = events[-1].version - 1
+            else:
+                low = events[-1].version + 1
+            if low > high:
+                return
+            asked = (
+                _sql.PAGE_SIZE if remaining is None else min(remaining, _sql.PAGE_SIZE)
+            )
+            params = {"stream_id": stream_id, "low": low, "high": high, "limit": asked}
+            rows = self._call(
+                functools.partial(_fetchall, query=query, params=params), retry=True
+            )
+            events = [_sql.event_from_row(row) for row in rows]
+            if not events:
+                return
+
+    def _read_all(self, after: LogPosition | None, limit: int) -> list[RecordedEvent]:
+        if after is None:
+            query = self._sql.read_all_first
+            params: dict[str, Any] = {"limit": limit}
+        else:
+            query = self._sql.read_all_after
+            params = {
+                "transaction_id": after.transaction_id,
+                "position": after.position,
+                "limit": limit,
+            }
+        rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
+        return [_sql.event_from_row(row) for row in rows]
+
+    def _load_snapshot(
+        self, stream_id: str, max_version: int | None
+    ) -> Snapshot | None:
+        params = {
+            "stream_id": stream_id,
+            "high": _sql.MAX_VERSION if max_version is None else max_version,
+        }
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.load_snapshot, params), retry=True
+        )
+        return _sql.snapshot_from_row(rows[0]) if rows else None
+
+    def _load(
+        self, stream_id: str, to_version: int | None, use_snapshot: bool
+    ) -> LoadedStream:
+        params = {
+            "stream_id": stream_id,
+            "high": _sql.MAX_VERSION if to_version is None else to_version,
+            "use_snapshot": use_snapshot,
+        }
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.load, params), retry=True
+        )
+        snapshot, events = _sql.load_rows(stream_id, rows)
+        if events:
+            version = events[-1].version
+        else:
+            version = 0 if snapshot is None else snapshot.version
+        return LoadedStream(stream_id, snapshot, events, version)
+
+    # --- lifecycle -----------------------------------------------------
+
+    def _pool_metrics(self) -> PoolMetrics:
+        stats = self._pool.get_stats()
+        size = stats.get("pool_size", 0)
+        available = stats.get("pool_available", 0)
+        max_size = self._pool.max_size
+        in_use = max(size - available, 0)
+        return PoolMetrics(
+            min_size=self._pool.min_size,
+            max_size=max_size,
+            size=size,
+            available=available,
+            in_use=in_use,
+            waiting=stats.get("requests_waiting", 0),
+            utilization_pct=round(100.0 * in_use / max_size, 1) if max_size else 0.0,
+            timeouts=stats.get("requests_errors", 0),
+        )
+
+    def _health(self) -> HealthReport:
+        if self._closed:
+            return HealthReport(
+                HealthStatus.UNAVAILABLE, None, None, error="the store is closed"
+            )
+        try:
+            metrics = self._pool_metrics()
+            timeout = min(self._pool.timeout, _HEALTH_TIMEOUT)
+            started = time.perf_counter()
+            with self._pool.connection(timeout=timeout) as conn:
+                rows = _fetchall(conn, self._sql.schema_version, None)
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        except Exception as exc:  # health never raises, whatever broke
+            error = self._translate(exc) if isinstance(exc, DRIVER_ERRORS) else exc
+            saturated = (
+                isinstance(exc, psycopg_pool.PoolTimeout) and self._pool_saturated()
+            )
+            try:
+                metrics_now: PoolMetrics | None = self._pool_metrics()
+            except Exception:  # a closed caller pool, for one
+                metrics_now = None
+            return HealthReport(
+                HealthStatus.DEGRADED if saturated else HealthStatus.UNAVAILABLE,
+                None,
+                None,
+                metrics_now,
+                error=self._scrub(f"{type(error).__name__}: {error}"),
+            )
+        schema_version = rows[0][0] if rows else None
+        degraded = (
+            metrics.utilization_pct > _DEGRADED_UTILIZATION_PCT or metrics.waiting > 0
+        )
+        return HealthReport(
+            HealthStatus.DEGRADED if degraded else HealthStatus.OK,
+            latency_ms,
+            schema_version,
+            metrics,
+        )
+
+    def _close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -90,7 +90,7 @@ _CLAIM = {
     "new": (
         "INSERT INTO {streams} AS s (stream_id, version) "
         "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "(SELECT 1 FROM {events} WHERE @STORED@) "
         "ON CONFLICT (stream_id) DO NOTHING RETURNING s.version"
     ),
     # Expected n > 0: the row must be at exactly n. A concurrent writer makes
@@ -98,25 +98,25 @@ _CLAIM = {
     "exact": (
         "UPDATE {streams} AS s SET version = s.version + %(count)s "
         "WHERE s.stream_id = %(stream_id)s AND s.version = %(expected)s AND NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "(SELECT 1 FROM {events} WHERE @STORED@) "
         "RETURNING s.version"
     ),
     "exists": (
         "UPDATE {streams} AS s SET version = s.version + %(count)s "
         "WHERE s.stream_id = %(stream_id)s AND s.version > 0 AND NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "(SELECT 1 FROM {events} WHERE @STORED@) "
         "RETURNING s.version"
     ),
     "any": (
         "INSERT INTO {streams} AS s (stream_id, version) "
         "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE event_id = ANY(%(ids)s::uuid[])) "
+        "(SELECT 1 FROM {events} WHERE @STORED@) "
         "ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version "
         "RETURNING s.version"
     ),
 }
 
-_APPEND = (
+_APPEND_MANY = (
     "WITH claimed AS ({claim}) "
     "INSERT INTO {{events}} (stream_id, version, event_id, type, schema_version, data, metadata) "
     "SELECT %(stream_id)s, claimed.version - %(count)s + e.ord, e.event_id, e.type, "
@@ -127,20 +127,61 @@ _APPEND = (
     "RETURNING version, transaction_id::text::bigint, position"
 )
 
+# Most appends carry one event: scalar parameters spare the client dumping
+# five arrays and the server unnesting them.
+_APPEND_ONE = (
+    "WITH claimed AS ({claim}) "
+    "INSERT INTO {{events}} (stream_id, version, event_id, type, schema_version, data, metadata) "
+    "SELECT %(stream_id)s, claimed.version, %(event_id)s, %(type)s, %(schema_version)s, "
+    "%(data)s::jsonb, %(metadata)s::jsonb FROM claimed "
+    "RETURNING version, transaction_id::text::bigint, position"
+)
 
-def claim_kind(expected: int | ExpectedVersion) -> str:
-    """Return which append statement enforces *expected*."""
+_STORED_ONE = "event_id = %(event_id)s"
+_STORED_MANY = "event_id = ANY(%(ids)s::uuid[])"
+
+
+def append_templates() -> dict[str, str]:
+    """Return the append statement templates, keyed by `append_key`."""
+    templates = {}
+    for kind, claim in _CLAIM.items():
+        templates[kind + "_one"] = _APPEND_ONE.format(
+            claim=claim.replace("@STORED@", _STORED_ONE)
+        )
+        templates[kind + "_many"] = _APPEND_MANY.format(
+            claim=claim.replace("@STORED@", _STORED_MANY)
+        )
+    return templates
+
+
+def append_key(append: EncodedAppend) -> str:
+    """Return which append statement stores *append*: by expected version and event count."""
+    expected = append.expected_version
     if expected is ExpectedVersion.ANY:
-        return "any"
-    if expected is ExpectedVersion.EXISTS:
-        return "exists"
-    return "new" if expected == 0 else "exact"
+        kind = "any"
+    elif expected is ExpectedVersion.EXISTS:
+        kind = "exists"
+    else:
+        kind = "new" if expected == 0 else "exact"
+    return kind + ("_one" if len(append.events) == 1 else "_many")
 
 
 def append_params(append: EncodedAppend) -> dict[str, Any]:
     """Return the parameters of the append statement for *append*."""
     events = append.events
     expected = append.expected_version
+    if len(events) == 1:
+        event = events[0]
+        return {
+            "stream_id": append.stream_id,
+            "count": 1,
+            "expected": expected if isinstance(expected, int) else None,
+            "event_id": event.event_id,
+            "type": event.type,
+            "schema_version": event.schema_version,
+            "data": event.data,
+            "metadata": event.metadata,
+        }
     return {
         "stream_id": append.stream_id,
         "count": len(events),
@@ -264,8 +305,8 @@ class Statements:
         check_schema_name(schema)
         return cls(
             append={
-                kind: _compose(_APPEND.format(claim=claim), schema)
-                for kind, claim in _CLAIM.items()
+                key: _compose(template, schema)
+                for key, template in append_templates().items()
             },
             **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
         )

@@ -298,7 +298,7 @@ class PostgresEventStore(EventStore):
 
     def _append_one(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
         """Append to one stream in one statement: the fast path."""
-        statement = self._sql.append[_sql.claim_kind(append.expected_version)]
+        statement = self._sql.append[_sql.append_key(append)]
         params = _sql.append_params(append)
         for _ in range(_ATTEMPTS):
             try:
@@ -335,7 +335,7 @@ class PostgresEventStore(EventStore):
     def _append_in_transaction(
         self, conn: _Connection, append: EncodedAppend
     ) -> AppendResult:
-        statement = self._sql.append[_sql.claim_kind(append.expected_version)]
+        statement = self._sql.append[_sql.append_key(append)]
         rows = conn.execute(
             statement, _sql.append_params(append), prepare=True
         ).fetchall()

@@ -1,0 +1,870 @@
+"""
+The executable contract of `EventStore`: one test suite for every backend.
+
+Subclass `EventStoreContract` in a test module and give it a ``store``
+fixture that yields a fresh, empty store; pytest then runs every rule of the
+contract against that backend. eventstore runs it for `InMemoryEventStore` and
+`PostgresEventStore`; a third-party backend passes by doing the same::
+
+    from eventstore.testing import EventStoreContract
+
+    class TestMyBackend(EventStoreContract):
+        @pytest.fixture
+        def store(self):
+            with MyBackend(...) as store:
+                yield store
+
+The class name has no ``Test`` prefix, so pytest never collects it alone.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventstore.errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    EventStoreError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    StoreClosedError,
+)
+from eventstore.events import (
+    AppendRequest,
+    AppendResult,
+    ExpectedVersion,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+)
+from eventstore.health import HealthStatus
+from eventstore.snapshots import Snapshot
+from eventstore.store import EventStore
+
+__all__ = ["EventStoreContract", "json_objects", "read_log"]
+
+LOG_TIMEOUT = 10.0
+"""Seconds to wait for appended events to become visible in the global log."""
+
+
+def read_log(
+    store: EventStore,
+    count: int,
+    *,
+    after: LogPosition | None = None,
+    timeout: float = LOG_TIMEOUT,
+    page_size: int = 1000,
+) -> list[RecordedEvent]:
+    """
+    Read the global log after *after* until it holds *count* events, or fail.
+
+    On PostgreSQL an event shows up in `EventStore.read_all` a moment after
+    its append returns, while any older transaction in the cluster is still
+    open (autovacuum's ANALYZE is one). Tests wait for it with a deadline
+    instead of assuming it is instant.
+
+    Raises:
+        AssertionError: Fewer than *count* events were visible by *timeout*,
+            or more than *count* were.
+
+    """
+    deadline = time.monotonic() + timeout
+    events: list[RecordedEvent] = []
+    checkpoint = after
+    while True:
+        page = store.read_all(checkpoint, limit=page_size)
+        events.extend(page)
+        if page:
+            checkpoint = page[-1].position
+        if len(events) >= count or time.monotonic() > deadline:
+            break
+        if not page:
+            time.sleep(0.01)
+    assert len(events) == count, (
+        f"expected {count} events in the log, read {len(events)}"
+    )
+    return events
+
+
+def _event(type_: str = "thing.happened", **data: Any) -> NewEvent:
+    return NewEvent(type_, data or {"n": 1})
+
+
+def _json_scalars() -> st.SearchStrategy[Any]:
+    # PostgreSQL text cannot hold NUL, and JSON cannot hold NaN or infinities.
+    text = st.text(
+        st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")
+    )
+    # Within +-1e15: PostgreSQL's jsonb prints larger floats without an
+    # exponent or a decimal point, so they read back as (nearly) equal ints.
+    floats = st.floats(min_value=-1e15, max_value=1e15, allow_nan=False)
+    return st.none() | st.booleans() | st.integers() | floats | text
+
+
+def json_objects() -> st.SearchStrategy[dict[str, Any]]:
+    """Generate JSON objects any backend must store and return unchanged."""
+    keys = st.text(
+        st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+        max_size=8,
+    )
+    values = st.recursive(
+        _json_scalars(),
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(keys, children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+    return st.dictionaries(keys, values, max_size=6)
+
+
+_BAD_STREAM_IDS: list[tuple[object, type[Exception]]] = [
+    ("", InvalidArgumentError),
+    ("x" * 256, InvalidArgumentError),
+    ("a\x00b", InvalidArgumentError),
+    ("lone-\ud800-surrogate", InvalidArgumentError),
+    (None, InvalidArgumentTypeError),
+    (42, InvalidArgumentTypeError),
+    (b"bytes", InvalidArgumentTypeError),
+]
+
+_BAD_EXPECTED_VERSIONS: list[tuple[object, type[Exception]]] = [
+    (-1, InvalidArgumentError),
+    (None, InvalidArgumentTypeError),
+    (True, InvalidArgumentTypeError),
+    (1.0, InvalidArgumentTypeError),
+    ("1", InvalidArgumentTypeError),
+]
+
+_BAD_DATA: list[tuple[object, type[Exception]]] = [
+    ({"x": math.nan}, InvalidArgumentError),
+    ({"x": math.inf}, InvalidArgumentError),
+    ({"x": [-math.inf]}, InvalidArgumentError),
+    ({"x": "nul\x00inside"}, InvalidArgumentError),
+    ({"nul\x00key": 1}, InvalidArgumentError),
+    ({"x": "lone \udc00 surrogate"}, InvalidArgumentError),
+    ({1: "int key"}, InvalidArgumentTypeError),
+    ({"nested": {None: "None key"}}, InvalidArgumentTypeError),
+    ({"nested": [{True: "bool key"}]}, InvalidArgumentTypeError),
+    ({"x": {1, 2}}, InvalidArgumentTypeError),
+    ({"x": b"bytes"}, InvalidArgumentTypeError),
+    ({"x": object()}, InvalidArgumentTypeError),
+    (["not", "a", "mapping"], InvalidArgumentTypeError),
+    ("text", InvalidArgumentTypeError),
+    (None, InvalidArgumentTypeError),
+]
+
+
+class EventStoreContract:
+    """
+    The contract suite: subclass it and override the ``store`` fixture.
+
+    Every test gets a fresh, empty store from that fixture. Tests that read
+    the global log wait for it with `read_log`, so a backend whose log lags
+    its appends (PostgreSQL) passes as long as the lag ends.
+    """
+
+    @pytest.fixture
+    def store(self) -> EventStore:
+        """
+        Give each test a fresh, empty store; subclasses must override this fixture.
+
+        The override may be a generator fixture that closes the store after
+        the test.
+        """
+        pytest.fail("subclass EventStoreContract and override the store fixture")
+
+    # --- appending ---------------------------------------------------------
+
+    def test_append_to_a_new_stream_with_expected_version_0_starts_it_at_1(
+        self, store: EventStore
+    ) -> None:
+        result = store.append("order-1", [_event()], expected_version=0)
+        assert result.stream_id == "order-1"
+        assert result.version == 1
+        assert len(result.positions) == 1
+        assert store.stream_version("order-1") == 1
+
+    def test_append_stores_every_field_of_every_event_in_order(
+        self, store: EventStore
+    ) -> None:
+        events = [
+            NewEvent(
+                "order.placed",
+                {"total": 12.5, "lines": [{"sku": "A", "qty": 2}], "note": None},
+                metadata={"correlation_id": "c-1", "causation_id": "m-9"},
+                schema_version=3,
+            ),
+            NewEvent("order.paid", {"amount": 12.5, "paid": True}),
+            NewEvent("order.shipped", {"carrier": "ÜPS ✈ 📦"}),
+        ]
+        result = store.append("order-1", events, expected_version=0)
+        stored = list(store.read_stream("order-1"))
+        assert [e.version for e in stored] == [1, 2, 3]
+        assert result.version == 3
+        assert tuple(e.position for e in stored) == result.positions
+        for new, recorded in zip(events, stored, strict=True):
+            assert recorded.stream_id == "order-1"
+            assert recorded.type == new.type
+            assert recorded.data == new.data
+            assert recorded.metadata == new.metadata
+            assert recorded.event_id == new.event_id
+            assert recorded.schema_version == new.schema_version
+            assert recorded.recorded_at.tzinfo is not None
+            assert recorded.recorded_at.utcoffset() == UTC.utcoffset(None)
+
+    def test_recorded_at_is_the_store_clock_in_utc(self, store: EventStore) -> None:
+        before = datetime.now(UTC)
+        store.append("s", [_event()])
+        (recorded,) = store.read_stream("s")
+        # The database clock may differ a little from ours; minutes would be a bug.
+        assert abs((recorded.recorded_at - before).total_seconds()) < 60
+
+    def test_new_events_get_distinct_generated_ids(self, store: EventStore) -> None:
+        store.append("s", [_event(), _event()])
+        ids = [event.event_id for event in store.read_stream("s")]
+        assert len(set(ids)) == 2
+        assert all(isinstance(event_id, uuid.UUID) for event_id in ids)
+
+    def test_matching_int_expected_version_appends(self, store: EventStore) -> None:
+        store.append("s", [_event(), _event()], expected_version=0)
+        result = store.append("s", [_event()], expected_version=2)
+        assert result.version == 3
+
+    @pytest.mark.parametrize(
+        ("stored", "expected"), [(2, 1), (2, 3), (2, 0), (0, 1), (0, 5)]
+    )
+    def test_wrong_int_expected_version_raises_with_the_actual_version(
+        self, store: EventStore, stored: int, expected: int
+    ) -> None:
+        if stored:
+            store.append("s", [_event() for _ in range(stored)])
+        with pytest.raises(ConcurrencyError) as caught:
+            store.append("s", [_event()], expected_version=expected)
+        assert caught.value.stream_id == "s"
+        assert caught.value.expected == expected
+        assert caught.value.actual == stored
+        assert store.stream_version("s") == stored
+
+    def test_expected_version_any_appends_to_new_and_existing_streams(
+        self, store: EventStore
+    ) -> None:
+        assert (
+            store.append("s", [_event()], expected_version=ExpectedVersion.ANY).version
+            == 1
+        )
+        assert (
+            store.append("s", [_event()], expected_version=ExpectedVersion.ANY).version
+            == 2
+        )
+        assert store.append("s", [_event()]).version == 3
+
+    def test_expected_version_exists_needs_at_least_one_event(
+        self, store: EventStore
+    ) -> None:
+        with pytest.raises(ConcurrencyError) as caught:
+            store.append("s", [_event()], expected_version=ExpectedVersion.EXISTS)
+        assert caught.value.actual == 0
+        assert caught.value.expected is ExpectedVersion.EXISTS
+        store.append("s", [_event()])
+        assert (
+            store.append(
+                "s", [_event()], expected_version=ExpectedVersion.EXISTS
+            ).version
+            == 2
+        )
+
+    def test_concurrency_error_survives_pickling(self) -> None:
+        import pickle  # noqa: PLC0415 - only this test needs it
+
+        error = ConcurrencyError("s", 3, 5)
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+        assert (copy.stream_id, copy.expected, copy.actual) == ("s", 3, 5)
+        assert str(copy) == str(error)
+
+    def test_refused_append_writes_nothing(self, store: EventStore) -> None:
+        store.append("s", [_event()])
+        with pytest.raises(ConcurrencyError):
+            store.append("s", [_event(), _event()], expected_version=0)
+        assert store.stream_version("s") == 1
+        assert len(list(store.read_stream("s"))) == 1
+        read_log(store, 1)
+
+    def test_refused_appends_draw_no_log_position(self, store: EventStore) -> None:
+        first = store.append("s", [_event()])
+        with pytest.raises(ConcurrencyError):
+            store.append("s", [_event(), _event()], expected_version=5)
+        with pytest.raises(DuplicateEventError):
+            store.append("t", [NewEvent("x", {}, event_id=_stored_id(store, "s"))])
+        with pytest.raises(InvalidArgumentError):
+            store.append("s", [NewEvent("x", {"bad": math.nan})])
+        second = store.append("s", [_event()])
+        assert second.positions[0].position == first.positions[0].position + 1
+
+    def test_append_many_is_atomic_across_streams(self, store: EventStore) -> None:
+        store.append("b", [_event()])
+        with pytest.raises(ConcurrencyError) as caught:
+            store.append_many(
+                [
+                    AppendRequest("a", [_event()], expected_version=0),
+                    AppendRequest("b", [_event()], expected_version=0),
+                ]
+            )
+        assert caught.value.stream_id == "b"
+        assert store.stream_version("a") == 0
+        assert store.stream_version("b") == 1
+
+    def test_append_many_stores_every_request(self, store: EventStore) -> None:
+        results = store.append_many(
+            [
+                AppendRequest("a", [_event(), _event()], expected_version=0),
+                AppendRequest("b", [_event()]),
+            ]
+        )
+        assert [(r.stream_id, r.version) for r in results] == [("a", 2), ("b", 1)]
+        log = read_log(store, 3)
+        assert [e.stream_id for e in log] == ["a", "a", "b"]
+
+    def test_append_many_refuses_a_stream_named_twice(self, store: EventStore) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.append_many(
+                [AppendRequest("a", [_event()]), AppendRequest("a", [_event()])]
+            )
+        with pytest.raises(InvalidArgumentError):
+            store.append_many([])
+        assert store.stream_version("a") == 0
+
+    # --- idempotency -----------------------------------------------------------
+
+    def test_resending_a_stored_batch_returns_the_original_result(
+        self, store: EventStore
+    ) -> None:
+        batch = [_event(), _event()]
+        original = store.append("s", batch, expected_version=0)
+        again = store.append("s", batch, expected_version=0)
+        assert again == original
+        assert store.stream_version("s") == 2
+        read_log(store, 2)
+
+    def test_resending_succeeds_after_the_stream_moved_on(
+        self, store: EventStore
+    ) -> None:
+        batch = [_event()]
+        original = store.append("s", batch, expected_version=0)
+        store.append("s", [_event(), _event()], expected_version=1)
+        assert store.append("s", batch, expected_version=0) == original
+        assert (
+            store.append("s", batch, expected_version=ExpectedVersion.EXISTS)
+            == original
+        )
+        assert store.stream_version("s") == 3
+
+    def test_idempotency_is_checked_through_append_many(
+        self, store: EventStore
+    ) -> None:
+        batch = [_event()]
+        (original,) = store.append_many([AppendRequest("s", batch, expected_version=0)])
+        results = store.append_many(
+            [
+                AppendRequest("s", batch, expected_version=0),
+                AppendRequest("t", [_event()]),
+            ]
+        )
+        assert results[0] == original
+        assert results[1].version == 1
+        assert store.stream_version("s") == 1
+
+    def test_partial_overlap_with_a_stored_batch_is_a_duplicate(
+        self, store: EventStore
+    ) -> None:
+        stored = _event()
+        store.append("s", [stored])
+        fresh = _event()
+        with pytest.raises(DuplicateEventError) as caught:
+            store.append("s", [stored, fresh])
+        assert caught.value.event_ids == (stored.event_id,)
+        assert caught.value.stream_id == "s"
+        assert store.stream_version("s") == 1
+
+    def test_reusing_an_event_id_in_another_stream_is_a_duplicate(
+        self, store: EventStore
+    ) -> None:
+        stored = _event()
+        store.append("s", [stored])
+        with pytest.raises(DuplicateEventError):
+            store.append("t", [stored])
+        assert store.stream_version("t") == 0
+
+    def test_resending_a_batch_in_another_order_is_a_duplicate(
+        self, store: EventStore
+    ) -> None:
+        first, second = _event(), _event()
+        store.append("s", [first, second])
+        with pytest.raises(DuplicateEventError):
+            store.append("s", [second, first])
+        assert store.stream_version("s") == 2
+
+    def test_an_id_repeated_within_one_batch_is_a_duplicate(
+        self, store: EventStore
+    ) -> None:
+        event = _event()
+        with pytest.raises(DuplicateEventError):
+            store.append("s", [event, event])
+        assert store.stream_version("s") == 0
+
+    # --- bad input -----------------------------------------------------------------
+
+    @pytest.mark.parametrize(("stream_id", "error"), _BAD_STREAM_IDS)
+    def test_bad_stream_ids_are_refused_everywhere(
+        self, store: EventStore, stream_id: object, error: type[Exception]
+    ) -> None:
+        calls: list[Callable[[], object]] = [
+            lambda: store.append(stream_id, [_event()]),  # type: ignore[arg-type]  # bad on purpose
+            lambda: store.read_stream(stream_id),  # type: ignore[arg-type]  # bad on purpose
+            lambda: store.stream_version(stream_id),  # type: ignore[arg-type]  # bad on purpose
+            lambda: store.load_snapshot(stream_id),  # type: ignore[arg-type]  # bad on purpose
+            lambda: store.load(stream_id),  # type: ignore[arg-type]  # bad on purpose
+            lambda: store.save_snapshot(Snapshot(stream_id, 1, "t", 1, {})),  # type: ignore[arg-type]  # bad on purpose
+        ]
+        for call in calls:
+            with pytest.raises(error):
+                call()
+        assert store.read_all() == []
+
+    def test_a_stream_id_of_255_characters_is_fine(self, store: EventStore) -> None:
+        stream_id = "é" * 255
+        store.append(stream_id, [_event()])
+        assert store.stream_version(stream_id) == 1
+
+    @pytest.mark.parametrize(("expected", "error"), _BAD_EXPECTED_VERSIONS)
+    def test_bad_expected_versions_are_refused(
+        self, store: EventStore, expected: object, error: type[Exception]
+    ) -> None:
+        with pytest.raises(error):
+            store.append("s", [_event()], expected_version=expected)  # type: ignore[arg-type]  # bad on purpose
+        assert store.stream_version("s") == 0
+
+    @pytest.mark.parametrize(("data", "error"), _BAD_DATA)
+    def test_data_json_cannot_hold_is_refused(
+        self, store: EventStore, data: object, error: type[Exception]
+    ) -> None:
+        good = _event()
+        with pytest.raises(error):
+            store.append("s", [good, NewEvent("t", data)])  # type: ignore[arg-type]  # bad on purpose
+        with pytest.raises(error):
+            store.append("s", [NewEvent("t", {}, metadata=data)])  # type: ignore[arg-type]  # bad on purpose
+        with pytest.raises(error):
+            store.save_snapshot(Snapshot("s", 1, "t", 1, data))  # type: ignore[arg-type]  # bad on purpose
+        assert store.stream_version("s") == 0
+        assert store.load_snapshot("s") is None
+
+    def test_a_literal_backslash_u0000_in_text_is_fine(self, store: EventStore) -> None:
+        data = {"path": "C:\\u0000\\dir", "escaped": "\\\\u0000"}
+        store.append("s", [NewEvent("t", data)])
+        (recorded,) = store.read_stream("s")
+        assert recorded.data == data
+
+    def test_an_empty_append_is_refused(self, store: EventStore) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.append("s", [])
+        assert store.stream_version("s") == 0
+
+    @pytest.mark.parametrize(
+        "events", [_event(), "text", None, [{"type": "x"}], ({"a": 1},)], ids=repr
+    )
+    def test_events_that_are_not_new_events_are_refused(
+        self, store: EventStore, events: object
+    ) -> None:
+        with pytest.raises(InvalidArgumentTypeError):
+            store.append("s", events)  # type: ignore[arg-type]  # bad on purpose
+        assert store.stream_version("s") == 0
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            NewEvent("", {}),
+            NewEvent("a\x00b", {}),
+            NewEvent("t" * 256, {}),
+            NewEvent(None, {}),  # type: ignore[arg-type]  # bad on purpose
+            NewEvent("t", {}, schema_version=0),
+            NewEvent("t", {}, schema_version=True),
+            NewEvent("t", {}, event_id="not-a-uuid"),  # type: ignore[arg-type]  # bad on purpose
+        ],
+        ids=repr,
+    )
+    def test_malformed_events_are_refused_with_the_whole_batch(
+        self, store: EventStore, event: NewEvent
+    ) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.append("s", [_event(), event])
+        assert store.stream_version("s") == 0
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"from_version": 0},
+            {"from_version": -1},
+            {"from_version": True},
+            {"from_version": None},
+            {"to_version": 0},
+            {"to_version": "3"},
+            {"limit": 0},
+            {"limit": 2.5},
+            {"backwards": "yes"},
+        ],
+        ids=repr,
+    )
+    def test_bad_read_stream_arguments_fail_at_the_call(
+        self, store: EventStore, kwargs: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.read_stream("s", **kwargs)
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"after": "1/2"},
+            {"after": 3},
+            {"limit": 0},
+            {"limit": None},
+            {"limit": False},
+        ],
+        ids=repr,
+    )
+    def test_bad_read_all_arguments_are_refused(
+        self, store: EventStore, kwargs: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.read_all(**kwargs)
+
+    def test_every_error_is_an_event_store_error(self) -> None:
+        for error in (InvalidArgumentError, InvalidArgumentTypeError, ConcurrencyError):
+            assert issubclass(error, EventStoreError)
+
+    # --- reading streams -----------------------------------------------------------
+
+    def test_a_missing_stream_reads_as_empty_at_version_0(
+        self, store: EventStore
+    ) -> None:
+        assert list(store.read_stream("nope")) == []
+        assert list(store.read_stream("nope", backwards=True)) == []
+        assert store.stream_version("nope") == 0
+
+    @pytest.mark.parametrize(
+        ("kwargs", "versions"),
+        [
+            ({}, [1, 2, 3, 4, 5]),
+            ({"from_version": 3}, [3, 4, 5]),
+            ({"to_version": 2}, [1, 2]),
+            ({"from_version": 2, "to_version": 4}, [2, 3, 4]),
+            ({"from_version": 4, "to_version": 2}, []),
+            ({"from_version": 6}, []),
+            ({"to_version": 99}, [1, 2, 3, 4, 5]),
+            ({"limit": 2}, [1, 2]),
+            ({"from_version": 2, "limit": 2}, [2, 3]),
+            ({"backwards": True}, [5, 4, 3, 2, 1]),
+            ({"backwards": True, "limit": 2}, [5, 4]),
+            ({"backwards": True, "to_version": 3}, [3, 2, 1]),
+            ({"backwards": True, "from_version": 2, "to_version": 4}, [4, 3, 2]),
+            ({"backwards": True, "to_version": 99, "limit": 1}, [5]),
+            ({"backwards": True, "from_version": 9}, []),
+        ],
+        ids=repr,
+    )
+    def test_read_stream_honours_bounds_direction_and_limit(
+        self, store: EventStore, kwargs: dict[str, Any], versions: list[int]
+    ) -> None:
+        store.append("s", [NewEvent("t", {"n": n}) for n in range(1, 6)])
+        store.append("other", [_event()])
+        events = list(store.read_stream("s", **kwargs))
+        assert [e.version for e in events] == versions
+        assert [e.data["n"] for e in events] == versions
+        assert all(e.stream_id == "s" for e in events)
+
+    def test_a_long_stream_reads_completely_in_order(self, store: EventStore) -> None:
+        for start in range(0, 2500, 500):
+            store.append(
+                "long", [NewEvent("t", {"n": n}) for n in range(start, start + 500)]
+            )
+        forwards = [e.data["n"] for e in store.read_stream("long")]
+        assert forwards == list(range(2500))
+        backwards = [e.version for e in store.read_stream("long", backwards=True)]
+        assert backwards == list(range(2500, 0, -1))
+
+    def test_read_stream_is_an_iterator(self, store: EventStore) -> None:
+        store.append("s", [_event(), _event()])
+        iterator = store.read_stream("s")
+        assert iter(iterator) is iterator
+        assert next(iterator).version == 1
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(data=json_objects(), metadata=json_objects())
+    def test_any_json_object_round_trips(
+        self, store: EventStore, data: dict[str, Any], metadata: dict[str, Any]
+    ) -> None:
+        stream_id = f"json-{uuid.uuid4()}"
+        store.append(stream_id, [NewEvent("t", data, metadata=metadata)])
+        (recorded,) = store.read_stream(stream_id)
+        assert recorded.data == data
+        assert recorded.metadata == metadata
+
+    # --- the global log ------------------------------------------------------------
+
+    def test_an_empty_store_has_an_empty_log(self, store: EventStore) -> None:
+        assert store.read_all() == []
+
+    def test_the_log_holds_every_event_once_in_append_order(
+        self, store: EventStore
+    ) -> None:
+        appended = [
+            store.append(f"s-{n % 2}", [NewEvent("t", {"n": n})]) for n in range(5)
+        ]
+        appended.append(
+            store.append("s-2", [NewEvent("t", {"n": 5}), NewEvent("t", {"n": 6})])
+        )
+        log = read_log(store, 7)
+        assert [e.data["n"] for e in log] == list(range(7))
+        positions = [e.position for e in log]
+        assert positions == sorted(positions)
+        assert len(set(positions)) == 7
+        assert positions == [p for result in appended for p in result.positions]
+
+    def test_checkpointed_paging_reads_each_event_exactly_once(
+        self, store: EventStore
+    ) -> None:
+        for n in range(23):
+            store.append(f"s-{n % 4}", [NewEvent("t", {"n": n})])
+        read_log(store, 23)
+        seen: list[int] = []
+        checkpoint: LogPosition | None = None
+        while page := store.read_all(checkpoint, limit=5):
+            assert len(page) <= 5
+            seen.extend(e.data["n"] for e in page)
+            checkpoint = page[-1].position
+        assert seen == list(range(23))
+        assert store.read_all(checkpoint) == []
+
+    def test_a_checkpoint_survives_a_round_trip_through_text(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(), _event(), _event()])
+        first, *rest = read_log(store, 3)
+        checkpoint = LogPosition.parse(str(first.position))
+        assert checkpoint == first.position
+        assert store.read_all(checkpoint) == rest
+
+    def test_the_log_and_the_stream_return_the_same_events(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(), _event()])
+        assert read_log(store, 2) == list(store.read_stream("s"))
+
+    # --- snapshots -------------------------------------------------------------
+
+    def test_a_stream_without_snapshots_loads_none(self, store: EventStore) -> None:
+        assert store.load_snapshot("s") is None
+
+    def test_a_saved_snapshot_loads_with_its_state(self, store: EventStore) -> None:
+        state = {"title": "Q3", "findings": [{"id": "f1", "severity": 2}], "meta": {}}
+        store.save_snapshot(Snapshot("s", 4, "document", 2, state))
+        loaded = store.load_snapshot("s")
+        assert loaded is not None
+        assert (
+            loaded.stream_id,
+            loaded.version,
+            loaded.type,
+            loaded.schema_version,
+        ) == (
+            "s",
+            4,
+            "document",
+            2,
+        )
+        assert loaded.state == state
+        assert loaded.recorded_at is not None
+        assert loaded.recorded_at.tzinfo is not None
+
+    def test_load_snapshot_picks_the_newest_at_or_below_max_version(
+        self, store: EventStore
+    ) -> None:
+        store.save_snapshot(Snapshot("s", 3, "t", 1, {"v": 3}))
+        store.save_snapshot(Snapshot("s", 6, "t", 1, {"v": 6}))
+        assert _snapshot_version(store.load_snapshot("s")) == 6
+        assert _snapshot_version(store.load_snapshot("s", max_version=6)) == 6
+        assert _snapshot_version(store.load_snapshot("s", max_version=5)) == 3
+        assert store.load_snapshot("s", max_version=2) is None
+        assert store.load_snapshot("other") is None
+
+    def test_saving_at_an_existing_version_replaces_the_snapshot(
+        self, store: EventStore
+    ) -> None:
+        store.save_snapshot(Snapshot("s", 3, "t", 1, {"old": True}))
+        store.save_snapshot(Snapshot("s", 3, "t", 2, {"new": True}))
+        loaded = store.load_snapshot("s")
+        assert loaded is not None
+        assert loaded.state == {"new": True}
+        assert loaded.schema_version == 2
+
+    def test_only_the_newest_two_snapshots_are_kept(self, store: EventStore) -> None:
+        for version in (2, 4, 6):
+            store.save_snapshot(Snapshot("s", version, "t", 1, {"v": version}))
+        assert store.load_snapshot("s", max_version=3) is None
+        assert _snapshot_version(store.load_snapshot("s", max_version=5)) == 4
+
+    def test_load_returns_the_snapshot_and_the_events_after_it(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [NewEvent("t", {"n": n}) for n in range(1, 8)])
+        store.save_snapshot(Snapshot("s", 5, "t", 1, {"upto": 5}))
+        loaded = store.load("s")
+        assert loaded.snapshot is not None
+        assert loaded.snapshot.version == 5
+        assert [e.version for e in loaded.events] == [6, 7]
+        assert loaded.version == 7
+
+    def test_load_as_of_a_version_uses_an_older_snapshot(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [NewEvent("t", {"n": n}) for n in range(1, 8)])
+        store.save_snapshot(Snapshot("s", 2, "t", 1, {"upto": 2}))
+        store.save_snapshot(Snapshot("s", 5, "t", 1, {"upto": 5}))
+        loaded = store.load("s", to_version=4)
+        assert _snapshot_version(loaded.snapshot) == 2
+        assert [e.version for e in loaded.events] == [3, 4]
+        assert loaded.version == 4
+
+    def test_load_without_snapshots_returns_every_event(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(), _event(), _event()])
+        store.save_snapshot(Snapshot("s", 2, "t", 1, {}))
+        loaded = store.load("s", use_snapshot=False)
+        assert loaded.snapshot is None
+        assert [e.version for e in loaded.events] == [1, 2, 3]
+        assert loaded.version == 3
+
+    def test_load_of_a_missing_stream_is_empty_at_version_0(
+        self, store: EventStore
+    ) -> None:
+        loaded = store.load("nope")
+        assert (loaded.snapshot, loaded.events, loaded.version) == (None, (), 0)
+
+    def test_load_with_a_snapshot_at_the_head_has_no_events(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(), _event()])
+        store.save_snapshot(Snapshot("s", 2, "t", 1, {"upto": 2}))
+        loaded = store.load("s")
+        assert (_snapshot_version(loaded.snapshot), loaded.events, loaded.version) == (
+            2,
+            (),
+            2,
+        )
+
+    @pytest.mark.parametrize(
+        "snapshot",
+        [
+            Snapshot("s", 0, "t", 1, {}),
+            Snapshot("s", 1, "", 1, {}),
+            Snapshot("s", 1, "t", 0, {}),
+            Snapshot("s", True, "t", 1, {}),
+        ],
+        ids=repr,
+    )
+    def test_malformed_snapshots_are_refused(
+        self, store: EventStore, snapshot: Snapshot
+    ) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.save_snapshot(snapshot)
+        assert store.load_snapshot("s") is None
+
+    # --- concurrency ---------------------------------------------------------------
+
+    def test_racing_appends_with_one_expected_version_have_one_winner(
+        self, store: EventStore
+    ) -> None:
+        threads, rounds = 6, 10
+        for round_number in range(rounds):
+
+            def contend(_thread: int, expected: int = round_number) -> AppendResult:
+                return store.append("race", [_event()], expected_version=expected)
+
+            outcomes = _race(threads, contend)
+            winners = [o for o in outcomes if isinstance(o, AppendResult)]
+            losers = [o for o in outcomes if isinstance(o, ConcurrencyError)]
+            assert len(winners) == 1, outcomes
+            assert len(losers) == threads - 1, outcomes
+            assert all(loser.actual == round_number + 1 for loser in losers)
+        assert store.stream_version("race") == rounds
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def test_health_of_an_open_store_is_ok(self, store: EventStore) -> None:
+        report = store.health()
+        assert report.status is HealthStatus.OK
+        assert report.latency_ms is not None
+        assert report.latency_ms >= 0
+        assert set(report.to_dict()) >= {
+            "status",
+            "latency_ms",
+            "schema_version",
+            "pool",
+        }
+
+    def test_a_closed_store_refuses_calls_and_reports_unavailable(
+        self, store: EventStore
+    ) -> None:
+        store.close()
+        assert store.closed
+        with pytest.raises(StoreClosedError):
+            store.append("s", [_event()])
+        with pytest.raises(StoreClosedError):
+            store.read_all()
+        assert store.health().status is HealthStatus.UNAVAILABLE
+        store.close()  # closing twice is harmless
+
+    def test_a_store_is_a_context_manager_that_closes(self, store: EventStore) -> None:
+        with store as entered:
+            assert entered is store
+        assert store.closed
+
+
+def _stored_id(store: EventStore, stream_id: str) -> uuid.UUID:
+    return next(store.read_stream(stream_id)).event_id
+
+
+def _snapshot_version(snapshot: Snapshot | None) -> int | None:
+    return None if snapshot is None else snapshot.version
+
+
+def _race(threads: int, action: Callable[[int], object]) -> list[object]:
+    """Run *action* on *threads* threads released together; return results or errors."""
+    barrier = threading.Barrier(threads)
+    outcomes: list[object] = [None] * threads
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = action(index)
+        except Exception as exc:  # the outcome under test, whatever it is
+            outcomes[index] = exc
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return outcomes

@@ -1,0 +1,14 @@
+from collections.abc import Iterator
+
+import pytest
+
+from eventstore.postgres import PostgresEventStore
+from eventstore.testing import EventStoreContract
+
+pytestmark = pytest.mark.postgres
+
+
+class TestPostgres(EventStoreContract):
+    @pytest.fixture
+    def store(self, postgres_store: PostgresEventStore) -> Iterator[PostgresEventStore]:
+        yield postgres_store

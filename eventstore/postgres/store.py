@@ -21,6 +21,7 @@ from eventstore.errors import (
     ConfigError,
     DuplicateEventError,
     EventStoreError,
+    PoolExhaustedError,
 )
 from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
@@ -133,6 +134,7 @@ class PostgresEventStore(EventStore):
         self._sql = _sql.Statements.for_schema(schema)
         self._password = ""
         self._safe_dsn = ""
+        self._seen_connection_errors = 0
         self.before_commit_hook: Callable[[_Connection], None] | None = None
         """Test hook: called inside every append transaction just before COMMIT."""
         if pool is not None:
@@ -273,9 +275,21 @@ class PostgresEventStore(EventStore):
         return text.replace(self._password, "***") if self._password else text
 
     def _pool_saturated(self) -> bool:
+        """
+        Whether a pool timeout now means exhaustion rather than an unreachable server.
+
+        The pool counts connections it is still trying to open in its size,
+        so a full pool with nothing idle is ambiguous; failed connection
+        attempts since the last look tip it towards "unreachable".
+        """
         stats = self._pool.get_stats()
-        return stats.get("pool_size", 0) >= self._pool.max_size and not stats.get(
-            "pool_available", 0
+        errors = stats.get("connections_errors", 0)
+        failing = errors > self._seen_connection_errors
+        self._seen_connection_errors = errors
+        return (
+            not failing
+            and stats.get("pool_size", 0) >= self._pool.max_size
+            and not stats.get("pool_available", 0)
         )
 
     def _drop_stale_connections(self) -> None:
@@ -589,9 +603,7 @@ class PostgresEventStore(EventStore):
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
         except Exception as exc:  # health never raises, whatever broke
             error = self._translate(exc) if isinstance(exc, DRIVER_ERRORS) else exc
-            saturated = (
-                isinstance(exc, psycopg_pool.PoolTimeout) and self._pool_saturated()
-            )
+            saturated = isinstance(error, PoolExhaustedError)
             try:
                 metrics_now: PoolMetrics | None = self._pool_metrics()
             except Exception:  # a closed caller pool, for one

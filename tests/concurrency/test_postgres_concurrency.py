@@ -136,7 +136,7 @@ def _store_reader(store: PostgresEventStore) -> _Tail:
     return _Tail(read_page)
 
 
-def test_a_tailing_reader_sees_every_event_exactly_once_despite_late_commits_and_position_order_would_miss_some(
+def test_a_tailing_reader_sees_every_event_exactly_once_despite_late_commits_and_position_order_would_miss_some(  # noqa: PLR0915  # one scenario, told in order
     make_store: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,

@@ -1,5 +1,3 @@
-from collections.abc import Iterator
-
 import pytest
 
 from eventstore.postgres import PostgresEventStore
@@ -10,5 +8,5 @@ pytestmark = pytest.mark.postgres
 
 class TestPostgres(EventStoreContract):
     @pytest.fixture
-    def store(self, postgres_store: PostgresEventStore) -> Iterator[PostgresEventStore]:
-        yield postgres_store
+    def store(self, postgres_store: PostgresEventStore) -> PostgresEventStore:
+        return postgres_store

@@ -68,9 +68,11 @@ def test_min_size_100_does_not_warn_but_101_does(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PoolConfig(min_size=100, max_size=100)
-    with caplog.at_level(logging.WARNING, logger="eventstore.postgres"):
-        with pytest.warns(PoolConfigWarning, match="min_size=101"):
-            PoolConfig(min_size=101, max_size=101)
+    with (
+        caplog.at_level(logging.WARNING, logger="eventstore.postgres"),
+        pytest.warns(PoolConfigWarning, match="min_size=101"),
+    ):
+        PoolConfig(min_size=101, max_size=101)
     assert "min_size=101" in caplog.text
 
 
@@ -80,9 +82,11 @@ def test_max_size_500_does_not_warn_but_501_does(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PoolConfig(min_size=1, max_size=500)
-    with caplog.at_level(logging.WARNING, logger="eventstore.postgres"):
-        with pytest.warns(PoolConfigWarning, match="max_size=501"):
-            PoolConfig(min_size=1, max_size=501)
+    with (
+        caplog.at_level(logging.WARNING, logger="eventstore.postgres"),
+        pytest.warns(PoolConfigWarning, match="max_size=501"),
+    ):
+        PoolConfig(min_size=1, max_size=501)
     assert "max_size=501" in caplog.text
 
 

@@ -1,0 +1,116 @@
+"""Faults on a real server: a killed backend mid-append, a restart, a stopped server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from eventstore import HealthStatus, NewEvent, StoreUnavailableError
+from eventstore.postgres import PoolConfig, PostgresEventStore
+from eventstore.testing.postgres_server import EmbeddedServer
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def restartable_server() -> Iterator[EmbeddedServer]:
+    # A server of its own: restarting the session's server would break every
+    # other test's connections. Always embedded, even with EVENTSTORE_TEST_DSN.
+    with EmbeddedServer.start() as server:
+        yield server
+
+
+@pytest.fixture
+def restartable_store(
+    restartable_server: EmbeddedServer,
+) -> Iterator[PostgresEventStore]:
+    store = PostgresEventStore(
+        restartable_server.dsn,
+        schema="faults",
+        pool_config=PoolConfig(min_size=3, max_size=3, timeout=2.0),
+    )
+    store.migrate()
+    yield store
+    store.close()
+
+
+def test_a_backend_killed_during_a_multi_event_append_leaves_nothing_of_it(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    store = postgres_store
+    store.append("s", [NewEvent("t", {"n": 0})], expected_version=0)
+    killed: list[bool] = []
+
+    def kill_my_backend(conn: psycopg.Connection[Any]) -> None:
+        # Inside the append's transaction, its three events inserted, just
+        # before COMMIT: another session terminates this backend.
+        pid = conn.info.backend_pid
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            row = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
+            killed.append(bool(row and row[0]))
+
+    store.before_commit_hook = kill_my_backend
+    with pytest.raises(StoreUnavailableError) as caught:
+        store.append(
+            "s", [NewEvent("t", {"n": n}) for n in range(1, 4)], expected_version=1
+        )
+    store.before_commit_hook = None
+    assert killed == [True]
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+    assert store.stream_version("s") == 1
+    assert [e.data["n"] for e in store.read_stream("s")] == [0]
+    assert len(store.read_all()) == 1
+    # The store carries on, and the same append can be sent again.
+    assert store.append("s", [NewEvent("t", {"n": 9})], expected_version=1).version == 2
+
+
+def test_after_a_server_restart_the_same_store_works_again(
+    restartable_server: EmbeddedServer, restartable_store: PostgresEventStore
+) -> None:
+    store = restartable_store
+    store.append("before", [NewEvent("t", {})], expected_version=0)
+    # Every pooled connection is open (min_size=3) when the server goes away.
+    assert store.pool.get_stats()["pool_size"] == 3
+    restartable_server.restart()
+    # Reads find the broken connections, drop them and retry once.
+    assert store.stream_version("before") == 1
+    result = store.append("after", [NewEvent("t", {})], expected_version=0)
+    assert result.version == 1
+    assert store.health().status is HealthStatus.OK
+    assert [e.stream_id for e in store.read_all()] == ["before", "after"]
+
+
+def test_a_stopped_server_is_unavailable_and_the_store_recovers_when_it_returns(
+    restartable_server: EmbeddedServer,
+) -> None:
+    store = PostgresEventStore(
+        restartable_server.dsn,
+        schema="stopped",
+        pool_config=PoolConfig(min_size=1, max_size=2, timeout=1.0),
+    )
+    try:
+        store.migrate()
+        store.append("s", [NewEvent("t", {})], expected_version=0)
+        restartable_server.stop()
+        try:
+            report = store.health()  # never raises
+            assert report.status is HealthStatus.UNAVAILABLE
+            assert report.error
+            with pytest.raises(StoreUnavailableError):
+                store.append("s", [NewEvent("t", {})], expected_version=1)
+            with pytest.raises(StoreUnavailableError):
+                store.stream_version("s")
+        finally:
+            restartable_server.start_again()
+        deadline_hits = 0
+        while store.health().status is not HealthStatus.OK and deadline_hits < 50:
+            deadline_hits += 1
+            threading.Event().wait(0.1)
+        assert store.health().status is HealthStatus.OK
+        assert store.append("s", [NewEvent("t", {})], expected_version=1).version == 2
+    finally:
+        store.close()

@@ -1,0 +1,437 @@
+"""PostgresEventStore beyond the contract: configuration, errors, paging, timeouts, health."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import pytest
+from psycopg import errors as pg_errors
+from psycopg import sql
+
+from eventstore import (
+    ConcurrencyError,
+    ConfigError,
+    HealthStatus,
+    NewEvent,
+    PoolExhaustedError,
+    Snapshot,
+    StoreTimeoutError,
+    StoreUnavailableError,
+)
+from eventstore.postgres import PoolConfig, PostgresEventStore
+from eventstore.postgres import store as store_module
+
+pytestmark = pytest.mark.postgres
+
+PASSWORD = "s3cret-Pa55word"  # noqa: S105  # a fake password the tests look for
+
+
+def _with_password(dsn: str) -> str:
+    # The embedded server trusts local connections, so a password is accepted
+    # and ignored: the store works while carrying one.
+    return psycopg.conninfo.make_conninfo(dsn, password=PASSWORD)
+
+
+@pytest.fixture
+def make_store(
+    postgres_dsn: str, postgres_schema: str
+) -> Iterator[Callable[..., PostgresEventStore]]:
+    stores: list[PostgresEventStore] = []
+
+    def make(
+        *, migrate: bool = True, dsn: str | None = None, **config: Any
+    ) -> PostgresEventStore:
+        store = PostgresEventStore(
+            dsn or postgres_dsn,
+            schema=postgres_schema,
+            pool_config=PoolConfig(**config),
+        )
+        stores.append(store)
+        if migrate:
+            store.migrate()
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def raw(postgres_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        yield conn
+
+
+def _events(count: int, prefix: str = "e") -> list[NewEvent]:
+    return [NewEvent("t", {"n": f"{prefix}{i}"}) for i in range(count)]
+
+
+# --- construction ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        'x"; drop table y; --',
+        "1starts_with_digit",
+        "has space",
+        "dash-ed",
+        "",
+        "é",
+        "a" * 64,
+        None,
+    ],
+)
+def test_bad_schema_names_are_refused_before_any_sql(schema: object) -> None:
+    with pytest.raises(ConfigError, match="schema"):
+        PostgresEventStore("host=/nonexistent", schema=schema)  # type: ignore[arg-type]
+
+
+def test_a_63_byte_schema_name_is_fine(postgres_dsn: str) -> None:
+    with PostgresEventStore(postgres_dsn, schema="a" * 63) as store:
+        assert store.schema == "a" * 63
+
+
+def test_exactly_one_of_dsn_and_pool_is_required(postgres_dsn: str) -> None:
+    with pytest.raises(ConfigError, match="exactly one"):
+        PostgresEventStore()
+    with psycopg_pool.ConnectionPool(postgres_dsn, min_size=1, open=True) as pool:
+        with pytest.raises(ConfigError, match="exactly one"):
+            PostgresEventStore(postgres_dsn, pool=pool)
+        with pytest.raises(ConfigError, match="pool_config"):
+            PostgresEventStore(pool=pool, pool_config=PoolConfig())
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "10", True])
+def test_a_bad_connect_timeout_is_refused(timeout: object) -> None:
+    with pytest.raises(ConfigError, match="connect_timeout"):
+        PostgresEventStore("host=/nonexistent", connect_timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_an_unparsable_dsn_is_refused_without_quoting_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        PostgresEventStore(f"password={PASSWORD} nonsense")
+    assert PASSWORD not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+# --- secrets ---------------------------------------------------------------
+
+
+def test_the_password_appears_in_no_repr_report_or_log(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        store = make_store(dsn=_with_password(postgres_dsn))
+        store.append("s", _events(1))
+        report = store.health()
+    assert report.status is HealthStatus.OK
+    assert PASSWORD not in repr(store)
+    assert PASSWORD not in str(report.to_dict())
+    assert PASSWORD not in caplog.text
+
+
+def test_an_unreachable_server_is_unavailable_and_leaks_no_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dsn = f"postgresql://app:{PASSWORD}@/app?host=/nonexistent/socket/dir"
+    with caplog.at_level(logging.DEBUG):
+        store = PostgresEventStore(
+            dsn, pool_config=PoolConfig(timeout=0.5), connect_timeout=2
+        )
+        try:
+            report = store.health()
+            with pytest.raises(StoreUnavailableError) as caught:
+                store.append("s", _events(1))
+        finally:
+            store.close()
+    assert report.status is HealthStatus.UNAVAILABLE
+    assert report.latency_ms is None
+    assert report.error
+    text = f"{report.to_dict()} {caught.value} {caught.value.__cause__} {store!r}"
+    assert PASSWORD not in text
+    assert PASSWORD not in caplog.text
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+
+
+# --- migrations ------------------------------------------------------------
+
+
+def test_migrate_is_idempotent(make_store: Callable[..., PostgresEventStore]) -> None:
+    store = make_store()
+    assert store.migrate() == 1
+    assert store.migrate() == 1
+    assert store.health().schema_version == 1
+
+
+def test_several_stores_migrating_at_once_apply_each_migration_once(
+    make_store: Callable[..., PostgresEventStore],
+    raw: psycopg.Connection[Any],
+    postgres_schema: str,
+) -> None:
+    stores = [make_store(migrate=False) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[object] = []
+
+    def migrate(store: PostgresEventStore) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(store.migrate())
+        except Exception as exc:  # recorded for the assertion
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == [1, 1, 1, 1]
+    rows = raw.execute(
+        sql.SQL("SELECT version FROM {}").format(
+            sql.Identifier(postgres_schema, "schema_migrations")
+        )
+    ).fetchall()
+    assert rows == [(1,)]
+
+
+def test_an_unmigrated_schema_is_a_config_error_and_unhealthy(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store(migrate=False)
+    with pytest.raises(ConfigError, match="migrate") as caught:
+        store.append("s", _events(1))
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+    report = store.health()
+    assert report.status is HealthStatus.UNAVAILABLE
+    assert "migrate" in (report.error or "")
+
+
+# --- a caller-owned pool ---------------------------------------------------
+
+
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_a_caller_owned_pool_is_used_and_left_open(
+    postgres_dsn: str, postgres_schema: str, autocommit: bool
+) -> None:
+    with psycopg_pool.ConnectionPool(
+        postgres_dsn,
+        min_size=1,
+        max_size=2,
+        kwargs={"autocommit": autocommit},
+        open=True,
+    ) as pool:
+        with PostgresEventStore(pool=pool, schema=postgres_schema) as store:
+            store.migrate()
+            first = store.append("s", _events(2), expected_version=0)
+            with pytest.raises(ConcurrencyError):
+                store.append("s", _events(1, "x"), expected_version=0)
+            assert [e.version for e in store.read_stream("s")] == [1, 2]
+            assert store.read_all()[0].position == first.positions[0]
+        assert not pool.closed
+        with pool.connection() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+# --- appends ---------------------------------------------------------------
+
+
+def test_a_stream_version_clash_in_the_backstop_is_a_concurrency_error(
+    make_store: Callable[..., PostgresEventStore],
+    raw: psycopg.Connection[Any],
+    postgres_schema: str,
+) -> None:
+    store = make_store()
+    store.append("s", _events(1), expected_version=0)
+    # A row written behind the streams table's back (a buggy tool, say)
+    # takes version 2; UNIQUE (stream_id, version) still refuses a second one.
+    raw.execute(
+        sql.SQL(
+            "INSERT INTO {} (stream_id, version, event_id, type, schema_version, data, metadata)"
+            " VALUES ('s', 2, gen_random_uuid(), 't', 1, '{{}}', '{{}}')"
+        ).format(sql.Identifier(postgres_schema, "events"))
+    )
+    with pytest.raises(ConcurrencyError) as caught:
+        store.append("s", _events(1, "y"), expected_version=1)
+    assert isinstance(caught.value.__cause__, pg_errors.UniqueViolation)
+    assert caught.value.stream_id == "s"
+    assert store.stream_version("s") == 1
+
+
+def test_a_multi_event_append_to_many_streams_lands_atomically(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    from eventstore import AppendRequest  # noqa: PLC0415
+
+    store = make_store()
+    store.append("b", _events(1), expected_version=0)
+    with pytest.raises(ConcurrencyError):
+        store.append_many(
+            [
+                AppendRequest("a", _events(3), expected_version=0),
+                AppendRequest("b", _events(2), expected_version=0),
+            ]
+        )
+    assert store.stream_version("a") == 0
+    assert store.stream_version("b") == 1
+
+
+# --- reads -----------------------------------------------------------------
+
+
+def test_read_stream_pages_through_a_long_stream_in_both_directions(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store()
+    total = 1234
+    for start in range(0, total, 200):
+        store.append("long", _events(min(200, total - start), f"{start}-"))
+    assert [e.version for e in store.read_stream("long")] == list(range(1, total + 1))
+    assert [e.version for e in store.read_stream("long", backwards=True)] == list(
+        range(total, 0, -1)
+    )
+    assert [
+        e.version for e in store.read_stream("long", from_version=300, to_version=1100)
+    ] == list(range(300, 1101))
+    assert [
+        e.version
+        for e in store.read_stream(
+            "long", from_version=300, to_version=1100, backwards=True, limit=700
+        )
+    ] == list(range(1100, 400, -1))
+    assert [e.version for e in store.read_stream("long", limit=501)] == list(
+        range(1, 502)
+    )
+    assert list(store.read_stream("long", from_version=total + 1)) == []
+
+
+def test_read_stream_stops_where_the_stream_ended_at_the_call(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store()
+    store.append("s", _events(600))
+    iterator = store.read_stream("s")
+    store.append("s", _events(5, "late"))
+    assert len(list(iterator)) == 600
+
+
+def test_load_fetches_the_snapshot_and_later_events_in_one_round_trip(
+    make_store: Callable[..., PostgresEventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store()
+    store.append("s", _events(5))
+    store.save_snapshot(Snapshot("s", 3, "state", 1, {"sum": 3}))
+    calls: list[object] = []
+    original = store_module._fetchall
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "_fetchall", counting)
+    loaded = store.load("s")
+    assert len(calls) == 1
+    assert loaded.snapshot is not None
+    assert loaded.snapshot.version == 3
+    assert [e.version for e in loaded.events] == [4, 5]
+    assert loaded.version == 5
+
+
+def test_read_all_uses_the_transaction_position_index(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store()
+    store.append("s", _events(3))
+    query = store._sql.read_all_after  # the statement under test
+    with store.pool.connection() as conn:
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(
+            row[0]
+            for row in conn.execute(
+                b"EXPLAIN " + query,
+                {"transaction_id": 1, "position": 1, "limit": 10},
+            )
+        )
+        conn.execute("RESET enable_seqscan")
+    assert "events_log_idx" in plan
+    assert "Index Cond" in plan
+    assert "transaction_id" in plan.split("Index Cond")[1]
+
+
+# --- timeouts and the pool -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "cause"),
+    [
+        ({"lock_timeout": 0.2}, pg_errors.LockNotAvailable),
+        ({"statement_timeout": 0.3}, pg_errors.QueryCanceled),
+    ],
+)
+def test_configured_timeouts_take_effect(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    config: dict[str, float],
+    cause: type[Exception],
+) -> None:
+    store = make_store(**config)
+    store.append("s", _events(1), expected_version=0)
+    with psycopg.connect(postgres_dsn) as blocker:
+        blocker.execute(
+            sql.SQL("SELECT * FROM {} WHERE stream_id = 's' FOR UPDATE").format(
+                sql.Identifier(postgres_schema, "streams")
+            )
+        )
+        with pytest.raises(StoreTimeoutError) as caught:
+            store.append("s", _events(1, "blocked"), expected_version=1)
+        blocker.rollback()
+    assert type(caught.value.__cause__) is cause
+    assert store.append("s", _events(1, "after"), expected_version=1).version == 2
+
+
+def test_an_exhausted_pool_fails_fast_with_our_error_and_health_is_degraded(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store(min_size=2, max_size=2, timeout=0.3)
+    assert store.health().status is HealthStatus.OK
+    with store.pool.connection(), store.pool.connection():
+        with pytest.raises(PoolExhaustedError) as caught:
+            store.stream_version("s")
+        assert isinstance(caught.value.__cause__, psycopg_pool.PoolTimeout)
+        report = store.health()
+        assert report.status is HealthStatus.DEGRADED
+        assert report.pool is not None
+        assert report.pool.in_use == 2
+        assert report.pool.utilization_pct == 100.0
+        assert report.pool.timeouts >= 1
+    assert store.health().status is HealthStatus.OK
+
+
+def test_health_reports_latency_schema_version_and_pool_figures(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store(min_size=1, max_size=4)
+    report = store.health().to_dict()
+    assert report["status"] == "ok"
+    assert report["schema_version"] == 1
+    assert report["latency_ms"] >= 0
+    assert set(report["pool"]) == {
+        "min_size",
+        "max_size",
+        "size",
+        "available",
+        "in_use",
+        "waiting",
+        "utilization_pct",
+        "timeouts",
+    }
+    assert report["pool"]["min_size"] == 1
+    assert report["pool"]["max_size"] == 4

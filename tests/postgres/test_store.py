@@ -25,16 +25,19 @@ from eventstore import (
 )
 from eventstore.postgres import PoolConfig, PostgresEventStore
 from eventstore.postgres import store as store_module
+from eventstore.testing.logwait import wait_for_position
 
 pytestmark = pytest.mark.postgres
 
 PASSWORD = "s3cret-Pa55word"  # noqa: S105  # a fake password the tests look for
 
 
-def _with_password(dsn: str) -> str:
+def _with_password(dsn: str) -> tuple[str, str]:
     # The embedded server trusts local connections, so a password is accepted
-    # and ignored: the store works while carrying one.
-    return psycopg.conninfo.make_conninfo(dsn, password=PASSWORD)
+    # and ignored: the store works while carrying one. A server given in
+    # EVENTSTORE_TEST_DSN keeps its own password, which must not leak either.
+    password = psycopg.conninfo.conninfo_to_dict(dsn).get("password") or PASSWORD
+    return psycopg.conninfo.make_conninfo(dsn, password=password), str(password)
 
 
 @pytest.fixture
@@ -129,14 +132,15 @@ def test_the_password_appears_in_no_repr_report_or_log(
     postgres_dsn: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    dsn, password = _with_password(postgres_dsn)
     with caplog.at_level(logging.DEBUG):
-        store = make_store(dsn=_with_password(postgres_dsn))
+        store = make_store(dsn=dsn)
         store.append("s", _events(1))
         report = store.health()
     assert report.status is HealthStatus.OK
-    assert PASSWORD not in repr(store)
-    assert PASSWORD not in str(report.to_dict())
-    assert PASSWORD not in caplog.text
+    assert password not in repr(store)
+    assert password not in str(report.to_dict())
+    assert password not in caplog.text
 
 
 def test_an_unreachable_server_is_unavailable_and_leaks_no_password(
@@ -234,6 +238,7 @@ def test_a_caller_owned_pool_is_used_and_left_open(
             with pytest.raises(ConcurrencyError):
                 store.append("s", _events(1, "x"), expected_version=0)
             assert [e.version for e in store.read_stream("s")] == [1, 2]
+            wait_for_position(store, first.positions[0])
             assert store.read_all()[0].position == first.positions[0]
         assert not pool.closed
         with pool.connection() as conn:

@@ -151,7 +151,7 @@ class PoolConfig:
                     "that many connections poorly; see docs/postgres.md on sizing"
                 )
                 _log.warning(message)
-                warnings.warn(message, PoolConfigWarning, stacklevel=4)
+                warnings.warn(message, PoolConfigWarning, stacklevel=3)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PoolConfig:

@@ -1,0 +1,60 @@
+"""The global log on PostgreSQL: a long transaction delays readers and loses nothing."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from eventstore import LogPosition, NewEvent
+from eventstore.postgres import PostgresEventStore
+from eventstore.testing.logwait import wait_for_position
+
+pytestmark = pytest.mark.postgres
+
+
+def test_an_open_transaction_holds_the_log_back_until_it_ends(
+    postgres_store: PostgresEventStore, postgres_dsn: str
+) -> None:
+    store = postgres_store
+    first = store.append("s", [NewEvent("t", {"n": 1})])
+    wait_for_position(store, first.positions[0])
+    with psycopg.connect(postgres_dsn) as long_running:
+        # Any transaction that holds a transaction id, anywhere in the
+        # cluster, is older than the next append.
+        long_running.execute("SELECT pg_current_xact_id()")
+        second = store.append("s", [NewEvent("t", {"n": 2})])
+        with pytest.raises(AssertionError, match="not visible"):
+            wait_for_position(store, second.positions[0], timeout=0.3)
+        assert [e.data["n"] for e in store.read_all()] == [1]
+        long_running.rollback()
+    wait_for_position(store, second.positions[0])
+    assert [e.data["n"] for e in store.read_all()] == [1, 2]
+
+
+def test_wait_for_position_returns_at_once_for_a_visible_event(
+    postgres_store: PostgresEventStore,
+) -> None:
+    result = postgres_store.append("s", [NewEvent("t", {})])
+    wait_for_position(postgres_store, result.positions[0], timeout=5.0)
+
+
+def test_positions_of_one_append_share_its_transaction_and_ascend(
+    postgres_store: PostgresEventStore,
+) -> None:
+    one = postgres_store.append("s", [NewEvent("t", {"k": k}) for k in range(3)])
+    two = postgres_store.append("s", [NewEvent("t", {})])
+    assert len({p.transaction_id for p in one.positions}) == 1
+    assert list(one.positions) == sorted(one.positions)
+    assert two.positions[0] > one.positions[-1]
+    wait_for_position(postgres_store, two.positions[0])
+    log = postgres_store.read_all()
+    assert [e.position for e in log] == [*one.positions, *two.positions]
+    after = postgres_store.read_all(LogPosition.parse(str(one.positions[1])))
+    assert [e.position for e in after] == [one.positions[2], two.positions[0]]
+
+
+def test_a_checkpoint_beyond_the_end_reads_nothing(
+    postgres_store: PostgresEventStore,
+) -> None:
+    postgres_store.append("s", [NewEvent("t", {})])
+    assert postgres_store.read_all(LogPosition(2**62, 1)) == []

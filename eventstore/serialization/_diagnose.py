@@ -58,16 +58,21 @@ def encode_problem(node: Node, value: Any, path: str) -> str | None:  # noqa: PL
                 return problem
         return None
     if isinstance(node, SeqNode | TupleNode):
-        if not isinstance(value, node.py_class) or type(value) is not node.py_class:
+        if type(value) is not node.py_class:
             return (
                 f"{path}: expected {node.py_class.__name__}, got {type(value).__name__}"
             )
+        elements: list[Any] = list(value)
         items = (
-            [node.item] * len(value) if isinstance(node, SeqNode) else list(node.items)
+            [node.item] * len(elements)
+            if isinstance(node, SeqNode)
+            else list(node.items)
         )
-        if len(items) != len(value):
-            return f"{path}: expected a tuple of {len(items)}, got {len(value)} items"
-        for index, (item, element) in enumerate(zip(items, value, strict=True)):
+        if len(items) != len(elements):
+            return (
+                f"{path}: expected a tuple of {len(items)}, got {len(elements)} items"
+            )
+        for index, (item, element) in enumerate(zip(items, elements, strict=True)):
             problem = encode_problem(item, element, f"{path}[{index}]")
             if problem:
                 return problem

@@ -8,7 +8,8 @@ and the problem.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from eventstore.serialization._converter import (
     _JSON_KIND_OF_CLASS,
@@ -62,7 +63,7 @@ def encode_problem(node: Node, value: Any, path: str) -> str | None:  # noqa: PL
             return (
                 f"{path}: expected {node.py_class.__name__}, got {type(value).__name__}"
             )
-        elements: list[Any] = list(value)
+        elements: list[Any] = list(cast("Iterable[Any]", value))
         items = (
             [node.item] * len(elements)
             if isinstance(node, SeqNode)

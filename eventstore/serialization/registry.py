@@ -280,6 +280,17 @@ class Registry:
         """Return the registered upcasters by (type name, from version)."""
         return dict(self._upcasters)
 
+    def old_versions(self) -> list[tuple[str, int]]:
+        """
+        Return every (type name, version) that upcasters read.
+
+        Raises:
+            RegistrationError: The upcaster chains are broken.
+
+        """
+        self.validate()
+        return [key for key, plan in self._plans.items() if plan.steps]
+
     def node_of(self, cls: type) -> AttrsNode:
         """Return the analysed field tree of a registered (or nested) class."""
         node = self._nodes.get(cls)

@@ -287,7 +287,7 @@ def _write_lock(path: Path, current: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
 
 
-def _compare(  # noqa: PLR0912 - one branch per rule of the lock
+def _compare(
     locked: Mapping[str, Any], current: Mapping[str, Any]
 ) -> tuple[list[str], list[str]]:
     forbidden: list[str] = []

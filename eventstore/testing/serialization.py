@@ -66,15 +66,17 @@ def assert_roundtrip(registry: Registry, obj: object) -> Any:
     data = json.loads(text)
     decoded = registry.decode(payload.type, payload.schema_version, data)
     difference = _difference(obj, decoded, type(obj).__qualname__)
-    assert difference is None, (
-        f"{payload.type!r} v{payload.schema_version} does not round-trip: "
-        f"{difference}\n  payload: {text}"
-    )
+    if difference is not None:
+        raise AssertionError(
+            f"{payload.type!r} v{payload.schema_version} does not round-trip: "
+            f"{difference}\n  payload: {text}"
+        )
     again = registry.encode(decoded).data
-    assert again == data, (
-        f"{payload.type!r} re-encodes differently:\n  first:  {text}\n"
-        f"  second: {json.dumps(again)}"
-    )
+    if again != data:
+        raise AssertionError(
+            f"{payload.type!r} re-encodes differently:\n  first:  {text}\n"
+            f"  second: {json.dumps(again)}"
+        )
     return decoded
 
 
@@ -368,10 +370,10 @@ def _shape_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         by_name_after = {f["name"]: f for f in after}
         for name, field in by_name_after.items():
             if name not in by_name_before:
-                lines.append(f"    added field {owner}.{name}: {field['type']}")
+                lines.append(f"    added field {owner}.{name}: {_field_text(field)}")
         for name, field in by_name_before.items():
             if name not in by_name_after:
-                lines.append(f"    removed field {owner}.{name}: {field['type']}")
+                lines.append(f"    removed field {owner}.{name}: {_field_text(field)}")
             elif field != by_name_after[name]:
                 lines.append(
                     f"    changed field {owner}.{name}: {_field_text(field)} -> "

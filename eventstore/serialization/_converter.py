@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import json
 import math
 import uuid
 from collections.abc import Callable
@@ -247,6 +248,18 @@ _JSON_KIND_OF_CLASS: dict[type, str] = {
 }
 
 
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _sorted(items: list[Any]) -> list[Any]:
+    try:
+        items.sort()
+    except TypeError:  # mixed kinds (a union) or objects: order by their JSON
+        items.sort(key=_json_key)
+    return items
+
+
 class Codec:
     """
     Build and cache the unstructure/structure functions of attrs classes.
@@ -333,6 +346,15 @@ class Codec:
                     return [item(element) for element in value]
                 raise _fail(f"expected {container.__name__}", value)
 
+            if container is frozenset:
+
+                def u_set(value: Any) -> Any:
+                    # Sorted, so equal sets always give equal payloads.
+                    if value.__class__ is frozenset:
+                        return _sorted([item(element) for element in value])
+                    raise _fail("expected frozenset", value)
+
+                return u_set
             return u_seq
         if isinstance(node, TupleNode):
             items = tuple(self._unstructure_hook(item) for item in node.items)

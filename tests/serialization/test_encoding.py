@@ -476,3 +476,26 @@ def test_errors_are_chained_to_their_cause(registry: Registry) -> None:
     with pytest.raises(SerializationError) as info:
         registry.decode("scalars", 1, {})
     assert info.value.__cause__ is not None
+
+
+def test_stored_value_for_a_transient_field_is_an_unexpected_field(
+    registry: Registry,
+) -> None:
+    doc = Document(uuid.uuid4(), "n", Author("a"), Status.DRAFT)
+    data = registry.encode(doc).data
+    data["pending"] = ["stored by mistake"]
+    with pytest.raises(
+        SerializationError, match=r"Document: unexpected fields 'pending'"
+    ):
+        registry.decode("document", 3, data)
+
+
+def test_non_object_where_a_nested_class_belongs_is_named(registry: Registry) -> None:
+    doc = Document(uuid.uuid4(), "n", Author("a"), Status.DRAFT)
+    data = registry.encode(doc).data
+    data["author"] = ["a"]
+    with pytest.raises(
+        SerializationError,
+        match=r"Document\.author: expected a JSON object, got \['a'\]",
+    ):
+        registry.decode("document", 3, data)

@@ -291,7 +291,7 @@ class Registry:
         self.validate()
         return [key for key, plan in self._plans.items() if plan.steps]
 
-    def node_of(self, cls: type) -> AttrsNode:
+    def _node_of(self, cls: type) -> AttrsNode:
         """Return the analysed field tree of a registered (or nested) class."""
         node = self._nodes.get(cls)
         if node is None:

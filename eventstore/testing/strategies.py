@@ -87,7 +87,7 @@ def registry_strategies(
     """Return a strategy for every type registered in *registry*, by type name."""
     builder = _Builder(overrides or {})
     return {
-        name: builder.attrs_strategy(registry.node_of(cls))
+        name: builder.attrs_strategy(registry._node_of(cls))
         for name, cls in registry.types().items()
     }
 

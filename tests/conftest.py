@@ -1,3 +1,5 @@
+"""Suite-wide settings: hypothesis profiles (``HYPOTHESIS_PROFILE=fast`` for quick local runs)."""
+
 import os
 
 from hypothesis import settings

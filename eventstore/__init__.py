@@ -8,6 +8,7 @@ private. The PostgreSQL backend lives in `eventstore.postgres` (install the
 
 from importlib.metadata import PackageNotFoundError, version
 
+from eventstore.aggregate import Aggregate, applies
 from eventstore.errors import (
     AggregateNotFound,
     ConcurrencyError,
@@ -24,6 +25,7 @@ from eventstore.errors import (
     StoreTimeoutError,
     StoreUnavailableError,
     StreamNotFound,
+    UnhandledEventError,
     UnknownTypeError,
 )
 from eventstore.events import (
@@ -36,6 +38,9 @@ from eventstore.events import (
 )
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
 from eventstore.memory import InMemoryEventStore
+from eventstore.repository import Repository, save_together
+from eventstore.retry import RetryPolicy
+from eventstore.serialization import TRANSIENT, Payload, Registry, Upcaster
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import EventStore
 
@@ -45,6 +50,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0.0.0"
 
 __all__ = [
+    "TRANSIENT",
+    "Aggregate",
     "AggregateNotFound",
     "AppendRequest",
     "AppendResult",
@@ -63,16 +70,24 @@ __all__ = [
     "LoadedStream",
     "LogPosition",
     "NewEvent",
+    "Payload",
     "PoolExhaustedError",
     "PoolMetrics",
     "RecordedEvent",
     "RegistrationError",
+    "Registry",
+    "Repository",
+    "RetryPolicy",
     "SerializationError",
     "Snapshot",
     "StoreClosedError",
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamNotFound",
+    "UnhandledEventError",
     "UnknownTypeError",
+    "Upcaster",
     "__version__",
+    "applies",
+    "save_together",
 ]

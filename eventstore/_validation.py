@@ -13,9 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from eventstore.errors import (
     DuplicateEventError,
@@ -29,18 +27,55 @@ from eventstore.snapshots import Snapshot
 MAX_NAME_LENGTH = 255
 """Longest stream id or type name, in characters."""
 
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False,  # keeps lone surrogates raw, so the UTF-8 check finds them
     allow_nan=False,
     separators=(",", ":"),
+    default=_not_json,
 )
+# JSONEncoder.encode builds a new C encoder on every call; building it once
+# halves the cost of encoding a small event. Same settings as _ENCODER; no
+# cycle markers (a cycle ends in RecursionError, which is refused all the same).
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (
+    None
+    if _c_make_encoder is None
+    else _c_make_encoder(
+        None,
+        _not_json,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
+)
+
+
+def _to_json(obj: dict[str, Any]) -> str:
+    if _C_ENCODE is None:  # pragma: no cover - CPython always has the C encoder
+        return _ENCODER.encode(obj)
+    return "".join(_C_ENCODE(obj, 0))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 # An escaped NUL preceded by an even number of backslashes (a literal
 # backslash followed by "u0000" is fine).
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-@attrs.frozen
-class EncodedEvent:
+# The Encoded* records are NamedTuples, not attrs classes: two are built on
+# every append, and a NamedTuple is three times cheaper to build.
+
+
+class EncodedEvent(NamedTuple):
     """A validated `NewEvent` with its data and metadata as JSON text."""
 
     event_id: uuid.UUID
@@ -50,8 +85,7 @@ class EncodedEvent:
     metadata: str
 
 
-@attrs.frozen
-class EncodedAppend:
+class EncodedAppend(NamedTuple):
     """A validated append for one stream."""
 
     stream_id: str
@@ -59,8 +93,7 @@ class EncodedAppend:
     events: tuple[EncodedEvent, ...]
 
 
-@attrs.frozen
-class EncodedSnapshot:
+class EncodedSnapshot(NamedTuple):
     """A validated `Snapshot` with its state as JSON text."""
 
     stream_id: str
@@ -79,8 +112,14 @@ def check_name(value: object, what: str) -> str:
         InvalidArgumentError: Empty, longer than 255 characters, or holding a
             NUL character or a lone surrogate (PostgreSQL text cannot hold
             either, so neither backend accepts them).
-
     """
+    if (
+        type(value) is str
+        and 0 < len(value) <= MAX_NAME_LENGTH
+        and value.isascii()
+        and "\x00" not in value
+    ):
+        return value  # the common case, decided in one test
     if not isinstance(value, str):
         raise InvalidArgumentTypeError(f"{what} must be a str, got {_describe(value)}")
     if not value:
@@ -114,9 +153,10 @@ def check_int(value: object, what: str, *, minimum: int) -> int:
     Raises:
         InvalidArgumentTypeError: Not an int, or a bool.
         InvalidArgumentError: Below *minimum*.
-
     """
-    if not isinstance(value, int) or isinstance(value, bool):
+    if type(value) is not int and (
+        not isinstance(value, int) or isinstance(value, bool)
+    ):
         raise InvalidArgumentTypeError(f"{what} must be an int, got {_describe(value)}")
     if value < minimum:
         raise InvalidArgumentError(f"{what} must be at least {minimum}, got {value}")
@@ -135,7 +175,6 @@ def check_expected_version(value: object) -> int | ExpectedVersion:
     Raises:
         InvalidArgumentTypeError: ``None``, a bool, or another type.
         InvalidArgumentError: A negative int.
-
     """
     if isinstance(value, ExpectedVersion):
         return value
@@ -152,7 +191,6 @@ def check_log_position(value: object) -> LogPosition | None:
 
     Raises:
         InvalidArgumentTypeError: Anything else (parse text with `LogPosition.parse`).
-
     """
     if value is None or isinstance(value, LogPosition):
         return value
@@ -173,16 +211,20 @@ def encode_json_object(value: object, what: str) -> str:
             value JSON cannot hold (a set, bytes, an object).
         InvalidArgumentError: NaN or an infinity, a NUL character, a lone
             surrogate, or a reference cycle.
-
     """
-    if not isinstance(value, Mapping):
+    if type(value) is dict:
+        if not value:
+            return "{}"
+        obj: dict[str, Any] = value
+    elif isinstance(value, Mapping):
+        obj = dict(value)
+    else:
         raise InvalidArgumentTypeError(
             f"{what} must be a mapping (a JSON object), got {_describe(value)}"
         )
-    obj = value if type(value) is dict else dict(value)
     _check_keys(obj, what)
     try:
-        text = _ENCODER.encode(obj)
+        text = _to_json(obj)
     except TypeError as exc:
         raise InvalidArgumentTypeError(f"{what} is not JSON: {exc}") from exc
     except (ValueError, RecursionError) as exc:
@@ -202,15 +244,15 @@ def _check_keys(value: Any, what: str) -> None:
     # which would come back as other keys than went in: refuse them instead.
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise InvalidArgumentTypeError(
                     f"{what} has a non-str key {_describe(key)}; JSON keys are strings"
                 )
-            if isinstance(item, dict | list | tuple):
+            if type(item) not in _SCALARS:
                 _check_keys(item, what)
     elif isinstance(value, list | tuple):
         for item in value:
-            if isinstance(item, dict | list | tuple):
+            if type(item) not in _SCALARS:
                 _check_keys(item, what)
 
 
@@ -220,7 +262,6 @@ def encode_event(event: object) -> EncodedEvent:
 
     Raises:
         InvalidArgumentTypeError, InvalidArgumentError: As the checks above.
-
     """
     if not isinstance(event, NewEvent):
         raise InvalidArgumentTypeError(
@@ -249,12 +290,12 @@ def encode_append(
         InvalidArgumentError: A bad stream id or expected version, no events,
             or a bad event.
         DuplicateEventError: The batch holds one event id twice.
-
     """
     checked_stream_id = check_stream_id(stream_id)
     checked_expected = check_expected_version(expected_version)
-    if isinstance(events, NewEvent | str | bytes | Mapping) or not isinstance(
-        events, Iterable
+    if type(events) is not list and (
+        isinstance(events, NewEvent | str | bytes | Mapping)
+        or not isinstance(events, Iterable)
     ):
         raise InvalidArgumentTypeError(
             f"events must be a sequence of NewEvent, got {_describe(events)}"
@@ -264,7 +305,8 @@ def encode_append(
         raise InvalidArgumentError(
             f"append to stream {checked_stream_id!r} has no events"
         )
-    _refuse_repeated_ids(checked_stream_id, (event.event_id for event in encoded))
+    if len(encoded) > 1:
+        _refuse_repeated_ids(checked_stream_id, (event.event_id for event in encoded))
     return EncodedAppend(checked_stream_id, checked_expected, encoded)
 
 
@@ -275,7 +317,6 @@ def encode_requests(requests: object) -> tuple[EncodedAppend, ...]:
     Raises:
         InvalidArgumentError: No requests, a stream named twice, or a bad request.
         DuplicateEventError: One event id appears twice across the requests.
-
     """
     if isinstance(requests, AppendRequest) or not isinstance(requests, Iterable):
         raise InvalidArgumentTypeError(
@@ -321,7 +362,6 @@ def encode_snapshot(snapshot: object) -> EncodedSnapshot:
 
     Raises:
         InvalidArgumentTypeError, InvalidArgumentError: As the checks above.
-
     """
     if not isinstance(snapshot, Snapshot):
         raise InvalidArgumentTypeError(

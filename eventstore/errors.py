@@ -34,6 +34,7 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamNotFound",
+    "UnhandledEventError",
     "UnknownTypeError",
 ]
 
@@ -68,7 +69,6 @@ class ConcurrencyError(EventStoreError):
         actual: The stream's version when the append was refused.
         attempts: How many attempts a repository made before giving up, or
             ``None`` when raised by a store directly.
-
     """
 
     def __init__(
@@ -106,7 +106,6 @@ class DuplicateEventError(EventStoreError, ValueError):
     Attributes:
         stream_id: The stream appended to.
         event_ids: The ids that were already taken.
-
     """
 
     def __init__(self, stream_id: str, event_ids: Sequence[UUID]) -> None:
@@ -125,7 +124,6 @@ class StreamNotFound(EventStoreError, LookupError):
 
     Attributes:
         stream_id: The missing stream.
-
     """
 
     def __init__(self, stream_id: str) -> None:
@@ -143,7 +141,6 @@ class AggregateNotFound(StreamNotFound):
     Attributes:
         stream_id: The aggregate's stream.
         aggregate_id: The id the caller asked for.
-
     """
 
     def __init__(self, stream_id: str, aggregate_id: object = None) -> None:
@@ -153,6 +150,27 @@ class AggregateNotFound(StreamNotFound):
 
     def __str__(self) -> str:
         return f"aggregate {self.aggregate_id!r} not found (stream {self.stream_id!r})"
+
+
+class UnhandledEventError(EventStoreError, TypeError):
+    """
+    An aggregate has no handler for an event type it was asked to apply.
+
+    Attributes:
+        aggregate_type: The aggregate's class name.
+        event_type: The event's class name.
+    """
+
+    def __init__(self, aggregate_type: str, event_type: str) -> None:
+        super().__init__(aggregate_type, event_type)
+        self.aggregate_type = aggregate_type
+        self.event_type = event_type
+
+    def __str__(self) -> str:
+        return (
+            f"{self.aggregate_type} has no handler for {self.event_type}: "
+            f"add a method decorated with @applies({self.event_type})"
+        )
 
 
 class ConfigError(EventStoreError, ValueError):
@@ -200,7 +218,6 @@ class UnknownTypeError(SerializationError, LookupError):
 
     Attributes:
         type_name: The unknown name.
-
     """
 
     def __init__(self, type_name: str) -> None:
@@ -223,7 +240,6 @@ class FutureSchemaVersionError(SerializationError):
         type_name: The payload's type.
         version: The payload's schema version.
         current: The newest version this code knows.
-
     """
 
     def __init__(self, type_name: str, version: int, current: int) -> None:

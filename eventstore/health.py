@@ -37,7 +37,6 @@ class PoolMetrics:
         waiting: Requests queued for a connection.
         utilization_pct: ``in_use / max_size`` as a percentage.
         timeouts: Requests that gave up waiting since the pool opened.
-
     """
 
     min_size: int
@@ -71,7 +70,6 @@ class HealthReport:
     Example:
         >>> HealthReport(HealthStatus.OK, 0.4, 3, None).to_dict()["status"]
         'ok'
-
     """
 
     status: HealthStatus

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import attrs
 
@@ -22,10 +23,11 @@ from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
 __all__ = ["InMemoryEventStore"]
 
 
-@attrs.frozen
-class _StoredEvent:
+class _StoredEvent(NamedTuple):
     # Data and metadata stay JSON text, as on PostgreSQL, so that reads
     # return fresh objects a caller may mutate without touching the store.
+    # A NamedTuple, not an attrs class: it is built on every append, and is
+    # three times cheaper to build.
     stream_id: str
     version: int
     position: LogPosition
@@ -90,7 +92,6 @@ class InMemoryEventStore(EventStore):
         ...     _ = store.append("order-7", [NewEvent("order.placed", {"total": 12})])
         ...     [event.type for event in store.read_stream("order-7")]
         ['order.placed']
-
     """
 
     def __init__(self, *, snapshots_to_keep: int = DEFAULT_SNAPSHOTS_TO_KEEP) -> None:
@@ -100,7 +101,8 @@ class InMemoryEventStore(EventStore):
         self._lock = threading.Lock()
         self._streams: dict[str, list[_StoredEvent]] = {}
         self._log: list[_StoredEvent] = []
-        self._event_ids: dict[uuid.UUID, _StoredEvent] = {}
+        # Keyed by the UUID's int: hashing an int is a C call, a UUID's a Python one.
+        self._event_ids: dict[int, _StoredEvent] = {}
         self._snapshots: dict[str, dict[int, _StoredSnapshot]] = {}
         self._transactions = 0
 
@@ -111,22 +113,28 @@ class InMemoryEventStore(EventStore):
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
         with self._lock:
+            # Check every request before writing any, so a refusal writes nothing.
             results = [self._plan(append) for append in appends]
-            if any(result is None for result in results):
+            if None in results:
                 self._transactions += 1
                 recorded_at = datetime.now(UTC)
                 for index, append in enumerate(appends):
                     if results[index] is None:
                         results[index] = self._write(append, recorded_at)
-        return [result for result in results if result is not None]
+        return results  # type: ignore[return-value]  # every None was replaced above
 
     def _plan(self, append: EncodedAppend) -> AppendResult | None:
         """Return the stored result of a retried batch, None to write it, or raise."""
-        stream = self._streams.get(append.stream_id, [])
-        stored = [self._event_ids.get(event.event_id) for event in append.events]
-        taken = [event for event in stored if event is not None]
+        event_ids = self._event_ids
+        taken = [
+            event_ids[event.event_id.int]
+            for event in append.events
+            if event.event_id.int in event_ids
+        ]
         if taken:
-            if len(taken) == len(stored) and _is_stored_batch(append.stream_id, taken):
+            if len(taken) == len(append.events) and _is_stored_batch(
+                append.stream_id, taken
+            ):
                 return AppendResult(
                     append.stream_id,
                     taken[-1].version,
@@ -135,7 +143,7 @@ class InMemoryEventStore(EventStore):
             raise DuplicateEventError(
                 append.stream_id, [event.event_id for event in taken]
             )
-        actual = len(stream)
+        actual = len(self._streams.get(append.stream_id, ()))
         expected = append.expected_version
         if expected is ExpectedVersion.ANY:
             return None
@@ -148,26 +156,30 @@ class InMemoryEventStore(EventStore):
         return None
 
     def _write(self, append: EncodedAppend, recorded_at: datetime) -> AppendResult:
-        stream = self._streams.setdefault(append.stream_id, [])
+        stream_id = append.stream_id
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._streams[stream_id] = []
+        log = self._log
         positions = []
         for event in append.events:
-            position = LogPosition(self._transactions, len(self._log) + 1)
+            position = LogPosition(self._transactions, len(log) + 1)
             stored = _StoredEvent(
-                stream_id=append.stream_id,
-                version=len(stream) + 1,
-                position=position,
-                type=event.type,
-                data=event.data,
-                metadata=event.metadata,
-                event_id=event.event_id,
-                schema_version=event.schema_version,
-                recorded_at=recorded_at,
+                stream_id,
+                len(stream) + 1,
+                position,
+                event.type,
+                event.data,
+                event.metadata,
+                event.event_id,
+                event.schema_version,
+                recorded_at,
             )
             stream.append(stored)
-            self._log.append(stored)
-            self._event_ids[event.event_id] = stored
+            log.append(stored)
+            self._event_ids[event.event_id.int] = stored
             positions.append(position)
-        return AppendResult(append.stream_id, len(stream), tuple(positions))
+        return AppendResult(stream_id, len(stream), tuple(positions))
 
     def _read_stream(
         self,

@@ -10,7 +10,7 @@ import attrs
 
 from eventstore.events import RecordedEvent
 
-__all__ = ["LoadedStream", "Snapshot"]
+__all__ = ["LoadedStream", "Snapshot", "crosses_snapshot_boundary"]
 
 
 @attrs.frozen
@@ -30,7 +30,6 @@ class Snapshot:
         state: The aggregate state as a JSON object.
         recorded_at: When it was stored; set by the store on load, ``None``
             on a snapshot not yet saved.
-
     """
 
     stream_id: str
@@ -54,10 +53,23 @@ class LoadedStream:
             snapshot), ascending, up to the requested version.
         version: The version the aggregate is at once the events are applied:
             the last event's version, else the snapshot's, else 0.
-
     """
 
     stream_id: str
     snapshot: Snapshot | None
     events: tuple[RecordedEvent, ...]
     version: int
+
+
+def crosses_snapshot_boundary(old_version: int, new_version: int, every: int) -> bool:
+    """
+    Whether a save from *old_version* to *new_version* passes a multiple of *every*.
+
+    A repository with ``snapshot_every = 50`` snapshots after the save that
+    takes the stream from 48 to 51, as well as from 49 to 50.
+
+    Example:
+        >>> crosses_snapshot_boundary(48, 51, 50), crosses_snapshot_boundary(50, 52, 50)
+        (True, False)
+    """
+    return new_version // every > old_version // every

@@ -85,7 +85,6 @@ class EventStore(abc.ABC):
             >>> store.append("doc-1", [NewEvent("doc.created", {"title": "Q3"})],
             ...              expected_version=0).version
             1
-
         """
         encoded = check.encode_append(stream_id, events, expected_version)
         self._check_open()
@@ -108,7 +107,6 @@ class EventStore(abc.ABC):
         Raises:
             ConcurrencyError, DuplicateEventError, InvalidArgumentError: As
                 for `append`, for the first request refused.
-
         """
         encoded = check.encode_requests(requests)
         self._check_open()
@@ -122,7 +120,6 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidArgumentError: A bad stream id, version, type or state.
-
         """
         encoded = check.encode_snapshot(snapshot)
         self._check_open()
@@ -157,7 +154,6 @@ class EventStore(abc.ABC):
         Raises:
             InvalidArgumentError: A bad stream id, version or limit (raised
                 by this call, not by the first ``next()``).
-
         """
         check.check_stream_id(stream_id)
         check.check_int(from_version, "from_version", minimum=1)
@@ -174,7 +170,6 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidArgumentError: A bad stream id.
-
         """
         check.check_stream_id(stream_id)
         self._check_open()
@@ -199,7 +194,6 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidArgumentError: *after* is not a `LogPosition`, or a bad limit.
-
         """
         check.check_log_position(after)
         check.check_int(limit, "limit", minimum=1)
@@ -214,7 +208,6 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidArgumentError: A bad stream id or version.
-
         """
         check.check_stream_id(stream_id)
         check.check_optional_int(max_version, "max_version", minimum=1)
@@ -240,7 +233,6 @@ class EventStore(abc.ABC):
 
         Raises:
             InvalidArgumentError: A bad stream id or version.
-
         """
         check.check_stream_id(stream_id)
         check.check_optional_int(to_version, "to_version", minimum=1)

@@ -1,14 +1,67 @@
 """
-The test kit eventstore ships to host apps.
+The test kit eventstore ships to host apps (install the ``test`` extra).
 
 - `EventStoreContract`: the backend contract suite; subclass it and give it
   a ``store`` fixture to check a backend.
-- `read_log`: wait, with a deadline, until the global log shows appended
-  events.
-- pytest fixtures (``memory_store``, …) from the plugin, active once
-  eventstore is installed.
+- `check_registry`: one call that property-tests every registered type's
+  round trip and every upcaster chain; `assert_roundtrip` for one object;
+  `assert_schema_lock` to catch shape changes without a version bump.
+- `strategy_for` / `registry_strategies`: hypothesis strategies for
+  registered types.
+- `read_log`: wait, with a deadline, until the global log shows events.
+- pytest fixtures (``memory_store``, ``postgres_store``, …) from the plugin,
+  active once eventstore is installed.
+
+Names are imported on first use, so that the pytest plugin, which pytest
+loads in every environment where eventstore is installed, does not need
+hypothesis.
 """
 
-from eventstore.testing.contract import EventStoreContract, json_objects, read_log
+from __future__ import annotations
 
-__all__ = ["EventStoreContract", "json_objects", "read_log"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eventstore.testing.contract import EventStoreContract, json_objects, read_log
+    from eventstore.testing.serialization import (
+        UPDATE_SCHEMA_LOCK_ENV,
+        assert_roundtrip,
+        assert_schema_lock,
+        check_registry,
+        load_examples,
+    )
+    from eventstore.testing.strategies import registry_strategies, strategy_for
+
+_HOMES = {
+    "EventStoreContract": "eventstore.testing.contract",
+    "json_objects": "eventstore.testing.contract",
+    "read_log": "eventstore.testing.contract",
+    "UPDATE_SCHEMA_LOCK_ENV": "eventstore.testing.serialization",
+    "assert_roundtrip": "eventstore.testing.serialization",
+    "assert_schema_lock": "eventstore.testing.serialization",
+    "check_registry": "eventstore.testing.serialization",
+    "load_examples": "eventstore.testing.serialization",
+    "registry_strategies": "eventstore.testing.strategies",
+    "strategy_for": "eventstore.testing.strategies",
+}
+
+__all__ = [
+    "UPDATE_SCHEMA_LOCK_ENV",
+    "EventStoreContract",
+    "assert_roundtrip",
+    "assert_schema_lock",
+    "check_registry",
+    "json_objects",
+    "load_examples",
+    "read_log",
+    "registry_strategies",
+    "strategy_for",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'eventstore.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)

@@ -76,7 +76,6 @@ def read_log(
     Raises:
         AssertionError: Fewer than *count* events were visible by *timeout*,
             or more than *count* were.
-
     """
     deadline = time.monotonic() + timeout
     events: list[RecordedEvent] = []

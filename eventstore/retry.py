@@ -1,0 +1,200 @@
+"""`RetryPolicy`: how often and how patiently to retry, declared once, run by tenacity."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import attrs
+import tenacity
+
+from eventstore.errors import ConcurrencyError, ConfigError
+
+__all__ = ["RetryPolicy"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_log = logging.getLogger("eventstore.retry")
+
+
+def _non_negative(
+    _instance: object, attribute: attrs.Attribute[float], value: float
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(
+            f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}"
+        )
+
+
+def _retry_count(
+    _instance: object, attribute: attrs.Attribute[int], value: int
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"RetryPolicy.{attribute.name} must be an int >= 0, got {value!r}"
+        )
+
+
+@attrs.frozen
+class RetryPolicy:
+    """
+    Retries with exponential backoff and jitter, for conflicts and transient errors.
+
+    The *n*-th retry waits ``min(base_delay * 2 ** (n - 1), max_delay)``
+    seconds, plus, with *jitter*, a random extra of up to *base_delay*, so
+    that writers that collided once do not collide again in lockstep. The defaults
+    give 3 retries after the first attempt, waiting about 50, 100 and 200 ms.
+
+    A `Repository` uses one policy for two things: a `ConcurrencyError` is
+    retried by reloading the aggregate and re-running the command; a
+    transient `StoreUnavailableError` during an append by re-sending the
+    *same* append. The policy is also a decorator for a host's own service
+    functions that load, decide and save::
+
+        @RetryPolicy(max_retries=5)
+        def approve(document_id: str) -> None: ...
+
+    Args:
+        max_retries: Retries after the first attempt (0: no retry).
+        base_delay: Seconds before the first retry.
+        max_delay: Upper bound on the exponential part of a wait, in seconds.
+        jitter: Add a random extra of up to *base_delay* to each wait.
+        sleep: How to wait; tests inject a recorder to stay fast.
+
+    Raises:
+        ConfigError: A negative count or delay, or *max_delay* below *base_delay*.
+    """
+
+    max_retries: int = attrs.field(default=3, validator=_retry_count)
+    base_delay: float = attrs.field(default=0.05, validator=_non_negative)
+    max_delay: float = attrs.field(default=2.0, validator=_non_negative)
+    jitter: bool = True
+    sleep: Callable[[float], None] = attrs.field(
+        default=time.sleep, eq=False, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_delay < self.base_delay:
+            raise ConfigError(
+                f"RetryPolicy.max_delay ({self.max_delay}) must be at least "
+                f"base_delay ({self.base_delay})"
+            )
+
+    @property
+    def max_attempts(self) -> int:
+        """The first attempt plus the retries."""
+        return self.max_retries + 1
+
+    def delays(self) -> tuple[float, ...]:
+        """
+        Return the nominal wait before each retry, without jitter.
+
+        Example:
+            >>> RetryPolicy().delays()
+            (0.05, 0.1, 0.2)
+        """
+        return tuple(
+            min(self.base_delay * 2**retry, self.max_delay)
+            for retry in range(self.max_retries)
+        )
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        retry_on: tuple[type[BaseException], ...] = (ConcurrencyError,),
+        on_error: Callable[[BaseException, int], None] | None = None,
+    ) -> T:
+        """
+        Call *fn* until it returns, retrying the errors in *retry_on*.
+
+        Errors not in *retry_on* propagate at once. When the attempts run
+        out, the last error is raised; a `ConcurrencyError` then carries the
+        number of attempts in its ``attempts`` attribute.
+
+        Args:
+            fn: What to run; it is called again, whole, on each retry.
+            retry_on: The error types worth another attempt.
+            on_error: Called with every error of *retry_on* types and its
+                attempt number (1 for the first), the last one included.
+
+        Returns:
+            What *fn* returned.
+        """
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return fn()
+            except retry_on as exc:
+                if on_error is not None:
+                    on_error(exc, attempts)
+                raise
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait(),
+            retry=tenacity.retry_if_exception_type(retry_on),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except ConcurrencyError as exc:
+            if isinstance(exc, retry_on):
+                exc.attempts = attempts
+                exc.args = (exc.stream_id, exc.expected, exc.actual, attempts)
+            raise
+
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
+        """
+        Decorate *fn* so that a `ConcurrencyError` re-runs it, per this policy.
+
+        Each conflict is logged at WARNING on the ``eventstore.retry`` logger.
+        """
+
+        @functools.wraps(fn)
+        def retried(*args: P.args, **kwargs: P.kwargs) -> T:
+            return self.call(
+                functools.partial(fn, *args, **kwargs),
+                on_error=functools.partial(
+                    log_conflict, _log, max_attempts=self.max_attempts
+                ),
+            )
+
+        return retried
+
+    def _wait(self) -> tenacity.wait.wait_base:
+        backoff = tenacity.wait_exponential(
+            multiplier=self.base_delay, max=self.max_delay
+        )
+        if self.jitter:
+            return backoff + tenacity.wait_random(0, self.base_delay)
+        return backoff
+
+
+def log_conflict(
+    logger: logging.Logger, error: BaseException, attempt: int, *, max_attempts: int
+) -> None:
+    """Log a retried conflict at WARNING with its stream, versions and attempt."""
+    if isinstance(error, ConcurrencyError):
+        logger.warning(
+            "conflict on stream %r: expected version %s, actual %s (attempt %d of %d)",
+            error.stream_id,
+            error.expected,
+            error.actual,
+            attempt,
+            max_attempts,
+            extra={
+                "stream_id": error.stream_id,
+                "expected_version": str(error.expected),
+                "actual_version": error.actual,
+                "attempt": attempt,
+            },
+        )

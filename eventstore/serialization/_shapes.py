@@ -1,0 +1,71 @@
+"""JSON-able descriptions of registered types' shapes, for the schema lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from eventstore.serialization._types import (
+    AttrsNode,
+    EnumNode,
+    FieldInfo,
+    Node,
+    type_string,
+    walk_nodes,
+)
+from eventstore.serialization.upcasting import Upcaster
+
+__all__ = ["describe_registry", "describe_type"]
+
+
+def _field(field: FieldInfo) -> dict[str, Any]:
+    return {
+        "name": field.name,
+        "type": "transient" if field.transient else type_string(field.node),
+        "default": field.has_default,
+        "transient": field.transient,
+    }
+
+
+def describe_type(version: int, node: AttrsNode) -> dict[str, Any]:
+    """Describe one registered type: version, fields, nested attrs classes, enums."""
+    nested: dict[str, Any] = {}
+    enums: dict[str, Any] = {}
+
+    def visit(current: Node) -> None:
+        if isinstance(current, AttrsNode) and current is not node:
+            nested[current.cls.__qualname__] = [_field(f) for f in current.fields]
+        elif isinstance(current, EnumNode):
+            enums[current.cls.__qualname__] = [member.value for member in current.cls]
+
+    walk_nodes(node, visit)
+    return {
+        "schema_version": version,
+        "fields": [_field(f) for f in node.fields],
+        "nested": dict(sorted(nested.items())),
+        "enums": dict(sorted(enums.items())),
+    }
+
+
+def describe_registry(
+    types: Mapping[str, tuple[int, AttrsNode]], upcasters: Iterable[Upcaster]
+) -> dict[str, Any]:
+    """Describe every registered type and the upcasters, sorted for stable files."""
+    chains: dict[str, list[int]] = {}
+    renames: dict[str, Any] = {}
+    for upcaster in upcasters:
+        chains.setdefault(upcaster.type_name, []).append(upcaster.from_version)
+        if upcaster.renames:
+            renames[upcaster.type_name] = {
+                "from_version": upcaster.from_version,
+                "to": upcaster.to_name,
+                "to_version": upcaster.to_version,
+            }
+    return {
+        "types": {
+            name: describe_type(version, node)
+            for name, (version, node) in sorted(types.items())
+        },
+        "upcasters": {name: sorted(chain) for name, chain in sorted(chains.items())},
+        "renames": dict(sorted(renames.items())),
+    }

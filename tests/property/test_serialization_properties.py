@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from eventstore.serialization import TRANSIENT, Registry
+from eventstore.testing.serialization import assert_roundtrip
+from eventstore.testing.strategies import strategy_for
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class Level(enum.IntEnum):
+    ONE = 1
+    TWO = 2
+
+
+@attrs.frozen
+class Point:
+    x: float
+    y: float
+
+
+@attrs.frozen
+class Tree:
+    label: str
+    children: tuple[Tree, ...] = ()
+    weight: Decimal | None = None
+
+
+@attrs.frozen
+class Leafy:
+    when: dt.datetime
+    day: dt.date
+    ident: uuid.UUID
+    color: Color
+    level: Level
+    flags: frozenset[bool]
+    points: list[Point]
+
+
+@attrs.frozen
+class Middle:
+    leaves: tuple[Leafy, ...]
+    by_name: dict[str, Leafy | None]
+    pair: tuple[Point, Color]
+
+
+@attrs.define
+class Deep:
+    middle: Middle
+    tree: Tree
+    history: list[Middle]
+    choice: int | float | str | bool | None
+    nested_maps: dict[str, dict[str, list[int]]]
+    pending: list[Any] = attrs.field(factory=list, metadata={TRANSIENT: True})
+
+
+FIELD_TYPES = [
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    Decimal,
+    uuid.UUID,
+    dt.datetime,
+    dt.date,
+    Color,
+    Level,
+    tuple[int, ...],
+    tuple[str, float],
+    frozenset[str],
+    list[Decimal],
+    dict[str, uuid.UUID],
+    int | None,
+    int | bool,
+    int | float,
+    bool | float | None,
+    dt.date | None,
+    Point | None,
+    list[Point] | str,
+]
+
+
+@pytest.mark.parametrize("field_type", FIELD_TYPES, ids=str)
+def test_every_supported_type_round_trips_exactly(field_type: Any) -> None:
+    cls = attrs.make_class(
+        "Holder", {"value": attrs.field(type=field_type)}, frozen=True
+    )
+    registry = Registry()
+    registry.add(cls, "holder")
+
+    @given(strategy_for(cls))
+    def round_trip(obj: object) -> None:
+        assert_roundtrip(registry, obj)
+
+    round_trip()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    registry = Registry()
+    registry.add(Deep, "deep")
+    registry.add(Tree, "tree")
+    return registry
+
+
+@given(strategy_for(Deep))
+def test_deeply_nested_mix_round_trips_exactly(registry: Registry, deep: Deep) -> None:
+    assert_roundtrip(registry, deep)
+
+
+@given(strategy_for(Tree))
+def test_recursive_class_round_trips_exactly(registry: Registry, tree: Tree) -> None:
+    assert_roundtrip(registry, tree)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.integers() | st.booleans())
+def test_numbers_in_a_union_keep_their_exact_class(value: Any) -> None:
+    cls = attrs.make_class(
+        "Num", {"value": attrs.field(type=int | float | bool)}, frozen=True
+    )
+    registry = Registry()
+    registry.add(cls, "num")
+    decoded = assert_roundtrip(registry, cls(value))
+    assert type(decoded.value) is type(value)

@@ -1,0 +1,181 @@
+import logging
+from typing import Any
+
+import pytest
+
+from eventstore import ConcurrencyError, ConfigError, EventStore, RetryPolicy
+from tests.repository.domain import Counter, CounterRepository, make_registry
+
+
+class AlwaysConflicting:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        raise ConcurrencyError("s", self.calls, self.calls + 1)
+
+
+def test_the_default_delays_are_50_100_200_ms() -> None:
+    policy = RetryPolicy()
+    assert (policy.max_retries, policy.base_delay, policy.jitter) == (3, 0.05, True)
+    assert policy.delays() == (0.05, 0.1, 0.2)
+
+
+def test_without_jitter_the_waits_are_exactly_the_delays_and_the_attempts_are_counted() -> (
+    None
+):
+    sleeps: list[float] = []
+    policy = RetryPolicy(jitter=False, sleep=sleeps.append)
+    conflicting = AlwaysConflicting()
+    with pytest.raises(ConcurrencyError) as caught:
+        policy.call(conflicting)
+    assert sleeps == [0.05, 0.1, 0.2]
+    assert conflicting.calls == 4
+    assert caught.value.attempts == 4
+    assert caught.value.actual == 5  # the last conflict, not the first
+    assert "gave up after 4 attempts" in str(caught.value)
+
+
+def test_jitter_adds_at_most_one_base_delay() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(base_delay=0.05, sleep=sleeps.append)
+    for _ in range(20):
+        with pytest.raises(ConcurrencyError):
+            policy.call(AlwaysConflicting())
+    nominal = [0.05, 0.1, 0.2] * 20
+    assert all(d <= s <= d + 0.05 for s, d in zip(sleeps, nominal, strict=True))
+    assert len(set(sleeps)) > 3  # the waits really vary
+
+
+def test_waits_are_capped_by_max_delay() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(
+        max_retries=6, base_delay=0.1, max_delay=0.5, jitter=False, sleep=sleeps.append
+    )
+    with pytest.raises(ConcurrencyError):
+        policy.call(AlwaysConflicting())
+    assert sleeps == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5]
+    assert policy.delays() == tuple(sleeps)
+
+
+def test_zero_retries_means_one_attempt() -> None:
+    conflicting = AlwaysConflicting()
+    with pytest.raises(ConcurrencyError) as caught:
+        RetryPolicy(max_retries=0, sleep=lambda _s: pytest.fail("must not wait")).call(
+            conflicting
+        )
+    assert (conflicting.calls, caught.value.attempts) == (1, 1)
+
+
+def test_other_errors_are_never_retried() -> None:
+    calls: list[int] = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise KeyError("host bug")
+
+    with pytest.raises(KeyError):
+        RetryPolicy(sleep=lambda _s: pytest.fail("must not wait")).call(failing)
+    assert calls == [1]
+
+
+def test_a_success_after_conflicts_returns_its_value() -> None:
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConcurrencyError("s", 1, 2)
+        return "done"
+
+    assert RetryPolicy(sleep=lambda _s: None).call(flaky) == "done"
+    assert len(attempts) == 3
+
+
+def test_the_policy_decorates_a_host_service_function(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+
+    @RetryPolicy(sleep=lambda _s: None)
+    def approve(document_id: str, *, by: str) -> str:
+        calls.append(document_id)
+        if len(calls) == 1:
+            raise ConcurrencyError(f"document-{document_id}", 3, 4)
+        return f"{document_id} approved by {by}"
+
+    with caplog.at_level(logging.WARNING, logger="eventstore.retry"):
+        assert approve("d1", by="ana") == "d1 approved by ana"
+    assert calls == ["d1", "d1"]
+    assert approve.__name__ == "approve"
+    assert [r.getMessage() for r in caplog.records] == [
+        "conflict on stream 'document-d1': expected version 3, actual 4 (attempt 1 of 4)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"max_retries": -1}, "max_retries"),
+        ({"max_retries": 1.5}, "max_retries"),
+        ({"max_retries": True}, "max_retries"),
+        ({"base_delay": -0.1}, "base_delay"),
+        ({"base_delay": "fast"}, "base_delay"),
+        ({"max_delay": float("nan")}, "max_delay"),
+        ({"base_delay": 1.0, "max_delay": 0.5}, "max_delay"),
+    ],
+)
+def test_bad_policies_are_config_errors(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        RetryPolicy(**kwargs)
+
+
+def test_update_gives_up_with_the_last_conflict_and_its_attempt_count(
+    store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    sleeps: list[float] = []
+    repo = CounterRepository(
+        store,
+        make_registry(),
+        retry_policy=RetryPolicy(jitter=False, sleep=sleeps.append),
+    )
+    repo.create(Counter.open("c1", "x"))
+    rivals = 0
+
+    def command(counter: Counter) -> None:
+        nonlocal rivals
+        rivals += 1
+        rival = repo.get("c1")  # someone else always saves first
+        rival.increment()
+        repo.save(rival)
+        counter.increment()
+
+    with (
+        caplog.at_level(logging.WARNING, logger="eventstore.repository"),
+        pytest.raises(ConcurrencyError) as caught,
+    ):
+        repo.update("c1", command)
+    assert caught.value.attempts == 4
+    assert (caught.value.expected, caught.value.actual) == (4, 5)
+    assert sleeps == [0.05, 0.1, 0.2]
+    assert [r.attempt for r in caplog.records] == [1, 2, 3, 4]  # type: ignore[attr-defined]  # set through extra=
+
+
+def test_update_never_retries_the_host_command_error(store: EventStore) -> None:
+    repo = CounterRepository(
+        store,
+        make_registry(),
+        retry_policy=RetryPolicy(sleep=lambda _s: pytest.fail("no wait")),
+    )
+    repo.create(Counter.open("c1", "x"))
+    runs: list[int] = []
+
+    def command(counter: Counter) -> None:
+        runs.append(1)
+        counter.increment(-1)
+
+    with pytest.raises(ValueError, match="positive"):
+        repo.update("c1", command)
+    assert runs == [1]
+    assert store.stream_version("counter-c1") == 1

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from eventstore.serialization import Registry
+from eventstore.testing.serialization import UPDATE_SCHEMA_LOCK_ENV, assert_schema_lock
+
+from .models import build_registry
+
+
+@attrs.frozen
+class InvoiceV1:
+    number: str
+    total: int
+
+
+@attrs.frozen
+class InvoiceAdded:
+    number: str
+    total: int
+    currency: str = "EUR"
+
+
+@attrs.frozen
+class InvoiceRemoved:
+    number: str
+
+
+@attrs.frozen
+class InvoiceRetyped:
+    number: str
+    total: str
+
+
+def registry_with(cls: type, version: int = 1, *, upcaster: bool = False) -> Registry:
+    registry = Registry()
+    registry.add(cls, "invoice", version=version)
+    if upcaster:
+        for from_version in range(1, version):
+            registry.upcaster("invoice", from_version=from_version)(_identity)
+    return registry
+
+
+def _identity(data: dict[str, Any]) -> dict[str, Any]:
+    return data
+
+
+@pytest.fixture
+def lock(tmp_path: Path) -> Path:
+    path = tmp_path / "schema.lock.json"
+    assert_schema_lock(registry_with(InvoiceV1), path)  # written: it was missing
+    return path
+
+
+def test_missing_lock_file_is_written(lock: Path) -> None:
+    written = json.loads(lock.read_text())
+    assert written["eventstore_schema_lock"] == 1
+    assert written["types"]["invoice"]["schema_version"] == 1
+    assert [f["name"] for f in written["types"]["invoice"]["fields"]] == [
+        "number",
+        "total",
+    ]
+
+
+def test_unchanged_registry_passes(lock: Path) -> None:
+    assert_schema_lock(registry_with(InvoiceV1), lock)
+
+
+def test_added_field_without_version_bump_fails(lock: Path) -> None:
+    with pytest.raises(AssertionError) as info:
+        assert_schema_lock(registry_with(InvoiceAdded), lock)
+    message = str(info.value)
+    assert "'invoice': shape changed but schema version is still 1" in message
+    assert "added field currency: str (has default)" in message
+    assert '+      "name": "currency",' in message  # the unified diff
+
+
+def test_removed_field_without_version_bump_fails(lock: Path) -> None:
+    with pytest.raises(
+        AssertionError, match="shape changed but schema version is still 1"
+    ) as info:
+        assert_schema_lock(registry_with(InvoiceRemoved), lock)
+    assert "removed field total: int" in str(info.value)
+
+
+def test_changed_field_type_without_version_bump_fails(lock: Path) -> None:
+    with pytest.raises(
+        AssertionError, match="shape changed but schema version is still 1"
+    ) as info:
+        assert_schema_lock(registry_with(InvoiceRetyped), lock)
+    assert "changed field total: int -> str" in str(info.value)
+
+
+def test_version_bump_without_upcaster_fails(lock: Path) -> None:
+    with pytest.raises(
+        AssertionError,
+        match=r"'invoice': schema version bumped from 1 to 2 without an upcaster from version 1",
+    ):
+        assert_schema_lock(registry_with(InvoiceAdded, version=2), lock)
+
+
+def test_forbidden_change_is_never_written_even_when_updating(lock: Path) -> None:
+    before = lock.read_text()
+    with pytest.raises(AssertionError, match="forbids these changes"):
+        assert_schema_lock(registry_with(InvoiceAdded), lock, update=True)
+    assert lock.read_text() == before
+
+
+def test_versioned_change_fails_until_the_lock_is_updated(lock: Path) -> None:
+    registry = registry_with(InvoiceAdded, version=2, upcaster=True)
+    with pytest.raises(
+        AssertionError, match=rf"(?s)out of date.*rerun with {UPDATE_SCHEMA_LOCK_ENV}=1"
+    ) as info:
+        assert_schema_lock(registry, lock)
+    assert "'invoice': v1 -> v2, with upcasters" in str(info.value)
+    assert_schema_lock(registry, lock, update=True)
+    assert json.loads(lock.read_text())["types"]["invoice"]["schema_version"] == 2
+    assert_schema_lock(registry, lock)
+
+
+def test_environment_variable_requests_the_update(
+    lock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(UPDATE_SCHEMA_LOCK_ENV, "1")
+    assert_schema_lock(registry_with(InvoiceAdded, version=2, upcaster=True), lock)
+    assert json.loads(lock.read_text())["types"]["invoice"]["schema_version"] == 2
+
+
+def test_new_type_is_an_allowed_change(lock: Path) -> None:
+    registry = registry_with(InvoiceV1)
+    registry.add(InvoiceRemoved, "invoice.removed")
+    with pytest.raises(AssertionError, match=r"'invoice\.removed': new type"):
+        assert_schema_lock(registry, lock)
+
+
+def test_removed_type_fails_unless_renamed(lock: Path) -> None:
+    registry = Registry()
+    registry.add(InvoiceV1, "bill")
+    with pytest.raises(
+        AssertionError,
+        match="'invoice' was removed: its stored payloads could no longer be read",
+    ):
+        assert_schema_lock(registry, lock)
+    registry.upcaster("invoice", from_version=1, rename_to="bill")(_identity)
+    with pytest.raises(AssertionError, match="'invoice' renamed to 'bill'"):
+        assert_schema_lock(registry, lock)
+    assert_schema_lock(registry, lock, update=True)
+    assert_schema_lock(registry, lock)
+
+
+def test_version_going_down_fails(tmp_path: Path) -> None:
+    path = tmp_path / "lock.json"
+    assert_schema_lock(registry_with(InvoiceV1, version=2, upcaster=True), path)
+    with pytest.raises(AssertionError, match="schema version went down from 2 to 1"):
+        assert_schema_lock(registry_with(InvoiceV1), path)
+
+
+def test_nested_type_and_enum_changes_are_shape_changes(tmp_path: Path) -> None:
+    path = tmp_path / "lock.json"
+    registry = build_registry()
+    assert_schema_lock(registry, path)
+    locked = json.loads(path.read_text())
+    locked["types"]["document"]["nested"]["Author"].pop()
+    locked["types"]["document"]["enums"]["Status"].append("archived")
+    path.write_text(json.dumps(locked))
+    with pytest.raises(AssertionError) as info:
+        assert_schema_lock(registry, path)
+    message = str(info.value)
+    assert "'document': shape changed but schema version is still 3" in message
+    assert "added field Author.email: str | None (has default)" in message
+    assert (
+        "enum Status values ['draft', 'in_review', 'approved', 'archived'] -> ['draft', 'in_review', 'approved']"
+        in message
+    )

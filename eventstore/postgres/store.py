@@ -153,8 +153,12 @@ class PostgresEventStore(EventStore):
         self._password = ""
         self._safe_dsn = ""
         self._seen_connection_errors = 0
-        self.before_commit_hook: Callable[[_Connection], None] | None = None
-        """Test hook: called inside every append transaction just before COMMIT."""
+        self._probed_at = -1.0
+        self._probe_result = True
+        # Private test hook: when set, every append runs in an explicit
+        # transaction and calls it with the connection just before COMMIT
+        # (to pause there, or to kill the backend).
+        self._before_commit: Callable[[_Connection], None] | None = None
         if pool is not None:
             self._pool = pool
             self._owns_pool = False
@@ -303,18 +307,42 @@ class PostgresEventStore(EventStore):
         Whether a pool timeout now means exhaustion rather than an unreachable server.
 
         The pool counts connections it is still trying to open in its size,
-        so a full pool with nothing idle is ambiguous; failed connection
-        attempts since the last look tip it towards "unreachable".
+        so a full pool with nothing idle is ambiguous: failed connection
+        attempts since the last look, or a quick connection probe that
+        fails, mean "unreachable".
         """
         stats = self._pool.get_stats()
         errors = stats.get("connections_errors", 0)
         failing = errors > self._seen_connection_errors
         self._seen_connection_errors = errors
-        return (
-            not failing
-            and stats.get("pool_size", 0) >= self._pool.max_size
-            and not stats.get("pool_available", 0)
-        )
+        if failing:
+            return False
+        if stats.get("pool_available", 0) or (
+            stats.get("pool_size", 0) < self._pool.max_size
+        ):
+            return False
+        return self._server_reachable()
+
+    def _server_reachable(self) -> bool:
+        # At most one probe a second, however many callers time out at once.
+        now = time.monotonic()
+        if now - self._probed_at < 1.0:
+            return self._probe_result
+        self._probed_at = now
+        # psycopg_pool accepts callables for both (fresh credentials per connection).
+        conninfo = self._pool.conninfo
+        pool_kwargs = self._pool.kwargs
+        kwargs = dict((pool_kwargs() if callable(pool_kwargs) else pool_kwargs) or {})
+        kwargs["connect_timeout"] = "2"
+        try:
+            psycopg.connect(
+                conninfo() if callable(conninfo) else conninfo, **kwargs
+            ).close()
+        except DRIVER_ERRORS:
+            self._probe_result = False
+        else:
+            self._probe_result = True
+        return self._probe_result
 
     def _drop_stale_connections(self) -> None:
         try:
@@ -325,7 +353,7 @@ class PostgresEventStore(EventStore):
     # --- writing -------------------------------------------------------
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
-        if len(appends) == 1 and self.before_commit_hook is None:
+        if len(appends) == 1 and self._before_commit is None:
             append = appends[0]
             return [
                 self._call(lambda conn: self._append_one(conn, append), retry=False)
@@ -366,8 +394,8 @@ class PostgresEventStore(EventStore):
             try:
                 with conn.transaction():
                     results = [self._append_in_transaction(conn, a) for a in appends]
-                    if self.before_commit_hook is not None:
-                        self.before_commit_hook(conn)
+                    if self._before_commit is not None:
+                        self._before_commit(conn)
             except pg_errors.UniqueViolation as exc:
                 self._refuse_stream_version_clash(conn, appends, exc)
                 continue
@@ -627,10 +655,8 @@ class PostgresEventStore(EventStore):
             )
         try:
             metrics = self._pool_metrics()
-            timeout = min(self._pool.timeout, _HEALTH_TIMEOUT)
             started = time.perf_counter()
-            with self._pool.connection(timeout=timeout) as conn:
-                rows = _fetchall(conn, self._sql.schema_version, None)
+            rows = self._probe()
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
         except Exception as exc:  # health never raises, whatever broke
             error = self._translate(exc) if isinstance(exc, DRIVER_ERRORS) else exc
@@ -656,6 +682,21 @@ class PostgresEventStore(EventStore):
             schema_version,
             metrics,
         )
+
+    def _probe(self) -> list[_Row]:
+        """Read the schema version; retry once on a fresh connection if one was broken."""
+        timeout = min(self._pool.timeout, _HEALTH_TIMEOUT)
+        for attempt in (1, 2):
+            conn: _Connection | None = None
+            try:
+                with self._pool.connection(timeout=timeout) as conn:
+                    return _fetchall(conn, self._sql.schema_version, None)
+            except DRIVER_ERRORS:
+                if attempt == 1 and conn is not None and conn.broken:
+                    self._drop_stale_connections()
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _close(self) -> None:
         if self._owns_pool:

@@ -152,7 +152,7 @@ def test_a_tailing_reader_sees_every_event_exactly_once_despite_late_commits_and
             pause = rng.choice((0.0, 0.0005, 0.001, 0.002, 0.02))
         time.sleep(pause)
 
-    store.before_commit_hook = sleep_before_commit
+    store._before_commit = sleep_before_commit
     written: list[uuid.UUID] = []
     written_lock = threading.Lock()
     errors: list[BaseException] = []
@@ -228,7 +228,7 @@ def test_a_late_commit_is_missed_by_position_order_but_not_by_read_all(
             in_transaction.set()
             assert release.wait(DEADLINE)
 
-    store.before_commit_hook = hold_the_slow_writer
+    store._before_commit = hold_the_slow_writer
     results: list[AppendResult] = []
 
     def slow_append() -> None:

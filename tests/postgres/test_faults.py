@@ -54,12 +54,12 @@ def test_a_backend_killed_during_a_multi_event_append_leaves_nothing_of_it(
             row = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
             killed.append(bool(row and row[0]))
 
-    store.before_commit_hook = kill_my_backend
+    store._before_commit = kill_my_backend
     with pytest.raises(StoreUnavailableError) as caught:
         store.append(
             "s", [NewEvent("t", {"n": n}) for n in range(1, 4)], expected_version=1
         )
-    store.before_commit_hook = None
+    store._before_commit = None
     assert killed == [True]
     assert isinstance(caught.value.__cause__, psycopg.OperationalError)
     assert store.stream_version("s") == 1
@@ -79,7 +79,8 @@ def test_after_a_server_restart_the_same_store_works_again(
     # Every pooled connection is open (min_size=3) when the server goes away.
     assert store.pool.get_stats()["pool_size"] == 3
     restartable_server.restart()
-    # Reads find the broken connections, drop them and retry once.
+    # Health and reads find the broken connections, drop them and retry once.
+    assert store.health().status is HealthStatus.OK
     assert store.stream_version("before") == 1
     result = store.append("after", [NewEvent("t", {})], expected_version=0)
     assert result.version == 1

@@ -440,3 +440,33 @@ def test_health_reports_latency_schema_version_and_pool_figures(
     }
     assert report["pool"]["min_size"] == 1
     assert report["pool"]["max_size"] == 4
+
+
+def test_timeouts_and_application_name_reach_the_connection_settings() -> None:
+    config = PoolConfig(
+        statement_timeout=1.5, lock_timeout=0.25, application_name="svc"
+    )
+    with PostgresEventStore(
+        "host=/nonexistent options='-c work_mem=8MB'",
+        pool_config=config,
+        connect_timeout=3.2,
+    ) as store:
+        kwargs = store.pool.kwargs
+        assert isinstance(kwargs, dict)
+    assert kwargs["connect_timeout"] == "4"
+    assert kwargs["application_name"] == "svc"
+    assert kwargs["options"] == (
+        "-c work_mem=8MB -c statement_timeout=1500 -c lock_timeout=250"
+    )
+    assert kwargs["autocommit"] is True
+
+
+def test_statement_timeout_is_set_on_the_server_session(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store(statement_timeout=2.0, lock_timeout=0.5)
+    with store.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+        ).fetchone()
+    assert row == ("2s", "500ms")

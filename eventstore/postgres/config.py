@@ -158,12 +158,15 @@ class PoolConfig:
         """
         Build a config from ``EVENTSTORE_POOL_*`` environment variables.
 
-        Unset variables keep their defaults. Variables: ``EVENTSTORE_POOL_``
-        + ``MIN_SIZE``, ``MAX_SIZE``, ``TIMEOUT``, ``MAX_WAITING``,
-        ``MAX_IDLE``, ``MAX_LIFETIME``, ``STATEMENT_TIMEOUT``,
-        ``LOCK_TIMEOUT``, ``APPLICATION_NAME``; sizes are ints, the others
-        seconds (``STATEMENT_TIMEOUT`` and ``LOCK_TIMEOUT`` also accept
-        ``none``).
+        Unset variables keep their defaults. One variable per field:
+
+        - ``EVENTSTORE_POOL_MIN_SIZE``, ``EVENTSTORE_POOL_MAX_SIZE``,
+          ``EVENTSTORE_POOL_MAX_WAITING``: ints;
+        - ``EVENTSTORE_POOL_TIMEOUT``, ``EVENTSTORE_POOL_MAX_IDLE``,
+          ``EVENTSTORE_POOL_MAX_LIFETIME``: seconds;
+        - ``EVENTSTORE_POOL_STATEMENT_TIMEOUT``,
+          ``EVENTSTORE_POOL_LOCK_TIMEOUT``: seconds, or ``none``;
+        - ``EVENTSTORE_POOL_APPLICATION_NAME``: text.
 
         Args:
             environ: The variables to read; ``os.environ`` when ``None``.

@@ -8,7 +8,8 @@ The test kit eventstore ships to host apps (install the ``test`` extra).
   `assert_schema_lock` to catch shape changes without a version bump.
 - `strategy_for` / `registry_strategies`: hypothesis strategies for
   registered types.
-- `read_log`: wait, with a deadline, until the global log shows events.
+- `read_log`, `wait_for_position`: wait, with a deadline, until the global
+  log shows events (on PostgreSQL it may lag an append by a moment).
 - pytest fixtures (``memory_store``, ``postgres_store``, …) from the plugin,
   active once eventstore is installed.
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eventstore.testing.contract import EventStoreContract, json_objects, read_log
+    from eventstore.testing.logwait import wait_for_position
     from eventstore.testing.serialization import (
         UPDATE_SCHEMA_LOCK_ENV,
         assert_roundtrip,
@@ -44,6 +46,7 @@ _HOMES = {
     "load_examples": "eventstore.testing.serialization",
     "registry_strategies": "eventstore.testing.strategies",
     "strategy_for": "eventstore.testing.strategies",
+    "wait_for_position": "eventstore.testing.logwait",
 }
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "read_log",
     "registry_strategies",
     "strategy_for",
+    "wait_for_position",
 ]
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from eventstore import EventStore, InMemoryEventStore
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)

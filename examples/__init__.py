@@ -1,0 +1,1 @@
+"""Runnable host apps that use eventstore."""

@@ -1,0 +1,36 @@
+"""docs/reference.md is generated from the docstrings; it must match them."""
+
+import importlib.util
+from pathlib import Path
+
+import eventstore
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_generator():  # type: ignore[no-untyped-def]  # a script, loaded by path
+    spec = importlib.util.spec_from_file_location(
+        "generate_reference", ROOT / "docs" / "generate_reference.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reference_page_is_up_to_date() -> None:
+    expected = load_generator().render()
+    actual = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    assert actual == expected, (
+        "docs/reference.md is stale: run python docs/generate_reference.py"
+    )
+
+
+def test_the_reference_covers_every_public_name() -> None:
+    page = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    for name in eventstore.__all__:
+        if not name.startswith("__"):
+            assert f"`eventstore.{name}`" in page, name
+    assert "`eventstore.postgres.PoolConfig`" in page
+    assert "EVENTSTORE_POOL_MIN_SIZE" in page

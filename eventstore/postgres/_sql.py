@@ -95,7 +95,7 @@ _CLAIM = {
     "new": (
         "INSERT INTO {streams} AS s (stream_id, version) "
         "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE @STORED@) "
+        "(@STORED@) "
         "ON CONFLICT (stream_id) DO NOTHING RETURNING s.version"
     ),
     # Expected n > 0: the row must be at exactly n. A concurrent writer makes
@@ -103,19 +103,19 @@ _CLAIM = {
     "exact": (
         "UPDATE {streams} AS s SET version = s.version + %(count)s "
         "WHERE s.stream_id = %(stream_id)s AND s.version = %(expected)s AND NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE @STORED@) "
+        "(@STORED@) "
         "RETURNING s.version"
     ),
     "exists": (
         "UPDATE {streams} AS s SET version = s.version + %(count)s "
         "WHERE s.stream_id = %(stream_id)s AND s.version > 0 AND NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE @STORED@) "
+        "(@STORED@) "
         "RETURNING s.version"
     ),
     "any": (
         "INSERT INTO {streams} AS s (stream_id, version) "
         "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
-        "(SELECT 1 FROM {events} WHERE @STORED@) "
+        "(@STORED@) "
         "ON CONFLICT (stream_id) DO UPDATE SET version = s.version + EXCLUDED.version "
         "RETURNING s.version"
     ),
@@ -142,8 +142,14 @@ _APPEND_ONE = (
     "RETURNING version, transaction_id::text::bigint, position"
 )
 
-_STORED_ONE = "event_id = %(event_id)s"
-_STORED_MANY = "event_id = ANY(%(ids)s::uuid[])"
+_STORED_ONE = "SELECT 1 FROM {events} WHERE event_id = %(event_id)s"
+# One index probe per id. "event_id = ANY(ids)" is planned once, generically,
+# while the table is small, and that plan (a sequential scan) stays cached:
+# each batch then costs time in proportion to the whole table.
+_STORED_MANY = (
+    "SELECT 1 FROM unnest(%(ids)b::uuid[]) AS i(id) CROSS JOIN LATERAL "
+    "(SELECT 1 FROM {events} AS x WHERE x.event_id = i.id LIMIT 1) AS hit"
+)
 
 
 _NAMED_PLACEHOLDER = re.compile(r"%\((\w+)\)([sb])")

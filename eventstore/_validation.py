@@ -146,13 +146,25 @@ def check_stream_id(stream_id: object) -> str:
     return check_name(stream_id, "stream id")
 
 
-def check_int(value: object, what: str, *, minimum: int) -> int:
+MAX_BIGINT = 2**63 - 1
+"""Largest version, position or limit: what PostgreSQL's bigint holds."""
+
+MAX_SCHEMA_VERSION = 2**31 - 1
+"""Largest schema version: what PostgreSQL's integer holds."""
+
+
+def check_int(
+    value: object, what: str, *, minimum: int, maximum: int = MAX_BIGINT
+) -> int:
     """
-    Return *value* if it is an int (not a bool) of at least *minimum*.
+    Return *value* if it is an int (not a bool) between *minimum* and *maximum*.
+
+    The default *maximum* is the bigint range, so both backends accept the
+    same numbers.
 
     Raises:
         InvalidArgumentTypeError: Not an int, or a bool.
-        InvalidArgumentError: Below *minimum*.
+        InvalidArgumentError: Out of range.
     """
     if type(value) is not int and (
         not isinstance(value, int) or isinstance(value, bool)
@@ -160,6 +172,8 @@ def check_int(value: object, what: str, *, minimum: int) -> int:
         raise InvalidArgumentTypeError(f"{what} must be an int, got {_describe(value)}")
     if value < minimum:
         raise InvalidArgumentError(f"{what} must be at least {minimum}, got {value}")
+    if value > maximum:
+        raise InvalidArgumentError(f"{what} must be at most {maximum}, got {value}")
     return value
 
 
@@ -190,9 +204,15 @@ def check_log_position(value: object) -> LogPosition | None:
     Return *value* if it is ``None`` or a `LogPosition`.
 
     Raises:
-        InvalidArgumentTypeError: Anything else (parse text with `LogPosition.parse`).
+        InvalidArgumentTypeError: Anything else (parse text with
+            `LogPosition.parse`), or a position whose fields are not ints.
+        InvalidArgumentError: A negative field.
     """
-    if value is None or isinstance(value, LogPosition):
+    if value is None:
+        return value
+    if isinstance(value, LogPosition):
+        check_int(value.transaction_id, "log position transaction id", minimum=0)
+        check_int(value.position, "log position", minimum=0)
         return value
     raise InvalidArgumentTypeError(
         f"after must be a LogPosition or None, got {_describe(value)}; "
@@ -274,7 +294,12 @@ def encode_event(event: object) -> EncodedEvent:
     return EncodedEvent(
         event_id=event.event_id,
         type=check_name(event.type, "event type"),
-        schema_version=check_int(event.schema_version, "schema version", minimum=1),
+        schema_version=check_int(
+            event.schema_version,
+            "schema version",
+            minimum=1,
+            maximum=MAX_SCHEMA_VERSION,
+        ),
         data=encode_json_object(event.data, "event data"),
         metadata=encode_json_object(event.metadata, "event metadata"),
     )
@@ -371,6 +396,11 @@ def encode_snapshot(snapshot: object) -> EncodedSnapshot:
         stream_id=check_stream_id(snapshot.stream_id),
         version=check_int(snapshot.version, "snapshot version", minimum=1),
         type=check_name(snapshot.type, "snapshot type"),
-        schema_version=check_int(snapshot.schema_version, "schema version", minimum=1),
+        schema_version=check_int(
+            snapshot.schema_version,
+            "schema version",
+            minimum=1,
+            maximum=MAX_SCHEMA_VERSION,
+        ),
         state=encode_json_object(snapshot.state, "snapshot state"),
     )

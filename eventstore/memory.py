@@ -76,9 +76,10 @@ class InMemoryEventStore(EventStore):
     """
     An event store held in this process's memory, thread-safe.
 
-    It behaves exactly as `eventstore.postgres.PostgresEventStore` does (both
+    It behaves as `eventstore.postgres.PostgresEventStore` does (both
     pass the same contract suite) and stores event data as JSON text, so it
-    accepts and returns the same values. Every append is one "transaction":
+    accepts and returns the same values (but for jsonb's number
+    normalisation; see docs/contract.md). Every append is one "transaction":
     log positions are ``(append number, event number)``, and an event is in
     the global log as soon as its append returns. Nothing survives the
     process.

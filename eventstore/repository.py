@@ -27,6 +27,16 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 _log = logging.getLogger("eventstore.repository")
+
+
+class _CommandFailed(Exception):
+    """Carries an error of the host's command past the retry policy."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 _UNSET: Any = object()
 
 
@@ -238,7 +248,12 @@ class Repository(Generic[A]):
 
         def attempt() -> A:
             aggregate = self.get(aggregate_id)
-            command(aggregate)
+            try:
+                command(aggregate)
+            except Exception as exc:
+                # Carried past the retry whatever it is: a ConcurrencyError
+                # from the command's own writes is the host's, not ours.
+                raise _CommandFailed(exc) from exc
             self.save(aggregate, metadata=metadata)
             return aggregate
 
@@ -251,9 +266,14 @@ class Repository(Generic[A]):
                     max_attempts=self.retry_policy.max_attempts,
                 )
 
-        return self.retry_policy.call(
-            attempt, retry_on=(ConcurrencyError,), on_error=log
-        )
+        try:
+            return self.retry_policy.call(
+                attempt, retry_on=(ConcurrencyError,), on_error=log
+            )
+        except _CommandFailed as failed:
+            host_error = failed.error
+        # Raised outside the except clause, so its context stays the host's own.
+        raise host_error
 
     def save_all(
         self, aggregates: Sequence[A], *, metadata: Mapping[str, Any] | None = None

@@ -138,6 +138,7 @@ _BAD_STREAM_IDS: list[tuple[object, type[Exception]]] = [
 
 _BAD_EXPECTED_VERSIONS: list[tuple[object, type[Exception]]] = [
     (-1, InvalidArgumentError),
+    (2**63, InvalidArgumentError),
     (None, InvalidArgumentTypeError),
     (True, InvalidArgumentTypeError),
     (1.0, InvalidArgumentTypeError),
@@ -496,6 +497,7 @@ class EventStoreContract:
             NewEvent(None, {}),  # type: ignore[arg-type]  # bad on purpose
             NewEvent("t", {}, schema_version=0),
             NewEvent("t", {}, schema_version=True),
+            NewEvent("t", {}, schema_version=2**31),
             NewEvent("t", {}, event_id="not-a-uuid"),  # type: ignore[arg-type]  # bad on purpose
         ],
         ids=repr,
@@ -533,9 +535,14 @@ class EventStoreContract:
         [
             {"after": "1/2"},
             {"after": 3},
+            {"after": (1, 2)},
+            {"after": LogPosition("a", "b")},  # type: ignore[arg-type]  # bad on purpose
+            {"after": LogPosition(-1, -1)},
+            {"after": LogPosition(True, 1)},
             {"limit": 0},
             {"limit": None},
             {"limit": False},
+            {"limit": 2**63},
         ],
         ids=repr,
     )
@@ -785,6 +792,8 @@ class EventStoreContract:
             Snapshot("s", 1, "", 1, {}),
             Snapshot("s", 1, "t", 0, {}),
             Snapshot("s", True, "t", 1, {}),
+            Snapshot("s", 2**63, "t", 1, {}),
+            Snapshot("s", 1, "t", 2**31, {}),
         ],
         ids=repr,
     )

@@ -179,3 +179,30 @@ def test_update_never_retries_the_host_command_error(store: EventStore) -> None:
         repo.update("c1", command)
     assert runs == [1]
     assert store.stream_version("counter-c1") == 1
+
+
+def test_a_conflict_raised_by_the_host_command_itself_is_not_retried(
+    store: EventStore,
+) -> None:
+    # Say the command saves another aggregate of its own and that save conflicts:
+    # re-running the command would repeat its side effects.
+    repo = CounterRepository(
+        store,
+        make_registry(),
+        retry_policy=RetryPolicy(sleep=lambda _s: pytest.fail("no wait")),
+    )
+    repo.create(Counter.open("c1", "x"))
+    runs: list[int] = []
+    own_conflict = ConcurrencyError("other-stream", 3, 4)
+
+    def command(counter: Counter) -> None:
+        runs.append(1)
+        counter.increment()
+        raise own_conflict
+
+    with pytest.raises(ConcurrencyError) as caught:
+        repo.update("c1", command)
+    assert caught.value is own_conflict
+    assert caught.value.attempts is None
+    assert runs == [1]
+    assert store.stream_version("counter-c1") == 1

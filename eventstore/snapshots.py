@@ -60,6 +60,20 @@ class LoadedStream:
     events: tuple[RecordedEvent, ...]
     version: int
 
+    @classmethod
+    def of(
+        cls,
+        stream_id: str,
+        snapshot: Snapshot | None,
+        events: tuple[RecordedEvent, ...],
+    ) -> LoadedStream:
+        """Build a `LoadedStream`, working out the version the aggregate will be at."""
+        if events:
+            version = events[-1].version
+        else:
+            version = 0 if snapshot is None else snapshot.version
+        return cls(stream_id, snapshot, events, version)
+
 
 def crosses_snapshot_boundary(old_version: int, new_version: int, every: int) -> bool:
     """

@@ -285,11 +285,7 @@ class EventStore(abc.ABC):
         snapshot = self._load_snapshot(stream_id, to_version) if use_snapshot else None
         start = 1 if snapshot is None else snapshot.version + 1
         events = tuple(self._read_stream(stream_id, start, to_version, False, None))
-        if events:
-            version = events[-1].version
-        else:
-            version = 0 if snapshot is None else snapshot.version
-        return LoadedStream(stream_id, snapshot, events, version)
+        return LoadedStream.of(stream_id, snapshot, events)
 
     @abc.abstractmethod
     def _append(self, appends: Sequence[check.EncodedAppend]) -> list[AppendResult]:

@@ -402,19 +402,9 @@ def load_rows(
                 recorded_at=_utc(row[9]),
             )
         else:
-            events.append(
-                RecordedEvent(
-                    stream_id=stream_id,
-                    version=row[1],
-                    position=LogPosition(row[2], row[3]),
-                    type=row[4],
-                    data=row[5],
-                    metadata=row[6],
-                    event_id=row[7],
-                    schema_version=row[8],
-                    recorded_at=_utc(row[9]),
-                )
-            )
+            # After its "kind" column, an event row has the event columns
+            # but the stream id, which every row shares.
+            events.append(event_from_row((stream_id, *row[1:])))
     return snapshot, tuple(events)
 
 

@@ -604,11 +604,7 @@ class PostgresEventStore(EventStore):
             lambda conn: _fetchall(conn, self._sql.load, params), retry=True
         )
         snapshot, events = _sql.load_rows(stream_id, rows)
-        if events:
-            version = events[-1].version
-        else:
-            version = 0 if snapshot is None else snapshot.version
-        return LoadedStream(stream_id, snapshot, events, version)
+        return LoadedStream.of(stream_id, snapshot, events)
 
     # --- lifecycle -----------------------------------------------------
 

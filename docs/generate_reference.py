@@ -74,7 +74,10 @@ def _render_class(qualified: str, cls: type) -> list[str]:
     ]
     tests = [name for name, _ in _members(cls) if name.startswith("test_")]
     if tests:
-        lines += [f"It runs {len(tests)} tests; their names state the rules they check.", ""]
+        lines += [
+            f"It runs {len(tests)} tests; their names state the rules they check.",
+            "",
+        ]
     for name, member in _members(cls):
         if name.startswith("test_"):
             continue

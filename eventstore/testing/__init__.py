@@ -8,6 +8,8 @@ The test kit eventstore ships to host apps (install the ``test`` extra).
   `assert_schema_lock` to catch shape changes without a version bump.
 - `strategy_for` / `registry_strategies`: hypothesis strategies for
   registered types.
+- `assert_one_winner_per_round`: threads racing one expected version, round
+  after round, with exactly one winner each time.
 - `read_log`, `wait_for_position`: wait, with a deadline, until the global
   log shows events (on PostgreSQL it may lag an append by a moment).
 - pytest fixtures (``memory_store``, ``postgres_store``, …) from the plugin,
@@ -24,6 +26,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from eventstore.testing.concurrency import assert_one_winner_per_round
     from eventstore.testing.contract import EventStoreContract, json_objects, read_log
     from eventstore.testing.logwait import wait_for_position
     from eventstore.testing.serialization import (
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from eventstore.testing.strategies import registry_strategies, strategy_for
 
 _HOMES = {
+    "assert_one_winner_per_round": "eventstore.testing.concurrency",
     "EventStoreContract": "eventstore.testing.contract",
     "json_objects": "eventstore.testing.contract",
     "read_log": "eventstore.testing.contract",
@@ -52,6 +56,7 @@ _HOMES = {
 __all__ = [
     "UPDATE_SCHEMA_LOCK_ENV",
     "EventStoreContract",
+    "assert_one_winner_per_round",
     "assert_roundtrip",
     "assert_schema_lock",
     "check_registry",

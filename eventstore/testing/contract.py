@@ -20,7 +20,6 @@ The class name has no ``Test`` prefix, so pytest never collects it alone.
 from __future__ import annotations
 
 import math
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -41,7 +40,6 @@ from eventstore.errors import (
 )
 from eventstore.events import (
     AppendRequest,
-    AppendResult,
     ExpectedVersion,
     LogPosition,
     NewEvent,
@@ -50,6 +48,7 @@ from eventstore.events import (
 from eventstore.health import HealthStatus
 from eventstore.snapshots import Snapshot
 from eventstore.store import EventStore
+from eventstore.testing.concurrency import assert_one_winner_per_round
 
 __all__ = ["EventStoreContract", "json_objects", "read_log"]
 
@@ -809,19 +808,7 @@ class EventStoreContract:
     def test_racing_appends_with_one_expected_version_have_one_winner(
         self, store: EventStore
     ) -> None:
-        threads, rounds = 6, 10
-        for round_number in range(rounds):
-
-            def contend(_thread: int, expected: int = round_number) -> AppendResult:
-                return store.append("race", [_event()], expected_version=expected)
-
-            outcomes = _race(threads, contend)
-            winners = [o for o in outcomes if isinstance(o, AppendResult)]
-            losers = [o for o in outcomes if isinstance(o, ConcurrencyError)]
-            assert len(winners) == 1, outcomes
-            assert len(losers) == threads - 1, outcomes
-            assert all(loser.actual == round_number + 1 for loser in losers)
-        assert store.stream_version("race") == rounds
+        assert_one_winner_per_round(store, threads=6, rounds=10, stream_id="race")
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -861,23 +848,3 @@ def _stored_id(store: EventStore, stream_id: str) -> uuid.UUID:
 
 def _snapshot_version(snapshot: Snapshot | None) -> int | None:
     return None if snapshot is None else snapshot.version
-
-
-def _race(threads: int, action: Callable[[int], object]) -> list[object]:
-    """Run *action* on *threads* threads released together; return results or errors."""
-    barrier = threading.Barrier(threads)
-    outcomes: list[object] = [None] * threads
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[index] = action(index)
-        except Exception as exc:  # the outcome under test, whatever it is
-            outcomes[index] = exc
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return outcomes

@@ -1,12 +1,11 @@
 import threading
 
 from eventstore import (
-    AppendResult,
-    ConcurrencyError,
     InMemoryEventStore,
     LogPosition,
     NewEvent,
 )
+from eventstore.testing.concurrency import assert_one_winner_per_round
 
 THREADS = 10
 ROUNDS = 100
@@ -15,45 +14,7 @@ ROUNDS = 100
 def test_ten_threads_racing_one_expected_version_have_exactly_one_winner_per_round() -> (
     None
 ):
-    store = InMemoryEventStore()
-    barrier = threading.Barrier(THREADS)
-    outcomes: list[list[object]] = [[] for _ in range(ROUNDS)]
-    lock = threading.Lock()
-
-    def contend() -> None:
-        for round_number in range(ROUNDS):
-            barrier.wait()
-            try:
-                outcome: object = store.append(
-                    "contended",
-                    [NewEvent("t", {"round": round_number})],
-                    expected_version=round_number,
-                )
-            except ConcurrencyError as exc:
-                outcome = exc
-            with lock:
-                outcomes[round_number].append(outcome)
-            # Everyone records this round before anyone starts the next.
-            barrier.wait()
-
-    threads = [threading.Thread(target=contend) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    for round_number, round_outcomes in enumerate(outcomes):
-        winners = [o for o in round_outcomes if isinstance(o, AppendResult)]
-        losers = [o for o in round_outcomes if isinstance(o, ConcurrencyError)]
-        assert len(winners) == 1, (round_number, round_outcomes)
-        assert winners[0].version == round_number + 1
-        assert len(losers) == THREADS - 1
-        assert {loser.actual for loser in losers} == {round_number + 1}
-        assert {loser.expected for loser in losers} == {round_number}
-    assert store.stream_version("contended") == ROUNDS
-    assert [e.data["round"] for e in store.read_stream("contended")] == list(
-        range(ROUNDS)
-    )
+    assert_one_winner_per_round(InMemoryEventStore(), threads=THREADS, rounds=ROUNDS)
 
 
 def test_a_reader_following_the_log_sees_every_event_of_eight_writers_exactly_once() -> (

@@ -15,11 +15,11 @@ from psycopg import sql
 
 from eventstore import (
     AppendResult,
-    ConcurrencyError,
     LogPosition,
     NewEvent,
 )
 from eventstore.postgres import PoolConfig, PostgresEventStore
+from eventstore.testing.concurrency import assert_one_winner_per_round
 from eventstore.testing.logwait import wait_for_position
 
 pytestmark = pytest.mark.postgres
@@ -55,46 +55,8 @@ def test_ten_connections_racing_one_expected_version_have_exactly_one_winner_per
     make_store: Callable[..., PostgresEventStore],
 ) -> None:
     store = make_store(min_size=THREADS, max_size=THREADS)
-    barrier = threading.Barrier(THREADS)
-    outcomes: list[list[object]] = [[] for _ in range(ROUNDS)]
-    lock = threading.Lock()
-
-    def contend() -> None:
-        for round_number in range(ROUNDS):
-            barrier.wait()
-            try:
-                outcome: object = store.append(
-                    "contended",
-                    [NewEvent("t", {"round": round_number})],
-                    expected_version=round_number,
-                )
-            except ConcurrencyError as exc:
-                outcome = exc
-            except Exception as exc:  # recorded, so the assertion shows it
-                outcome = exc
-            with lock:
-                outcomes[round_number].append(outcome)
-            barrier.wait()  # everyone records this round before the next starts
-
-    threads = [threading.Thread(target=contend) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert_one_winner_per_round(store, threads=THREADS, rounds=ROUNDS)
     assert store.pool.get_stats()["pool_size"] == THREADS
-    for round_number, round_outcomes in enumerate(outcomes):
-        winners = [o for o in round_outcomes if isinstance(o, AppendResult)]
-        losers = [o for o in round_outcomes if isinstance(o, ConcurrencyError)]
-        assert len(winners) == 1, (round_number, round_outcomes)
-        assert winners[0].version == round_number + 1
-        assert len(losers) == THREADS - 1, (round_number, round_outcomes)
-        assert all(loser.actual == round_number + 1 for loser in losers)
-        assert all(loser.expected == round_number for loser in losers)
-    assert store.stream_version("contended") == ROUNDS
-    assert [e.version for e in store.read_stream("contended")] == list(
-        range(1, ROUNDS + 1)
-    )
 
 
 class _Tail:

@@ -424,8 +424,8 @@ def save_together(
         return []
     first = items[0][0]
     requests: list[AppendRequest] = []
-    saving: list[tuple[Repository[Any], Any, int]] = []
-    for repository, aggregate in items:
+    saving: list[tuple[int, int]] = []  # (index into items, expected version)
+    for index, (repository, aggregate) in enumerate(items):
         if repository.store is not first.store:
             raise ConfigError("save_together needs repositories that share one store")
         events = repository._encode_pending(aggregate, metadata)
@@ -434,18 +434,16 @@ def save_together(
         version = repository.version_of(aggregate)
         stream_id = repository.stream_id(repository.id_of(aggregate))
         requests.append(AppendRequest(stream_id, events, expected_version=version))
-        saving.append((repository, aggregate, version))
-    results: list[AppendResult] = []
-    if requests:
-        # The same requests, same event ids, on every attempt: if an attempt
-        # committed and only its reply was lost, the next returns its result.
-        results = first._transient_retry(lambda: first.store.append_many(requests))
-    by_stream = {result.stream_id: result for result in results}
-    outcome: list[AppendResult | None] = []
-    for repository, aggregate in items:
-        result = by_stream.get(repository.stream_id(repository.id_of(aggregate)))
-        outcome.append(result)
-    for (repository, aggregate, version), result in zip(saving, results, strict=True):
+        saving.append((index, version))
+    outcome: list[AppendResult | None] = [None] * len(items)
+    if not requests:
+        return outcome
+    # The same requests, same event ids, on every attempt: if an attempt
+    # committed and only its reply was lost, the next returns its result.
+    results = first._transient_retry(lambda: first.store.append_many(requests))
+    for (index, version), result in zip(saving, results, strict=True):
+        repository, aggregate = items[index]
+        outcome[index] = result
         repository._after_save(aggregate, version, result)
     return outcome
 

@@ -90,13 +90,18 @@ def _compose_positional(template: str, schema: str) -> tuple[bytes, tuple[str, .
 # the ``diagnose`` statement why.
 
 _CLAIM = {
-    # Expected 0: the stream must not exist. A concurrent creator makes this
-    # insert wait for it and then do nothing.
+    # Expected 0: the stream must not exist. A plain INSERT behind a NOT
+    # EXISTS test rather than ON CONFLICT DO NOTHING: speculative insertion
+    # costs ~30 us of server CPU per append (a sixth of the statement). A
+    # concurrent creator makes this insert wait for it and then fail with a
+    # unique violation on the streams key; the caller runs the append again,
+    # and the NOT EXISTS test then finds the committed row.
     "new": (
         "INSERT INTO {streams} AS s (stream_id, version) "
         "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
+        "(SELECT 1 FROM {streams} WHERE stream_id = %(stream_id)s) AND NOT EXISTS "
         "(@STORED@) "
-        "ON CONFLICT (stream_id) DO NOTHING RETURNING s.version"
+        "RETURNING s.version"
     ),
     # Expected n > 0: the row must be at exactly n. A concurrent writer makes
     # this update wait and then re-check the version of the new row.

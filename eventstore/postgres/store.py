@@ -378,7 +378,9 @@ class PostgresEventStore(EventStore):
                     rows = _fetchall(conn, statement, params)
             except pg_errors.UniqueViolation as exc:
                 self._refuse_stream_version_clash(conn, (append,), exc)
-                continue  # an event id stored concurrently: the diagnosis will tell
+                # An event id or a new stream stored concurrently: the next
+                # attempt finds it committed, writes nothing, and diagnoses.
+                continue
             if rows:
                 return _result_from_rows(append.stream_id, rows)
             try:

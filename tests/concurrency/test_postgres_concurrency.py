@@ -14,7 +14,9 @@ import pytest
 from psycopg import sql
 
 from eventstore import (
+    AppendRequest,
     AppendResult,
+    ConcurrencyError,
     LogPosition,
     NewEvent,
 )
@@ -57,6 +59,97 @@ def test_ten_connections_racing_one_expected_version_have_exactly_one_winner_per
     store = make_store(min_size=THREADS, max_size=THREADS)
     assert_one_winner_per_round(store, threads=THREADS, rounds=ROUNDS)
     assert store.pool.get_stats()["pool_size"] == THREADS
+
+
+def _wait_until_blocked_on_a_lock(dsn: str, application_name: str) -> None:
+    """Return once a backend of *application_name* waits on a lock (or fail at the deadline)."""
+    deadline = time.monotonic() + DEADLINE
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = %s AND wait_event_type = 'Lock'",
+                (application_name,),
+            ).fetchone()
+            if row is not None and row[0] > 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"no backend of {application_name!r} ever waited on a lock")
+
+
+@pytest.mark.parametrize("path", ["one statement", "transaction"])
+@pytest.mark.parametrize("same_events", [False, True], ids=["other", "retry"])
+def test_creating_a_stream_while_another_creator_is_uncommitted_waits_for_it(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    path: str,
+    same_events: bool,
+) -> None:
+    """
+    The contender's insert waits on the creator's uncommitted stream row, then
+    fails on the streams key; the store runs it again and reports a conflict,
+    or the creator's result when the contender is a retry of the same events.
+    """
+    creator = make_store(min_size=1, max_size=1)
+    contender = make_store(min_size=1, max_size=1, application_name="contender")
+    creating = threading.Event()
+    release = threading.Event()
+
+    def hold_the_creator(_conn: object) -> None:
+        creating.set()
+        assert release.wait(DEADLINE)
+
+    creator._before_commit = hold_the_creator
+    events = [NewEvent("t", {"who": "creator"})]
+    created: list[AppendResult] = []
+    thread = threading.Thread(
+        target=lambda: created.append(creator.append("new", events))
+    )
+    thread.start()
+    outcome: list[object] = []
+
+    def contend() -> None:
+        mine = events if same_events else [NewEvent("t", {"who": "contender"})]
+        try:
+            if path == "one statement":
+                outcome.append(contender.append("new", mine, expected_version=0))
+            else:
+                outcome.extend(
+                    contender.append_many(
+                        [
+                            AppendRequest("new", mine, 0),
+                            AppendRequest("other", [NewEvent("t", {})]),
+                        ]
+                    )
+                )
+        except ConcurrencyError as exc:
+            outcome.append(exc)
+
+    try:
+        assert creating.wait(DEADLINE)
+        rival = threading.Thread(target=contend)
+        rival.start()
+        _wait_until_blocked_on_a_lock(postgres_dsn, "contender")
+    finally:
+        release.set()
+    thread.join(DEADLINE)
+    rival.join(DEADLINE)
+    (result,) = created
+    stored = list(contender.read_stream("new"))
+    assert [e.event_id for e in stored] == [events[0].event_id]
+    if same_events and path == "one statement":
+        assert outcome == [result]
+        return
+    if same_events:
+        # A retry inside a batch that also writes another stream is no
+        # conflict either: the creator's result, and the other stream written.
+        assert outcome[0] == result
+        assert contender.stream_version("other") == 1
+        return
+    (error,) = outcome
+    assert isinstance(error, ConcurrencyError)
+    assert (error.stream_id, error.expected, error.actual) == ("new", 0, 1)
+    assert contender.stream_version("other") == 0
 
 
 class _Tail:

@@ -186,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
             f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
             f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
         )
+    for result in results:
+        ceiling = result.notes.get("ceiling")
+        if ceiling:
+            print(
+                f"ceiling of {result.name}: {ceiling['what']} runs at "
+                f"{ceiling['rate']:,.0f}/s on this machine"
+            )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2, default=str)

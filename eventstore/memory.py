@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 import time
 import uuid
@@ -14,6 +13,7 @@ from typing import NamedTuple
 import attrs
 
 from eventstore._decide import judge_append
+from eventstore._json import load_json
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus
@@ -44,8 +44,8 @@ class _StoredEvent(NamedTuple):
             version=self.version,
             position=self.position,
             type=self.type,
-            data=json.loads(self.data),
-            metadata=json.loads(self.metadata),
+            data=load_json(self.data),
+            metadata=load_json(self.metadata),
             event_id=self.event_id,
             schema_version=self.schema_version,
             recorded_at=self.recorded_at,
@@ -63,7 +63,7 @@ class _StoredSnapshot:
             version=self.encoded.version,
             type=self.encoded.type,
             schema_version=self.encoded.schema_version,
-            state=json.loads(self.encoded.state),
+            state=load_json(self.encoded.state),
             recorded_at=self.recorded_at,
         )
 

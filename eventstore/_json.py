@@ -12,13 +12,14 @@ which decodes it or raises as usual.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["load_json"]
 
 # The stdlib's default decoder settings; its C scanner clears its memo after
 # every call, and json.loads shares its own decoder between threads the same way.
-_scan_once = json.JSONDecoder().scan_once
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined] # set in JSONDecoder.__init__, missing from typeshed
 
 
 def load_json(text: str) -> Any:

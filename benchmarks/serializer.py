@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from eventstore.serialization import Registry
+from eventstore.serialization._converter import _s_uuid as _fast_uuid
 
 
 class Severity(enum.Enum):
@@ -117,69 +118,123 @@ def make_event() -> FindingsRecorded:
     )
 
 
-def _parts(event: FindingsRecorded) -> tuple[Any, ...]:
-    """The event's field values, nested objects taken apart into tuples."""
-    return (
-        attrs.astuple(event, recurse=False),
-        attrs.astuple(event.reviewer),
-        attrs.astuple(event.policy),
-        tuple(
-            (f.code, f.severity, f.line, attrs.astuple(f.cost)) for f in event.findings
-        ),
-        attrs.astuple(event.total),
-    )
+def _money(money: Money) -> dict[str, Any]:
+    return {"amount": str(money.amount), "currency": money.currency}
 
 
-def _build(parts: tuple[Any, ...]) -> FindingsRecorded:
-    """Call the constructors of the event and its 9 nested objects, nothing else."""
-    fields, reviewer, policy, findings, total = parts
+def _hand_encode(event: FindingsRecorded) -> dict[str, Any]:
+    """This one class's payload, written out by hand, with no checks at all."""
+    reviewer, policy = event.reviewer, event.policy
+    return {
+        "document_id": str(event.document_id),
+        "recorded_at": event.recorded_at.isoformat(),
+        "title": event.title,
+        "revision": event.revision,
+        "score": event.score,
+        "budget": str(event.budget),
+        "severity": event.severity.value,
+        "reviewer": {
+            "id": str(reviewer.id),
+            "name": reviewer.name,
+            "email": reviewer.email,
+        },
+        "policy": {
+            "repository_id": str(policy.repository_id),
+            "version": policy.version,
+            "tags": sorted(policy.tags),
+        },
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity.value,
+                "line": f.line,
+                "cost": _money(f.cost),
+            }
+            for f in event.findings
+        ],
+        "total": _money(event.total),
+        "approved": event.approved,
+        "comment": event.comment,
+        "due": event.due.isoformat(),
+        "labels": list(event.labels),
+        "attributes": dict(event.attributes),
+        "previous_score": event.previous_score,
+        "page_count": event.page_count,
+        "language": event.language,
+        "checksum": event.checksum,
+    }
+
+
+_SEVERITY = {member.value: member for member in Severity}
+
+
+def _hand_decode(data: dict[str, Any]) -> FindingsRecorded:
+    """
+    This one class back from its payload, written out by hand, with no checks.
+
+    Leaf conversions as fast as this machine does them: the serializer's own
+    UUID parser (a third of ``uuid.UUID(text)``), a dict for enums.
+    """
+    reviewer, policy, total = data["reviewer"], data["policy"], data["total"]
     return FindingsRecorded(
-        *fields[:7],
-        Reviewer(*reviewer),
-        PolicyRef(*policy),
+        _fast_uuid(data["document_id"]),
+        dt.datetime.fromisoformat(data["recorded_at"]),
+        data["title"],
+        data["revision"],
+        data["score"],
+        Decimal(data["budget"]),
+        _SEVERITY[data["severity"]],
+        Reviewer(_fast_uuid(reviewer["id"]), reviewer["name"], reviewer["email"]),
+        PolicyRef(
+            _fast_uuid(policy["repository_id"]),
+            policy["version"],
+            frozenset(policy["tags"]),
+        ),
         tuple(
             [
-                Finding(code, severity, line, Money(*cost))
-                for code, severity, line, cost in findings
+                Finding(
+                    f["code"],
+                    _SEVERITY[f["severity"]],
+                    f["line"],
+                    Money(Decimal(f["cost"]["amount"]), f["cost"]["currency"]),
+                )
+                for f in data["findings"]
             ]
         ),
-        Money(*total),
-        *fields[11:],
+        Money(Decimal(total["amount"]), total["currency"]),
+        data["approved"],
+        data["comment"],
+        dt.date.fromisoformat(data["due"]),
+        tuple(data["labels"]),
+        dict(data["attributes"]),
+        data["previous_score"],
+        data["page_count"],
+        data["language"],
+        data["checksum"],
     )
-
-
-def construction_ceiling(count: int, repetitions: int) -> float:
-    """
-    Return how many times per second the event's 10 attrs objects can be built.
-
-    From values already decoded, with no checks: the least work any decoder
-    that returns these attrs objects must do, so decoding (and a round trip)
-    can never be faster on this machine.
-    """
-    event = make_event()
-    parts = _parts(event)
-    assert _build(parts) == event
-    rates = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        for _ in range(count):
-            _build(parts)
-        rates.append(count / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def run(quick: bool) -> dict[str, Any]:
-    """Measure round trips/s; return median, min, max and the settings used."""
+    """
+    Measure round trips/s; return median, min, max and the settings used.
+
+    Each repetition also times a check-free codec written by hand for this
+    one class (`_hand_encode`, `_hand_decode`): a ceiling that no serializer
+    of these attrs objects passes on this machine, measured in the same
+    repetitions so that the machine's drift hits both alike.
+    """
     registry = make_registry()
     event = make_event()
     payload = registry.encode(event)
     assert registry.decode(payload.type, payload.schema_version, payload.data) == event
+    assert _hand_encode(event) == payload.data
+    assert _hand_decode(payload.data) == event
     repetitions = 5 if quick else 7
     count = 2_000 if quick else 20_000
     encode = registry.encode
     decode = registry.decode
     type_name, version, data = payload.type, payload.schema_version, payload.data
-    rates, encode_rates, decode_rates = [], [], []
+    rates, encode_rates, decode_rates, ceiling_rates = [], [], [], []
     for _ in range(repetitions):
         start = time.perf_counter()
         for _ in range(count):
@@ -188,22 +243,28 @@ def run(quick: bool) -> dict[str, Any]:
         rates.append(count / (time.perf_counter() - start))
         start = time.perf_counter()
         for _ in range(count):
+            _hand_decode(_hand_encode(event))
+        ceiling_rates.append(count / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _ in range(count):
             encode(event)
         encode_rates.append(count / (time.perf_counter() - start))
         start = time.perf_counter()
         for _ in range(count):
             decode(type_name, version, data)
         decode_rates.append(count / (time.perf_counter() - start))
-    ceiling = construction_ceiling(count, repetitions)
     return {
         "name": "serializer_roundtrip_20_fields",
-        "construction_ceiling": ceiling,
         "unit": "round trips/s",
         "median": statistics.median(rates),
         "min": min(rates),
         "max": max(rates),
         "encode_median": statistics.median(encode_rates),
         "decode_median": statistics.median(decode_rates),
+        "ceiling_median": statistics.median(ceiling_rates),
+        "share_of_ceiling": statistics.median(
+            [ours / ceiling for ours, ceiling in zip(rates, ceiling_rates, strict=True)]
+        ),
         "repetitions": repetitions,
         "iterations": count,
     }
@@ -219,8 +280,9 @@ def main() -> None:
         f"max {result['max']:,.0f})\n"
         f"encode alone: {result['encode_median']:,.0f}/s; decode alone: "
         f"{result['decode_median']:,.0f}/s\n"
-        f"building the 10 attrs objects alone (no decoding): "
-        f"{result['construction_ceiling']:,.0f}/s"
+        f"ceiling, a check-free codec hand-written for this class: "
+        f"{result['ceiling_median']:,.0f}/s (eventstore reaches "
+        f"{result['share_of_ceiling']:.0%} of it)"
     )
 
 

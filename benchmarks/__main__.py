@@ -87,6 +87,8 @@ def _run_postgres(
                     result = postgres.WORKLOADS[name](ctx)
                 except Exception as exc:
                     result = _failed(name, exc)
+                finally:
+                    ctx.close_workload()
                 result.notes["wall_s"] = round(time.perf_counter() - began, 2)
                 results.append(result)
         finally:

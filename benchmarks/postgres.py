@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import psycopg
@@ -34,6 +34,13 @@ from eventstore import (
 from eventstore.postgres import PoolConfig, PostgresEventStore
 from eventstore.testing import read_log
 
+
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closeable)
+
 DATA = {"amount": 125, "currency": "EUR", "note": "monthly fee", "tags": ["a", "b"]}
 
 
@@ -50,6 +57,7 @@ class Context:
     repetitions: int
     admin: psycopg.Connection[Any]
     schemas: list[str] = attrs.field(factory=list)
+    _open: list[_Closeable] = attrs.field(factory=list)
 
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
@@ -64,13 +72,23 @@ class Context:
         )
         store.migrate()
         store.pool.wait()
-        return store
+        return self.closes(store)
 
     def baseline(self, name: str) -> tuple[psycopg.Connection[Any], Baseline]:
         schema = f"base_{name}"
         self._drop(schema)
-        conn = psycopg.connect(self.dsn, autocommit=True)
+        conn = self.closes(psycopg.connect(self.dsn, autocommit=True))
         return conn, Baseline(conn, schema)
+
+    def closes(self, resource: _C) -> _C:
+        """Return *resource*, to be closed by `close_workload`."""
+        self._open.append(resource)
+        return resource
+
+    def close_workload(self) -> None:
+        """Close the stores, connections and pools the last workload opened."""
+        while self._open:
+            self._open.pop().close()
 
     def _drop(self, schema: str) -> None:
         self.admin.execute(
@@ -143,10 +161,7 @@ def new_streams(ctx: Context) -> Result:
         assert total is not None
         assert total[0] == count * (ctx.repetitions + 1), "baseline row count"
 
-    _checked(result, check)
-    store.close()
-    conn.close()
-    return result
+    return _checked(result, check)
 
 
 def existing_streams(ctx: Context) -> Result:
@@ -212,10 +227,7 @@ def existing_streams(ctx: Context) -> Result:
         else:
             raise AssertionError("a stale expected version was accepted")
 
-    _checked(result, check)
-    store.close()
-    conn.close()
-    return result
+    return _checked(result, check)
 
 
 def batches(ctx: Context) -> Result:
@@ -261,10 +273,7 @@ def batches(ctx: Context) -> Result:
         events = list(store.read_stream("e0", from_version=size * 3 + 1, limit=size))
         assert [e.data["n"] for e in events] == list(range(size)), "batch order"
 
-    _checked(result, check)
-    store.close()
-    conn.close()
-    return result
+    return _checked(result, check)
 
 
 def _run_threads(threads: int, target: Callable[[int], None]) -> float:
@@ -295,14 +304,15 @@ def threads(ctx: Context) -> Result:
     workers = 8
     per_thread = ctx.size(400, 60)
     store = ctx.store("threads", pool_size=workers)
-    base_conn, base = ctx.baseline("threads")
-    base_conn.close()
-    pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
-        ctx.dsn,
-        min_size=workers,
-        max_size=workers,
-        kwargs={"autocommit": True},
-        open=True,
+    _, base = ctx.baseline("threads")
+    pool: psycopg_pool.ConnectionPool[Any] = ctx.closes(
+        psycopg_pool.ConnectionPool(
+            ctx.dsn,
+            min_size=workers,
+            max_size=workers,
+            kwargs={"autocommit": True},
+            open=True,
+        )
     )
     pool.wait()
     cursors: dict[int, psycopg.Cursor[Any]] = {}  # one kept cursor per connection
@@ -352,10 +362,7 @@ def threads(ctx: Context) -> Result:
         assert row is not None
         assert row[0] == workers * per_thread * (ctx.repetitions + 1), "baseline rows"
 
-    _checked(result, check)
-    store.close()
-    pool.close()
-    return result
+    return _checked(result, check)
 
 
 def _racing(
@@ -407,9 +414,10 @@ def race(ctx: Context) -> Result:
     racers = 10
     rounds = 20
     store = ctx.store("race", pool_size=racers)
-    base_conn, base = ctx.baseline("race")
-    base_conn.close()
-    conns = [psycopg.connect(ctx.dsn, autocommit=True) for _ in range(racers)]
+    _, base = ctx.baseline("race")
+    conns = [
+        ctx.closes(psycopg.connect(ctx.dsn, autocommit=True)) for _ in range(racers)
+    ]
     base_cursors = [c.cursor() for c in conns]
     winners: dict[str, list[int]] = {}
 
@@ -460,11 +468,7 @@ def race(ctx: Context) -> Result:
             events = list(store.read_stream(f"e{rep}"))
             assert [e.data["n"] for e in events] == list(range(rounds))
 
-    _checked(result, check)
-    store.close()
-    for conn in conns:
-        conn.close()
-    return result
+    return _checked(result, check)
 
 
 # --- reads -----------------------------------------------------------------
@@ -537,10 +541,7 @@ def read_stream(ctx: Context) -> Result:
         assert all(isinstance(e, RecordedEvent) for e in events)
         assert [e.version for e in events] == [5_000, 5_001, 5_002]
 
-    _checked(result, check)
-    store.close()
-    conn.close()
-    return result
+    return _checked(result, check)
 
 
 def _fill_log(
@@ -629,10 +630,7 @@ def global_log(ctx: Context) -> Result:
         assert seen["eventstore"] == seen["baseline"] == total, str(seen)
         assert seen["ordered"] == 1, "positions not increasing"
 
-    _checked(result, check)
-    store.close()
-    conn.close()
-    return result
+    return _checked(result, check)
 
 
 # --- repository --------------------------------------------------------------
@@ -734,9 +732,7 @@ def _repository_load(ctx: Context, *, tail: int) -> Result:
                 f"{key}: snapshot at {snapshot.version}"
             )
 
-    _checked(result, check)
-    store.close()
-    return result
+    return _checked(result, check)
 
 
 WORKLOADS: dict[str, Callable[[Context], Result]] = {

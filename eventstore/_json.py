@@ -22,9 +22,9 @@ __all__ = ["load_json"]
 _scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined] # set in JSONDecoder.__init__, missing from typeshed
 
 
-def load_json(text: str) -> Any:
+def load_json(text: str | bytes) -> Any:
     """
-    Decode *text*, one JSON value, as `json.loads` does.
+    Decode *text*, one JSON value, as `json.loads` does (bytes as UTF-8).
 
     Raises:
         json.JSONDecodeError: *text* is not one JSON value.
@@ -34,6 +34,8 @@ def load_json(text: str) -> Any:
         {'total': 12, 'tags': ['a']}
 
     """
+    if text.__class__ is not str:  # bytes: what SQL_ASCII connections return for text
+        return json.loads(text)
     try:
         value, end = _scan_once(text, 0)
     except StopIteration:  # not a JSON value at the start: let json.loads say why

@@ -182,6 +182,9 @@ class PostgresEventStore(EventStore):
             options.append(f"-c lock_timeout={_millis(config.lock_timeout)}")
         kwargs: dict[str, Any] = {
             "autocommit": True,
+            # Text comes back as str whatever the database's encoding: a
+            # SQL_ASCII database would otherwise hand psycopg bytes.
+            "client_encoding": "UTF8",
             "application_name": config.application_name,
             # libpq takes whole seconds (and treats 1 as 2).
             "connect_timeout": str(max(2, math.ceil(connect_timeout))),

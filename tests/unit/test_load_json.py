@@ -62,3 +62,9 @@ def test_bad_text_raises_json_decode_error_as_json_loads_does(
     with pytest.raises(json.JSONDecodeError) as expected:
         json.loads(text)
     assert str(caught.value) == str(expected.value)
+
+
+def test_bytes_decode_as_utf8_as_json_loads_does() -> None:
+    # What a connection with client encoding SQL_ASCII returns for text columns.
+    text = '{"name": "Zoë", "n": [1, 2.5]}'
+    assert load_json(text.encode()) == json.loads(text) == load_json(text)

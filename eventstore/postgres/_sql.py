@@ -107,6 +107,16 @@ _CLAIM = {
         "(@STORED@) "
         "RETURNING s.version"
     ),
+    # Expected 0 inside a transaction of several statements (append_many):
+    # a unique violation there would roll back the earlier statements and
+    # run them again, drawing their log positions twice; ON CONFLICT waits
+    # for a concurrent creator and then claims nothing, with no error.
+    "new_in_transaction": (
+        "INSERT INTO {streams} AS s (stream_id, version) "
+        "SELECT %(stream_id)s, %(count)s WHERE NOT EXISTS "
+        "(@STORED@) "
+        "ON CONFLICT (stream_id) DO NOTHING RETURNING s.version"
+    ),
     # Expected n > 0: the row must be at exactly n. A concurrent writer makes
     # this update wait and then re-check the version of the new row.
     "exact": (
@@ -195,15 +205,23 @@ def append_templates() -> dict[str, str]:
     return templates
 
 
-def append_key(append: EncodedAppend) -> str:
-    """Return which append statement stores *append*: by expected version and event count."""
+def append_key(append: EncodedAppend, *, in_transaction: bool = False) -> str:
+    """
+    Return which append statement stores *append*: by expected version and event count.
+
+    *in_transaction*: the statement runs among others in one explicit
+    transaction (``append_many``), where a new stream needs the claim that
+    cannot fail.
+    """
     expected = append.expected_version
     if expected is ExpectedVersion.ANY:
         kind = "any"
     elif expected is ExpectedVersion.EXISTS:
         kind = "exists"
+    elif expected == 0:
+        kind = "new_in_transaction" if in_transaction else "new"
     else:
-        kind = "new" if expected == 0 else "exact"
+        kind = "exact"
     return kind + ("_one" if len(append.events) == 1 else "_many")
 
 

@@ -413,7 +413,9 @@ class PostgresEventStore(EventStore):
     def _append_in_transaction(
         self, conn: _Connection, append: EncodedAppend
     ) -> AppendResult:
-        statement, names = self._sql.append[_sql.append_key(append)]
+        statement, names = self._sql.append[
+            _sql.append_key(append, in_transaction=True)
+        ]
         named = _sql.append_params(append)
         rows = conn.execute(
             statement, [named[name] for name in names], prepare=True

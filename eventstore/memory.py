@@ -39,16 +39,18 @@ class _StoredEvent(NamedTuple):
     recorded_at: datetime
 
     def to_recorded(self) -> RecordedEvent:
+        # Positional, in the order of RecordedEvent's fields (a test pins it):
+        # attrs' __init__ takes 9 keywords ~1.5 us slower, on every event read.
         return RecordedEvent(
-            stream_id=self.stream_id,
-            version=self.version,
-            position=self.position,
-            type=self.type,
-            data=load_json(self.data),
-            metadata=load_json(self.metadata),
-            event_id=self.event_id,
-            schema_version=self.schema_version,
-            recorded_at=self.recorded_at,
+            self.stream_id,
+            self.version,
+            self.position,
+            self.type,
+            load_json(self.data),
+            load_json(self.metadata),
+            self.event_id,
+            self.schema_version,
+            self.recorded_at,
         )
 
 

@@ -387,16 +387,18 @@ def _utc(value: datetime) -> datetime:
 
 def event_from_row(row: Sequence[Any]) -> RecordedEvent:
     """Map a row of the event columns to a `RecordedEvent`."""
+    # Positional, in the order of RecordedEvent's fields (a test pins it):
+    # attrs' __init__ takes 9 keywords ~1.5 us slower, on every event read.
     return RecordedEvent(
-        stream_id=row[0],
-        version=row[1],
-        position=LogPosition(row[2], row[3]),
-        type=row[4],
-        data=load_json(row[5]),
-        metadata=load_json(row[6]),
-        event_id=row[7],
-        schema_version=row[8],
-        recorded_at=_utc(row[9]),
+        row[0],  # stream_id
+        row[1],  # version
+        LogPosition(row[2], row[3]),  # position
+        row[4],  # type
+        load_json(row[5]),  # data
+        load_json(row[6]),  # metadata
+        row[7],  # event_id
+        row[8],  # schema_version
+        _utc(row[9]),  # recorded_at
     )
 
 

@@ -1,8 +1,9 @@
 import uuid
 
+import attrs
 import pytest
 
-from eventstore import InvalidArgumentError, LogPosition, NewEvent
+from eventstore import InvalidArgumentError, LogPosition, NewEvent, RecordedEvent
 
 
 def test_log_positions_order_by_transaction_then_position() -> None:
@@ -32,3 +33,19 @@ def test_new_event_defaults() -> None:
     assert event.metadata == {}
     assert isinstance(event.event_id, uuid.UUID)
     assert event.schema_version == 1
+
+
+def test_recorded_event_fields_keep_the_order_both_backends_build_them_in() -> None:
+    # InMemoryEventStore and the PostgreSQL row mapping call RecordedEvent
+    # positionally, for speed; reordering its fields must fail here first.
+    assert [field.name for field in attrs.fields(RecordedEvent)] == [
+        "stream_id",
+        "version",
+        "position",
+        "type",
+        "data",
+        "metadata",
+        "event_id",
+        "schema_version",
+        "recorded_at",
+    ]

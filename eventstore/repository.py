@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -37,7 +38,16 @@ class _CommandFailed(Exception):
         self.error = error
 
 
-_UNSET: Any = object()
+class _ClassDefault(enum.Enum):
+    """The default of an ``__init__`` argument that keeps the class attribute."""
+
+    CLASS_ATTRIBUTE = "the class attribute"
+
+    def __repr__(self) -> str:
+        return "<the class attribute>"
+
+
+_UNSET: Any = _ClassDefault.CLASS_ATTRIBUTE
 
 
 class Repository(Generic[A]):

@@ -24,10 +24,25 @@ from eventstore.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["DRIVER_ERRORS", "translate"]
+__all__ = ["DRIVER_ERRORS", "translate", "unreachable"]
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (psycopg.Error,)
 """Exception classes the boundary catches (psycopg_pool's errors subclass psycopg's)."""
+
+
+def unreachable(
+    exc: BaseException, *, scrub: Callable[[str], str]
+) -> StoreUnavailableError:
+    """
+    Return the error for a connection the server refused, or that got no answer.
+
+    Args:
+        exc: What psycopg raised connecting (the server's reason is in it).
+        scrub: Removes the DSN's password from a message.
+
+    """
+    detail = scrub(str(exc).strip() or type(exc).__name__)
+    return StoreUnavailableError(f"cannot connect to PostgreSQL: {detail}")
 
 
 def translate(  # noqa: PLR0911  # one return per error family reads best as a flat list
@@ -36,6 +51,7 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
     scrub: Callable[[str], str],
     pool_saturated: bool,
     pool_closed_by_us: bool,
+    connect_error: BaseException | None = None,
 ) -> EventStoreError:
     """
     Return the eventstore error standing for the driver error *exc*.
@@ -46,6 +62,8 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
         pool_saturated: Every connection of the pool is lent out, so a
             pool timeout means exhaustion rather than an unreachable server.
         pool_closed_by_us: The store closed its own pool.
+        connect_error: Why a direct connection attempt just failed, if it
+            did: a pool timeout then reports the server's reason.
 
     """
     detail = scrub(str(exc).strip() or type(exc).__name__)
@@ -58,6 +76,8 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
             return PoolExhaustedError(
                 f"no connection became free within the pool timeout: {detail}"
             )
+        if connect_error is not None:
+            return unreachable(connect_error, scrub=scrub)
         return StoreUnavailableError(
             f"could not get a connection to PostgreSQL within the pool timeout "
             f"(is the server reachable?): {detail}"

@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 from eventstore._decide import judge_append
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
@@ -22,11 +22,20 @@ from eventstore.errors import (
     ConfigError,
     EventStoreError,
     PoolExhaustedError,
+    StoreUnavailableError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
 from eventstore.postgres import _sql
-from eventstore.postgres._errors import DRIVER_ERRORS, translate
+from eventstore.postgres._dsn import parse_dsn
+from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
+from eventstore.postgres._pool import (
+    Lending,
+    StorePool,
+    connection_kwargs,
+    pool_metrics,
+)
+from eventstore.postgres._probe import ServerProbe
 from eventstore.postgres.config import PoolConfig
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
@@ -41,9 +50,6 @@ _Row = tuple[Any, ...]
 
 _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
-
-_HEALTH_TIMEOUT: Final = 5.0
-"""Most seconds `health` waits for a connection."""
 
 _DEGRADED_UTILIZATION_PCT: Final = 90.0
 
@@ -112,10 +118,16 @@ class PostgresEventStore(EventStore):
         snapshots_to_keep: Snapshots kept per stream, newest first.
         connect_timeout: Seconds libpq waits to establish a connection (apart
             from the pool's wait for a free connection, `PoolConfig.timeout`).
+            A server that refuses connections (down, wrong database, wrong
+            password, too many clients) is reported at once, with its reason;
+            one that never answers, after this long.
+        health_timeout: Most seconds `health` waits for an answer before
+            reporting the store unavailable.
 
     Raises:
-        ConfigError: Both or neither of *dsn* and *pool*, an unparsable DSN,
-            a bad schema name or timeout.
+        ConfigError: Both or neither of *dsn* and *pool*, an unparsable DSN
+            (the message says which part, never the password), a bad schema
+            name or timeout.
         InvalidArgumentError: *snapshots_to_keep* below 1.
 
     Example:
@@ -133,6 +145,7 @@ class PostgresEventStore(EventStore):
         schema: str = "eventstore",
         snapshots_to_keep: int = DEFAULT_SNAPSHOTS_TO_KEEP,
         connect_timeout: float = 10.0,
+        health_timeout: float = 1.0,
     ) -> None:
         self._schema = _sql.check_schema_name(schema)
         self._snapshots_to_keep = check_int(
@@ -142,21 +155,17 @@ class PostgresEventStore(EventStore):
             raise ConfigError("pass exactly one of dsn and pool")
         if pool is not None and pool_config is not None:
             raise ConfigError("pool_config applies only to a pool opened from a dsn")
-        if (
-            not isinstance(connect_timeout, int | float)
-            or isinstance(connect_timeout, bool)
-            or not math.isfinite(connect_timeout)
-            or connect_timeout <= 0
-        ):
-            raise ConfigError(
-                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
-            )
+        self._connect_timeout = _check_seconds(connect_timeout, "connect_timeout")
+        self._health_timeout = _check_seconds(health_timeout, "health_timeout")
         self._sql = _sql.Statements.for_schema(schema)
         self._password = ""
         self._safe_dsn = ""
         self._seen_connection_errors = 0
-        self._probed_at = -1.0
-        self._probe_result = True
+        # Until a connection succeeds, and after one failed, the server is
+        # asked directly before waiting on the pool (see _probe).
+        self._suspect = True
+        self._probe = ServerProbe(self._connect_directly)
+        self._lending: Lending | None = None
         # Private test hook: when set, every append runs in an explicit
         # transaction and calls it with the connection just before COMMIT
         # (to pause there, or to kill the backend).
@@ -167,35 +176,14 @@ class PostgresEventStore(EventStore):
             return
         if not isinstance(dsn, str):
             raise ConfigError(f"dsn must be a str, got {type(dsn).__name__}")
-        try:
-            params = conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError:
-            # No `from exc`: libpq quotes fragments of the DSN, password included.
-            raise ConfigError("the DSN could not be parsed") from None
+        params = parse_dsn(dsn)
         self._password = str(params.pop("password", "") or "")
         self._safe_dsn = make_conninfo("", **params)
         config = PoolConfig() if pool_config is None else pool_config
-        options = [str(params["options"])] if params.get("options") else []
-        # Timestamps then arrive in UTC, and need no conversion per row.
-        options.append("-c TimeZone=UTC")
-        if config.statement_timeout is not None:
-            options.append(f"-c statement_timeout={_millis(config.statement_timeout)}")
-        if config.lock_timeout is not None:
-            options.append(f"-c lock_timeout={_millis(config.lock_timeout)}")
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            # Text comes back as str whatever the database's encoding: a
-            # SQL_ASCII database would otherwise hand psycopg bytes.
-            "client_encoding": "UTF8",
-            "application_name": config.application_name,
-            # libpq takes whole seconds (and treats 1 as 2).
-            "connect_timeout": str(max(2, math.ceil(connect_timeout))),
-        }
-        kwargs["options"] = " ".join(options)
-        self._pool = psycopg_pool.ConnectionPool(
+        self._pool = own = StorePool(
             dsn,
             connection_class=_StoreConnection,
-            kwargs=kwargs,
+            kwargs=connection_kwargs(params, config, connect_timeout),
             min_size=config.min_size,
             max_size=config.max_size,
             timeout=config.timeout,
@@ -205,6 +193,7 @@ class PostgresEventStore(EventStore):
             name=f"eventstore.{schema}",
             open=True,
         )
+        self._lending = own.lending
         self._owns_pool = True
 
     def __repr__(self) -> str:
@@ -269,86 +258,132 @@ class PostgresEventStore(EventStore):
 
     # --- the I/O boundary ----------------------------------------------
 
-    def _call(self, work: Callable[[_Connection], _T], *, retry: bool) -> _T:
+    def _call(
+        self,
+        work: Callable[[_Connection], _T],
+        *,
+        retry: bool,
+        timeout: float | None = None,
+    ) -> _T:
         """
         Run *work* on a pooled connection, translating every driver error.
 
-        A connection found broken (server restart, killed backend) makes the
-        pool check its idle connections, so the next call gets a live one;
-        with *retry* (reads) the call is repeated once on it.
+        While the server is in doubt (before the first connection, after a
+        failed one), it is asked directly first, so a refused connection
+        fails at once with the server's reason rather than after the pool
+        timeout. A connection found broken (server restart, killed backend)
+        makes the pool check its idle connections, so the next call gets a
+        live one; with *retry* (reads) the call is repeated once on it.
+
+        Args:
+            work: What to do with the connection.
+            retry: Repeat once after a broken connection.
+            timeout: Most seconds to wait for a connection; default: the
+                pool's timeout (and ``connect_timeout`` for the direct ask).
+
         """
         attempts = 2 if retry else 1
         for attempt in range(1, attempts + 1):
+            if self._suspect:
+                self._refuse_if_unreachable(timeout)
             conn: _Connection | None = None
             try:
                 # getconn/putconn rather than connection(): no commit/rollback
                 # dance on an autocommit connection, a few µs per call.
-                conn = self._pool.getconn()
+                conn = self._pool.getconn(timeout)
+                self._suspect = False
                 try:
                     return work(conn)
                 finally:
                     self._pool.putconn(conn)
             except DRIVER_ERRORS as exc:
-                broken = conn is not None and conn.broken
-                if broken:
+                if conn is not None and conn.broken:
+                    self._doubt_server()
                     self._drop_stale_connections()
                     if attempt < attempts:
                         continue
-                raise self._translate(exc) from exc
+                error, cause = self._translate(exc, timeout)
+                if isinstance(error, StoreUnavailableError):
+                    self._doubt_server()
+                raise error from cause
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _translate(self, exc: BaseException) -> EventStoreError:
-        return translate(
-            exc,
-            scrub=self._scrub,
-            pool_saturated=self._pool_saturated(),
-            pool_closed_by_us=self._closed,
-        )
+    def _doubt_server(self) -> None:
+        self._suspect = True
+        self._probe.forget()
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+    def _refuse_if_unreachable(self, timeout: float | None) -> None:
+        """Raise `StoreUnavailableError` with the server's reason if it refuses connections."""
+        error = self._probe.check(self._probe_wait(timeout))
+        if error is not None:
+            raise unreachable(error, scrub=self._scrub) from error
 
-    def _pool_saturated(self) -> bool:
-        """
-        Whether a pool timeout now means exhaustion rather than an unreachable server.
+    def _probe_wait(self, timeout: float | None) -> float:
+        # psycopg bounds the attempt by connect_timeout (at least 2 s).
+        return max(self._connect_timeout, 2.0) + 1.0 if timeout is None else timeout
 
-        The pool counts connections it is still trying to open in its size,
-        so a full pool with nothing idle is ambiguous: failed connection
-        attempts since the last look, or a quick connection probe that
-        fails, mean "unreachable".
-        """
-        stats = self._pool.get_stats()
-        errors = stats.get("connections_errors", 0)
-        failing = errors > self._seen_connection_errors
-        self._seen_connection_errors = errors
-        if failing:
-            return False
-        if stats.get("pool_available", 0) or (
-            stats.get("pool_size", 0) < self._pool.max_size
-        ):
-            return False
-        return self._server_reachable()
-
-    def _server_reachable(self) -> bool:
-        # At most one probe a second, however many callers time out at once.
-        now = time.monotonic()
-        if now - self._probed_at < 1.0:
-            return self._probe_result
-        self._probed_at = now
+    def _connect_directly(self) -> None:
+        """Open and close one connection with the pool's own settings."""
         # psycopg_pool accepts callables for both (fresh credentials per connection).
         conninfo = self._pool.conninfo
         pool_kwargs = self._pool.kwargs
         kwargs = dict((pool_kwargs() if callable(pool_kwargs) else pool_kwargs) or {})
-        kwargs["connect_timeout"] = "2"
-        try:
-            psycopg.connect(
-                conninfo() if callable(conninfo) else conninfo, **kwargs
-            ).close()
-        except DRIVER_ERRORS:
-            self._probe_result = False
-        else:
-            self._probe_result = True
-        return self._probe_result
+        kwargs.setdefault(
+            "connect_timeout", str(max(2, math.ceil(self._connect_timeout)))
+        )
+        psycopg.connect(
+            conninfo() if callable(conninfo) else conninfo, **kwargs
+        ).close()
+
+    def _translate(
+        self, exc: BaseException, timeout: float | None = None
+    ) -> tuple[EventStoreError, BaseException]:
+        """Return the error standing for *exc*, and the driver error to chain it to."""
+        connect_error: BaseException | None = None
+        saturated = False
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            saturated, connect_error = self._why_no_connection(timeout)
+        error = translate(
+            exc,
+            scrub=self._scrub,
+            pool_saturated=saturated,
+            pool_closed_by_us=self._closed,
+            connect_error=connect_error,
+        )
+        return error, exc if connect_error is None else connect_error
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def _why_no_connection(
+        self, timeout: float | None
+    ) -> tuple[bool, BaseException | None]:
+        """
+        Tell why the pool gave no connection: exhaustion, or an unreachable server.
+
+        Returns:
+            Whether every connection is lent out (exhaustion), and the
+            server's reason when a direct connection attempt fails.
+
+        The store's own pool knows what it lent. The figures of a pool
+        passed in count connections still being opened in its size, so
+        there failed connection attempts since the last look mean
+        "unreachable" too.
+        """
+        error = self._probe.check(self._probe_wait(timeout))
+        if error is not None:
+            return False, error
+        if self._lending is not None:
+            return self._lending.lent >= self._pool.max_size, None
+        stats = self._pool.get_stats()
+        errors = stats.get("connections_errors", 0)
+        failing = errors > self._seen_connection_errors
+        self._seen_connection_errors = errors
+        saturated = not failing and (
+            not stats.get("pool_available", 0)
+            and stats.get("pool_size", 0) >= self._pool.max_size
+        )
+        return saturated, None
 
     def _drop_stale_connections(self) -> None:
         try:
@@ -618,20 +653,11 @@ class PostgresEventStore(EventStore):
     # --- lifecycle -----------------------------------------------------
 
     def _pool_metrics(self) -> PoolMetrics:
-        stats = self._pool.get_stats()
-        size = stats.get("pool_size", 0)
-        available = stats.get("pool_available", 0)
-        max_size = self._pool.max_size
-        in_use = max(size - available, 0)
-        return PoolMetrics(
+        return pool_metrics(
+            self._pool.get_stats(),
             min_size=self._pool.min_size,
-            max_size=max_size,
-            size=size,
-            available=available,
-            in_use=in_use,
-            waiting=stats.get("requests_waiting", 0),
-            utilization_pct=round(100.0 * in_use / max_size, 1) if max_size else 0.0,
-            timeouts=stats.get("requests_errors", 0),
+            max_size=self._pool.max_size,
+            lending=self._lending,
         )
 
     def _health(self) -> HealthReport:
@@ -639,24 +665,29 @@ class PostgresEventStore(EventStore):
             return HealthReport(
                 HealthStatus.UNAVAILABLE, None, None, error="the store is closed"
             )
+        timeout = min(self._pool.timeout, self._health_timeout)
         try:
             metrics = self._pool_metrics()
             started = time.perf_counter()
-            rows = self._probe()
+            rows = self._call(
+                lambda conn: _fetchall(conn, self._sql.schema_version, None),
+                retry=True,
+                timeout=timeout,
+            )
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
         except Exception as exc:  # health never raises, whatever broke
-            error = self._translate(exc) if isinstance(exc, DRIVER_ERRORS) else exc
-            saturated = isinstance(error, PoolExhaustedError)
             try:
                 metrics_now: PoolMetrics | None = self._pool_metrics()
             except Exception:  # a closed caller pool, for one
                 metrics_now = None
             return HealthReport(
-                HealthStatus.DEGRADED if saturated else HealthStatus.UNAVAILABLE,
+                HealthStatus.DEGRADED
+                if isinstance(exc, PoolExhaustedError)
+                else HealthStatus.UNAVAILABLE,
                 None,
                 None,
                 metrics_now,
-                error=self._scrub(f"{type(error).__name__}: {error}"),
+                error=self._scrub(f"{type(exc).__name__}: {exc}"),
             )
         schema_version = rows[0][0] if rows else None
         degraded = (
@@ -669,25 +700,17 @@ class PostgresEventStore(EventStore):
             metrics,
         )
 
-    def _probe(self) -> list[_Row]:
-        """Read the schema version; retry once on a fresh connection if one was broken."""
-        timeout = min(self._pool.timeout, _HEALTH_TIMEOUT)
-        for attempt in (1, 2):
-            conn: _Connection | None = None
-            try:
-                with self._pool.connection(timeout=timeout) as conn:
-                    return _fetchall(conn, self._sql.schema_version, None)
-            except DRIVER_ERRORS:
-                if attempt == 1 and conn is not None and conn.broken:
-                    self._drop_stale_connections()
-                    continue
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def _close(self) -> None:
         if self._owns_pool:
             self._pool.close()
 
 
-def _millis(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
+def _check_seconds(value: object, name: str) -> float:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)

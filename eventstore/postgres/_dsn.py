@@ -1,0 +1,82 @@
+"""
+Parsing a DSN, and explaining one that cannot be parsed, without its password.
+
+libpq's parse errors quote fragments of the DSN, and a fragment may be (part
+of) the password: ``password=my secret`` fails with ``missing "=" after
+"secret"``. `parse_dsn` keeps libpq's explanation, which says which key or
+which part is wrong, and blanks every quoted fragment that could belong to
+the password.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from eventstore.errors import ConfigError
+
+__all__ = ["parse_dsn", "redact_parse_error"]
+
+_URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+_PASSWORD_KEY = re.compile(r"\bpassword\s*=", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]*)"')
+_REDACTED = "***"
+
+
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """
+    Return the parameters of *dsn* as libpq reads them.
+
+    Raises:
+        ConfigError: libpq cannot parse *dsn*; the message says why, with
+            any fragment that could hold the password blanked out.
+
+    """
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        # No `from exc`: its message quotes the DSN, password included.
+        raise ConfigError(
+            f"the DSN could not be parsed: {redact_parse_error(dsn, str(exc))}"
+        ) from None
+
+
+def redact_parse_error(dsn: str, message: str) -> str:
+    """
+    Return libpq's parse error *message* about *dsn* with the password blanked.
+
+    A quoted fragment is kept only when it lies outside every part of *dsn*
+    that may hold a password: the user-info of a URI, and everything after a
+    ``password=`` key (in a DSN that failed to parse, the password's end is
+    not known, so the rest of the string is treated as secret).
+    """
+    secrets = _secret_parts(dsn)
+
+    def blank(match: re.Match[str]) -> str:
+        fragment = match.group(1)
+        if fragment and any(fragment in secret for secret in secrets):
+            return f'"{_REDACTED}"'
+        for secret in secrets:
+            fragment = fragment.replace(secret, _REDACTED)
+        return f'"{fragment}"'
+
+    text = _QUOTED.sub(blank, message.strip())
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _secret_parts(dsn: str) -> list[str]:
+    parts = [dsn[match.end() :] for match in _PASSWORD_KEY.finditer(dsn)]
+    uri = _URI.match(dsn)
+    if uri:
+        rest = dsn[uri.end() :]
+        at = rest.rfind("@")
+        colon = rest.find(":")
+        if 0 <= colon < at:
+            parts.append(rest[colon + 1 : at])
+    # The longest first, so no shorter secret leaves part of a longer one.
+    return sorted((part for part in parts if part.strip()), key=len, reverse=True)

@@ -1,0 +1,151 @@
+"""The store's own connection pool: its connection settings, and honest figures about it."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import psycopg
+import psycopg_pool
+
+from eventstore.health import PoolMetrics
+from eventstore.postgres.config import PoolConfig
+
+__all__ = ["Lending", "StorePool", "connection_kwargs", "pool_metrics"]
+
+
+def connection_kwargs(
+    params: Mapping[str, Any], config: PoolConfig, connect_timeout: float
+) -> dict[str, Any]:
+    """
+    Return the connection arguments of every connection the store's pool opens.
+
+    Args:
+        params: The DSN's parameters (for its ``options``).
+        config: The pool's settings (timeouts, application name).
+        connect_timeout: Seconds libpq may take to establish a connection.
+
+    """
+    options = [str(params["options"])] if params.get("options") else []
+    # Timestamps then arrive in UTC, and need no conversion per row.
+    options.append("-c TimeZone=UTC")
+    if config.statement_timeout is not None:
+        options.append(f"-c statement_timeout={_millis(config.statement_timeout)}")
+    if config.lock_timeout is not None:
+        options.append(f"-c lock_timeout={_millis(config.lock_timeout)}")
+    return {
+        "autocommit": True,
+        # Text comes back as str whatever the database's encoding: a
+        # SQL_ASCII database would otherwise hand psycopg bytes.
+        "client_encoding": "UTF8",
+        "application_name": config.application_name,
+        # libpq takes whole seconds (and treats 1 as 2).
+        "connect_timeout": str(max(2, math.ceil(connect_timeout))),
+        "options": " ".join(options),
+    }
+
+
+def _millis(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+@attrs.define
+class Lending:
+    """
+    How many of the pool's connections the store has lent out, and how many callers wait.
+
+    psycopg_pool counts a connection it is still trying to open in its size,
+    so with the server down its figures read "2 in use" for a pool that holds
+    none. `StorePool` counts every connection it lends instead.
+    """
+
+    lent: int = 0
+    waiting: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def start_waiting(self) -> None:
+        """Count a caller that asks the pool for a connection."""
+        with self._lock:
+            self.waiting += 1
+
+    def stop_waiting(self, *, got: bool) -> None:
+        """Count that the caller's wait ended, with a connection when *got*."""
+        with self._lock:
+            self.waiting -= 1
+            if got:
+                self.lent += 1
+
+    def returned(self) -> None:
+        """Count a connection given back to the pool."""
+        with self._lock:
+            self.lent -= 1
+
+
+class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
+    """A pool the store opened: it counts what it lends, for `pool_metrics`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.lending = Lending()
+        super().__init__(*args, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        """Lend a connection (see `psycopg_pool.ConnectionPool.getconn`), counting it."""
+        lending = self.lending
+        lending.start_waiting()
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            conn = super().getconn(timeout)
+        finally:
+            lending.stop_waiting(got=conn is not None)
+        return conn
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None:
+        """Take a lent connection back (see `psycopg_pool.ConnectionPool.putconn`)."""
+        try:
+            super().putconn(conn)
+        finally:
+            self.lending.returned()
+
+
+def pool_metrics(
+    stats: Mapping[str, int],
+    *,
+    min_size: int,
+    max_size: int,
+    lending: Lending | None,
+) -> PoolMetrics:
+    """
+    Return the figures of a pool from its ``get_stats()``.
+
+    Args:
+        stats: ``ConnectionPool.get_stats()``.
+        min_size: The pool's minimum size.
+        max_size: The pool's maximum size.
+        lending: The store's own count of lent connections and waiting
+            callers, for a pool it opened (then *size* counts only
+            connections that exist: idle or lent); ``None`` for a pool passed
+            in, whose figures come from its stats alone.
+
+    """
+    available = stats.get("pool_available", 0)
+    if lending is None:
+        size = stats.get("pool_size", 0)
+        in_use = max(size - available, 0)
+        waiting = stats.get("requests_waiting", 0)
+    else:
+        in_use = max(lending.lent, 0)
+        size = min(available + in_use, max_size)
+        waiting = max(lending.waiting, 0)
+    return PoolMetrics(
+        min_size=min_size,
+        max_size=max_size,
+        size=size,
+        available=available,
+        in_use=in_use,
+        waiting=waiting,
+        utilization_pct=round(100.0 * in_use / max_size, 1) if max_size else 0.0,
+        timeouts=stats.get("requests_errors", 0),
+    )

@@ -1,0 +1,115 @@
+"""The direct server probe and DSN parsing, without a server: pure logic with fakes."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from psycopg import errors as pg_errors
+
+from eventstore import ConfigError
+from eventstore.postgres import PostgresEventStore
+from eventstore.postgres._dsn import redact_parse_error
+from eventstore.postgres._probe import ServerProbe
+
+SECRET = "S3cret-pw"  # noqa: S105  # what must never be printed
+
+
+class CountingConnect:
+    def __init__(self, error: Exception | None = None, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.error = error
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.delay)  # stands for libpq's connection attempt
+        if self.error is not None:
+            raise self.error
+
+
+def test_callers_at_once_share_one_connection_attempt() -> None:
+    connect = CountingConnect(pg_errors.OperationalError("refused"), delay=0.2)
+    probe = ServerProbe(connect)
+    barrier = threading.Barrier(8, timeout=10)
+    results: list[BaseException | None] = []
+
+    def ask() -> None:
+        barrier.wait()
+        results.append(probe.check(5.0))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert connect.calls == 1
+    assert len(results) == 8
+    assert all(result is connect.error for result in results)
+
+
+def test_an_outcome_is_reused_briefly_and_forget_asks_again() -> None:
+    connect = CountingConnect()
+    probe = ServerProbe(connect)
+    assert probe.check(5.0) is None
+    assert probe.check(5.0) is None
+    assert connect.calls == 1
+    probe.forget()
+    assert probe.check(5.0) is None
+    assert connect.calls == 2
+
+
+def test_a_caller_with_a_short_wait_gets_a_timeout_while_the_attempt_goes_on() -> None:
+    connect = CountingConnect(delay=1.0)
+    probe = ServerProbe(connect)
+    started = time.monotonic()
+    error = probe.check(0.1)
+    assert time.monotonic() - started < 0.8
+    assert isinstance(error, pg_errors.ConnectionTimeout)
+    # The same attempt then answers a patient caller: the server is up.
+    assert probe.check(5.0) is None
+    assert connect.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("dsn", "named"),
+    [
+        (f"host=localhost password={SECRET} dbname", 'missing "="'),
+        (f"host=localhost password='{SECRET} dbname=x", "unterminated quoted string"),
+        (f"host=localhost pasword={SECRET}", 'invalid connection option "pasword"'),
+        (
+            f"postgresql://u:{SECRET}@host/db?foo=bar",
+            'invalid URI query parameter: "foo"',
+        ),
+        (f"postgresql://u:{SECRET}@[::1/db", "IPv6 host address"),
+        (f"postgresql://u:{SECRET}%zz@host/db", "invalid percent-encoded token"),
+        (f"postgresql://u@host/db?password={SECRET}&x", 'URI query parameter: "***"'),
+        (f"host=a password=my {SECRET}", 'missing "=" after "***"'),
+    ],
+)
+def test_an_unparsable_dsn_says_what_is_wrong_and_never_the_password(
+    dsn: str, named: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        PostgresEventStore(dsn)
+    message = str(caught.value)
+    assert message.startswith("the DSN could not be parsed: ")
+    assert named in message
+    assert SECRET not in message
+    assert SECRET[:6] not in message
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_redaction_keeps_fragments_outside_the_password() -> None:
+    dsn = "host=db port=x5 password=hunter2 dbname"
+    message = 'missing "=" after "dbname" in connection info string'
+    # "dbname" follows the password, so it may be part of it: blanked.
+    assert redact_parse_error(dsn, message) == (
+        'missing "=" after "***" in connection info string'
+    )
+    unrelated = 'invalid connection option "pasword"'
+    assert redact_parse_error("pasword=hunter2", unrelated) == unrelated

@@ -44,6 +44,7 @@ def postgres_dsn() -> Iterator[str]:
     """Give the session a PostgreSQL DSN: ``EVENTSTORE_TEST_DSN``, or an embedded server."""
     external = os.environ.get(TEST_DSN_VARIABLE)
     if external:
+        _refuse_unreachable(external)
         yield external
         return
     from eventstore.testing.postgres_server import EmbeddedServer  # noqa: PLC0415  # optional dependency
@@ -60,10 +61,18 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
 
     schema = f"es_test_{uuid.uuid4().hex[:16]}"
     yield schema
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-        )
+    try:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(schema)
+                )
+            )
+    except psycopg.Error as exc:
+        reason = _scrub(postgres_dsn, exc)
+    else:
+        return
+    pytest.fail(f"could not drop the test schema {schema}: {reason}", pytrace=False)
 
 
 @pytest.fixture
@@ -83,3 +92,28 @@ def postgres_store(
         yield store
     finally:
         store.close()
+
+
+def _refuse_unreachable(dsn: str) -> None:
+    """Fail the fixture once, clearly, when the server in *dsn* cannot be reached."""
+    import psycopg  # noqa: PLC0415  # optional dependency
+
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = _scrub(dsn, exc)
+    else:
+        return
+    # Outside the except clause: the report shows our line, not psycopg's too.
+    pytest.fail(
+        f"{TEST_DSN_VARIABLE} names a PostgreSQL server that cannot be reached: {reason}",
+        pytrace=False,
+    )
+
+
+def _scrub(dsn: str, exc: BaseException) -> str:
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415  # optional dependency
+
+    text = str(exc).strip()
+    password = str(conninfo_to_dict(dsn).get("password") or "")
+    return text.replace(password, "***") if password else text

@@ -1,0 +1,54 @@
+"""The pytest plugin's fixtures, run in a pytest of their own."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+PASSWORD = "Plugin-5ecret"  # noqa: S105  # a made-up password that must never be printed
+
+TWO_TESTS = """
+def test_one(postgres_store):
+    assert postgres_store.stream_version("s") == 0
+
+def test_two(postgres_store):
+    assert postgres_store.stream_version("s") == 0
+"""
+
+
+def test_an_unreachable_test_server_is_one_clear_setup_error_per_test(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_uses_postgres.py").write_text(TWO_TESTS, encoding="utf-8")
+    with socket.socket() as sock:  # bound, not listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "EVENTSTORE_TEST_DSN": f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/app",
+        }
+        done = subprocess.run(  # our own interpreter, our own test file
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "2 errors" in output
+    assert output.count("ERROR at setup of test_one") == 1
+    assert output.count("ERROR at setup of test_two") == 1
+    assert "teardown" not in output
+    assert (
+        "EVENTSTORE_TEST_DSN names a PostgreSQL server that cannot be reached" in output
+    )
+    assert "Connection refused" in output
+    assert "psycopg.OperationalError" not in output
+    assert "Traceback" not in output
+    assert PASSWORD not in output

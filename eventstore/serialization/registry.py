@@ -10,8 +10,10 @@ from typing import Any, TypeVar
 
 import attrs
 
+from eventstore._validation import MAX_SCHEMA_VERSION, check_int, check_name
 from eventstore.errors import (
     FutureSchemaVersionError,
+    InvalidArgumentError,
     RegistrationError,
     SerializationError,
     UnknownTypeError,
@@ -58,15 +60,24 @@ class _Entry:
 
 
 def _check_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise RegistrationError(f"{what} must be a non-empty str, not {name!r}")
-    return name
+    # The store's own check, so that no registered name is refused at append.
+    try:
+        checked = check_name(name, what)
+    except InvalidArgumentError as exc:
+        raise RegistrationError(f"{exc}; the store would refuse it") from None
+    if not checked.strip():
+        raise RegistrationError(f"{what} must not be blank, not {name!r}")
+    return checked
 
 
-def _check_version(version: object, what: str) -> int:
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise RegistrationError(f"{what} must be an int >= 1, not {version!r}")
-    return version
+def _check_version(
+    version: object, what: str, *, maximum: int = MAX_SCHEMA_VERSION
+) -> int:
+    # The store's bounds: a schema version is a PostgreSQL integer.
+    try:
+        return check_int(version, what, minimum=1, maximum=maximum)
+    except InvalidArgumentError as exc:
+        raise RegistrationError(str(exc)) from None
 
 
 class Registry:
@@ -183,7 +194,8 @@ class Registry:
 
         """
         _check_name(type_name, "an upcaster's type name")
-        _check_version(from_version, "from_version")
+        # It leads to from_version + 1, which must be a schema version too.
+        _check_version(from_version, "from_version", maximum=MAX_SCHEMA_VERSION - 1)
         if rename_to is None:
             if to_version is not None and to_version != from_version + 1:
                 raise RegistrationError(

@@ -11,14 +11,21 @@ chain once, when the registry is validated, and precomputes for each known
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from eventstore.errors import RegistrationError
 
-__all__ = ["Plan", "Upcaster", "UpcasterFn", "build_plans"]
+__all__ = [
+    "Plan",
+    "Upcaster",
+    "UpcasterFn",
+    "build_plans",
+    "describe_versions",
+    "missing_versions",
+]
 
 UpcasterFn = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -108,14 +115,15 @@ def build_plans(  # noqa: PLR0912 - each branch is one rule of a valid chain
                 f"upcaster {upcaster.describe()} reads a version past {name!r}'s "
                 f"last version {last[name]} (its renaming upcaster reads that one)"
             )
+    read_by_name: dict[str, list[int]] = {}
+    for name, version in upcasters:
+        read_by_name.setdefault(name, []).append(version)
     for name, newest in last.items():
-        missing = [
-            version for version in range(1, newest) if (name, version) not in upcasters
-        ]
+        missing = missing_versions(read_by_name.get(name, ()), 1, newest)
         if missing:
             raise RegistrationError(
                 f"{name!r} is at version {newest} but has no upcaster from version "
-                f"{', '.join(map(str, missing))}: every version from 1 up needs "
+                f"{describe_versions(missing)}: every version from 1 up needs "
                 "one, or stored payloads of it could not be read"
             )
     plans: dict[tuple[str, int], Plan] = {}
@@ -123,6 +131,38 @@ def build_plans(  # noqa: PLR0912 - each branch is one rule of a valid chain
         for version in range(1, newest + 1):
             plans[(name, version)] = _plan(name, version, current, upcasters)
     return plans
+
+
+def missing_versions(
+    present: Iterable[int], low: int, high: int
+) -> list[tuple[int, int]]:
+    """
+    Return the versions from *low* up to, not including, *high* that *present* lacks.
+
+    In time and memory proportional to the number of *present* versions,
+    not to the size of the range: a schema version may be 2**31 - 1.
+
+    Returns:
+        Inclusive ``(first, last)`` ranges, ascending.
+
+    """
+    gaps: list[tuple[int, int]] = []
+    expected = low
+    for version in sorted({v for v in present if low <= v < high}):
+        if version > expected:
+            gaps.append((expected, version - 1))
+        expected = version + 1
+    if expected < high:
+        gaps.append((expected, high - 1))
+    return gaps
+
+
+def describe_versions(ranges: Sequence[tuple[int, int]], *, shown: int = 5) -> str:
+    """Render version ranges as ``1, 3-7, 9``, at most *shown* of them, for a message."""
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:shown]]
+    if len(ranges) > shown:
+        parts.append(f"and {len(ranges) - shown} more ranges")
+    return ", ".join(parts)
 
 
 def _plan(

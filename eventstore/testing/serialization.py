@@ -25,6 +25,7 @@ import attrs
 from hypothesis import HealthCheck, given, settings
 
 from eventstore.serialization import TRANSIENT, Registry
+from eventstore.serialization.upcasting import describe_versions, missing_versions
 from eventstore.testing.strategies import Overrides, registry_strategies
 
 __all__ = [
@@ -330,16 +331,14 @@ def _compare(
                     f"version {new_version}:\n{changes}\n{diff}"
                 )
         else:
-            without = [
-                version
-                for version in range(old_version, new_version)
-                if version not in upcasters.get(name, [])
-            ]
+            without = missing_versions(
+                upcasters.get(name, []), old_version, new_version
+            )
             if without:
                 forbidden.append(
                     f"- {name!r}: schema version bumped from {old_version} to "
                     f"{new_version} without an upcaster from version "
-                    f"{', '.join(map(str, without))}; stored v{old_version} "
+                    f"{describe_versions(without)}; stored v{old_version} "
                     f"payloads could not be read:\n{changes}\n{diff}"
                 )
             else:

@@ -156,13 +156,18 @@ def test_unresolvable_string_annotation_is_refused() -> None:
 
 @pytest.mark.parametrize("version", [0, -1, True, "1", 1.0])
 def test_bad_schema_versions_are_refused(version: Any) -> None:
-    with pytest.raises(RegistrationError, match="must be an int >= 1"):
+    with pytest.raises(
+        RegistrationError, match=r"schema version of 'ping' must be (an int|at least 1)"
+    ):
         Registry().add(Ping, "ping", version=version)
 
 
 @pytest.mark.parametrize("name", ["", "   ", None, 3])
 def test_bad_type_names_are_refused(name: Any) -> None:
-    with pytest.raises(RegistrationError, match="must be a non-empty str"):
+    with pytest.raises(
+        RegistrationError,
+        match=r"a type name must (be a str|not be empty|not be blank)",
+    ):
         Registry().add(Ping, name)
 
 

@@ -136,19 +136,34 @@ class StreamNotFound(EventStoreError, LookupError):
 
 class AggregateNotFound(StreamNotFound):
     """
-    A repository found no events for an aggregate.
+    A repository found no events for an aggregate, or fewer than the version asked for.
 
     Attributes:
         stream_id: The aggregate's stream.
         aggregate_id: The id the caller asked for.
+        version: The version asked for, or ``None`` for the latest.
+        actual: The stream's version (0: no events).
     """
 
-    def __init__(self, stream_id: str, aggregate_id: object = None) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        aggregate_id: object = None,
+        version: int | None = None,
+        actual: int = 0,
+    ) -> None:
         super().__init__(stream_id)
-        self.args = (stream_id, aggregate_id)
+        self.args = (stream_id, aggregate_id, version, actual)
         self.aggregate_id = aggregate_id
+        self.version = version
+        self.actual = actual
 
     def __str__(self) -> str:
+        if self.actual:
+            return (
+                f"aggregate {self.aggregate_id!r} (stream {self.stream_id!r}) is at "
+                f"version {self.actual}; version {self.version} does not exist yet"
+            )
         return f"aggregate {self.aggregate_id!r} not found (stream {self.stream_id!r})"
 
 
@@ -218,14 +233,29 @@ class UnknownTypeError(SerializationError, LookupError):
 
     Attributes:
         type_name: The unknown name.
+        stream_id: The stream of the stored event or snapshot, when known.
+        stream_version: Its version in that stream, when known.
     """
 
-    def __init__(self, type_name: str) -> None:
-        super().__init__(type_name)
+    def __init__(
+        self,
+        type_name: str,
+        stream_id: str | None = None,
+        stream_version: int | None = None,
+    ) -> None:
+        super().__init__(type_name, stream_id, stream_version)
         self.type_name = type_name
+        self.stream_id = stream_id
+        self.stream_version = stream_version
 
     def __str__(self) -> str:
-        return f"unknown type name {self.type_name!r}: register it, or an upcaster that renames it"
+        where = ""
+        if self.stream_id is not None:
+            where = f" (stream {self.stream_id!r}, version {self.stream_version})"
+        return (
+            f"unknown type name {self.type_name!r}{where}: register it, or an "
+            "upcaster that renames it"
+        )
 
 
 class FutureSchemaVersionError(SerializationError):

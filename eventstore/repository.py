@@ -7,12 +7,16 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+import attrs
+
+from eventstore._validation import check_optional_int
 from eventstore.aggregate import Aggregate
 from eventstore.errors import (
     AggregateNotFound,
     ConcurrencyError,
     ConfigError,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     SerializationError,
     StoreUnavailableError,
 )
@@ -49,6 +53,9 @@ class _ClassDefault(enum.Enum):
 
 _UNSET: Any = _ClassDefault.CLASS_ATTRIBUTE
 
+_AGGREGATE_BLANK: Any = vars(Aggregate)["blank"].__func__
+"""`Aggregate.blank`, which builds a subclass from its id and field defaults alone."""
+
 
 class Repository(Generic[A]):
     """
@@ -76,6 +83,14 @@ class Repository(Generic[A]):
     `mark_saved`, `version_of`, `id_of`, and for snapshots `snapshot_state`
     and `restore_snapshot`.
 
+    The configuration is checked when the repository is built: the
+    aggregate type must be buildable blank (every field but ``id`` has a
+    default, or it has its own ``blank()``), and with ``snapshot_every`` set
+    the snapshot type must be registered. The snapshot type is the
+    aggregate type, or the class attribute ``snapshot_type``: set it when
+    an overridden `snapshot_state` returns another class, so it is checked
+    too.
+
     Args:
         store: Where the streams live.
         registry: The serializer registry that knows the aggregate's event
@@ -84,12 +99,15 @@ class Repository(Generic[A]):
             attributes of the same name for this instance.
 
     Raises:
-        ConfigError: No stream prefix, or a snapshot interval below 1.
+        ConfigError: No stream prefix; a snapshot interval below 1; an
+            aggregate type that cannot be built blank (the message names
+            the fields and the fix); a snapshot type the registry does not know.
     """
 
     aggregate_type: type[A]
     stream_prefix: str = ""
     snapshot_every: int | None = None
+    snapshot_type: type | None = None
     retry_policy: RetryPolicy = RetryPolicy()
 
     def __init__(
@@ -122,6 +140,59 @@ class Repository(Generic[A]):
             raise ConfigError(
                 f"{type(self).__name__}.snapshot_every must be an int >= 1 or None, got {every!r}"
             )
+        self._check_blank_aggregate()
+        if every is not None:
+            self._check_snapshot_type()
+
+    def _check_blank_aggregate(self) -> None:
+        """Refuse now an aggregate type the default `new_aggregate` could not build."""
+        if type(self).new_aggregate is not Repository.new_aggregate:
+            return  # the host builds its own
+        name = type(self).__name__
+        cls = getattr(self, "aggregate_type", None)
+        if not isinstance(cls, type):
+            raise ConfigError(
+                f"{name}.aggregate_type must be a class, got {cls!r}; set it, "
+                "or override new_aggregate()"
+            )
+        blank = getattr(cls, "blank", None)
+        if blank is None:
+            raise ConfigError(
+                f"{name}: {cls.__name__} has no blank() classmethod; add one, "
+                "derive it from eventstore.Aggregate, or override new_aggregate()"
+            )
+        if getattr(blank, "__func__", None) is not _AGGREGATE_BLANK:
+            return  # its own blank() knows how
+        required = [
+            field.alias
+            for field in attrs.fields(cls)
+            if field.init and field.default is attrs.NOTHING and field.name != "id"
+        ]
+        if required:
+            raise ConfigError(
+                f"{cls.__name__} cannot be built blank to replay its events: "
+                f"{', '.join(required)} {'has' if len(required) == 1 else 'have'} "
+                f"no default. Give {'it' if len(required) == 1 else 'them'} a "
+                f"default, or override {cls.__name__}.blank() (or "
+                f"{name}.new_aggregate())"
+            )
+
+    def _check_snapshot_type(self) -> None:
+        """Refuse now a snapshot type the registry would refuse at every save."""
+        cls = self.snapshot_type
+        if cls is None:
+            if type(self).snapshot_state is not Repository.snapshot_state:
+                return  # the host's snapshot_state decides; nothing to check
+            cls = self.aggregate_type
+        try:
+            self.registry.type_name_of(cls)
+        except SerializationError:
+            raise ConfigError(
+                f"{type(self).__name__}.snapshot_every is {self.snapshot_every}, but "
+                f"its snapshot type {getattr(cls, '__qualname__', cls)} is not "
+                "registered: register it (@registry.register('name', version=1)), "
+                "or set snapshot_every = None"
+            ) from None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} prefix={self.stream_prefix!r} store={self.store!r}>"
@@ -129,7 +200,18 @@ class Repository(Generic[A]):
     # --- the API -------------------------------------------------------------
 
     def stream_id(self, aggregate_id: str) -> str:
-        """Return the stream of *aggregate_id*: ``f"{stream_prefix}-{aggregate_id}"``."""
+        """
+        Return the stream of *aggregate_id*: ``f"{stream_prefix}-{aggregate_id}"``.
+
+        Raises:
+            InvalidArgumentTypeError: *aggregate_id* is not a str.
+
+        """
+        if aggregate_id.__class__ is not str and not isinstance(aggregate_id, str):
+            raise InvalidArgumentTypeError(
+                f"aggregate id must be a str, got {type(aggregate_id).__name__} "
+                f"{aggregate_id!r}"
+            )
         return f"{self.stream_prefix}-{aggregate_id}"
 
     def get(self, aggregate_id: str, *, version: int | None = None) -> A:
@@ -142,15 +224,22 @@ class Repository(Generic[A]):
 
         Args:
             aggregate_id: The aggregate's id.
-            version: Load the state as of this version instead of the latest.
+            version: Load the state as of this version (1 or more) instead
+                of the latest.
 
         Raises:
-            AggregateNotFound: The stream has no events (or fewer than *version*).
+            AggregateNotFound: The stream has no events, or fewer than
+                *version* (the message says how many).
+            InvalidArgumentError: *aggregate_id* is not a str, or *version*
+                is not an int of 1 or more.
+            UnknownTypeError: A stored event's type is not registered; the
+                error names its stream and version.
             SerializationError: A stored event cannot be decoded.
             StoreUnavailableError: The store stayed unreachable through the
                 retry policy's attempts.
         """
         stream_id = self.stream_id(aggregate_id)
+        check_optional_int(version, "version", minimum=1)
         loaded = self._transient_retry(
             lambda: self.store.load(
                 stream_id,
@@ -159,7 +248,7 @@ class Repository(Generic[A]):
             )
         )
         if loaded.version == 0 or (version is not None and loaded.version < version):
-            raise AggregateNotFound(stream_id, aggregate_id)
+            raise AggregateNotFound(stream_id, aggregate_id, version, loaded.version)
         aggregate = None
         events: Iterable[RecordedEvent] = loaded.events
         if loaded.snapshot is not None:

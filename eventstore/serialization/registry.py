@@ -475,8 +475,28 @@ class Registry:
         )
 
     def from_recorded(self, event: RecordedEvent) -> Any:
-        """Decode a stored event (upcasting it when old)."""
-        return self.decode(event.type, event.schema_version, event.data)
+        """
+        Decode a stored event (upcasting it when old).
+
+        Raises:
+            UnknownTypeError: The event's type is not registered; the error
+                names the event's stream and version.
+            SerializationError: As for `decode`, its message naming the
+                event's stream and version.
+
+        """
+        try:
+            return self.decode(event.type, event.schema_version, event.data)
+        except UnknownTypeError as exc:
+            raise UnknownTypeError(
+                exc.type_name, event.stream_id, event.version
+            ) from None
+        except SerializationError as exc:
+            if type(exc) is not SerializationError:
+                raise  # a subclass keeps its own attributes and message
+            raise SerializationError(
+                f"{exc} (stream {event.stream_id!r}, version {event.version})"
+            ) from exc
 
     def to_snapshot(self, stream_id: str, version: int, state: object) -> Snapshot:
         """Encode aggregate *state* as the `Snapshot` of *stream_id* at *version*."""

@@ -255,8 +255,16 @@ def test_a_host_class_without_hooks_gets_a_clear_error(store: EventStore) -> Non
         aggregate_type = Tally
         stream_prefix = "bare"
 
+    # No blank() and no new_aggregate(): refused when the repository is built.
+    with pytest.raises(ConfigError, match=r"Tally has no blank\(\).*new_aggregate"):
+        Bare(store, make_registry())
+
+    class HalfHooked(Bare):
+        def new_aggregate(self, aggregate_id: str) -> Tally:
+            return Tally(aggregate_id)
+
     with pytest.raises(ConfigError, match=r"override Repository\.pending_events"):
-        Bare(store, make_registry()).save(Tally("x"))
+        HalfHooked(store, make_registry()).save(Tally("x"))
 
 
 # --- transient errors: the same append is re-sent -------------------------------------
@@ -374,7 +382,7 @@ def test_conflicts_are_logged_with_stream_versions_and_attempt(
 
 
 def test_registry_is_required_to_know_event_types(store: EventStore) -> None:
-    repo = CounterRepository(store, Registry())
+    repo = CounterRepository(store, Registry(), snapshot_every=None)
     from eventstore import SerializationError  # noqa: PLC0415 - local to this check
 
     with pytest.raises(SerializationError):

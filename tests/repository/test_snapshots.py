@@ -131,10 +131,11 @@ def test_an_unusable_snapshot_falls_back_to_replay_with_one_warning(
 def test_a_failing_snapshot_never_fails_the_save(
     store: EventStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The registry does not know the Counter class, so it cannot snapshot it.
-    repo = CounterRepository(
-        store, make_registry(with_snapshot_type=False), snapshot_every=2
-    )
+    class BrokenSnapshots(CounterRepository):
+        def snapshot_state(self, aggregate: Counter) -> object:
+            raise RuntimeError("the snapshot state cannot be computed")
+
+    repo = BrokenSnapshots(store, make_registry(), snapshot_every=2)
     counter = Counter.open("c1", "x")
     counter.increment()
     with caplog.at_level(logging.WARNING, logger="eventstore.repository"):

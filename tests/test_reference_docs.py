@@ -2,13 +2,14 @@
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import eventstore
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_generator():  # type: ignore[no-untyped-def]  # a script, loaded by path
+def load_generator() -> ModuleType:  # a script, loaded by path
     spec = importlib.util.spec_from_file_location(
         "generate_reference", ROOT / "docs" / "generate_reference.py"
     )

@@ -23,7 +23,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -225,6 +225,10 @@ class EventStoreContract:
         before = datetime.now(UTC)
         store.append("s", [_event()])
         (recorded,) = store.read_stream("s")
+        # Aware and at offset zero: an aware time in another zone (+02:00) is
+        # the same instant and would pass the clock check below unnoticed.
+        assert recorded.recorded_at.tzinfo is not None
+        assert recorded.recorded_at.utcoffset() == timedelta(0)
         # The database clock may differ a little from ours; minutes would be a bug.
         assert abs((recorded.recorded_at - before).total_seconds()) < 60
 

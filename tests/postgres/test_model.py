@@ -164,10 +164,13 @@ class PostgresBehavesLikeMemory(RuleBasedStateMachine):
             assert [_comparable(e) for e in self.memory.read_stream(stream)] == [
                 _comparable(e) for e in self.pg.read_stream(stream)
             ]
-            backwards = {"backwards": True, "limit": 2}
             assert [
-                _comparable(e) for e in self.memory.read_stream(stream, **backwards)
-            ] == [_comparable(e) for e in self.pg.read_stream(stream, **backwards)]
+                _comparable(e)
+                for e in self.memory.read_stream(stream, backwards=True, limit=2)
+            ] == [
+                _comparable(e)
+                for e in self.pg.read_stream(stream, backwards=True, limit=2)
+            ]
             memory_load, pg_load = self.memory.load(stream), self.pg.load(stream)
             assert memory_load.version == pg_load.version
             assert [_comparable(e) for e in memory_load.events] == [

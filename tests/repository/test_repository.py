@@ -349,7 +349,7 @@ def test_conflicts_are_logged_with_stream_versions_and_attempt(
 ) -> None:
     repo = CounterRepository(store, make_registry())
     repo.create(Counter.open("c1", "x"))
-    interfered = []
+    interfered: list[bool] = []
 
     def command(counter: Counter) -> None:
         if not interfered:  # another writer gets in between our load and our save, once
@@ -368,17 +368,14 @@ def test_conflicts_are_logged_with_stream_versions_and_attempt(
         record.getMessage()
         == "conflict on stream 'counter-c1': expected version 1, actual 2 (attempt 1 of 4)"
     )
-    assert (
-        record.stream_id,
-        record.expected_version,
-        record.actual_version,
-        record.attempt,
-    ) == (  # type: ignore[attr-defined]  # set through extra=
-        "counter-c1",
-        "1",
-        2,
-        1,
-    )
+    # Set through extra=, so LogRecord does not declare them: read its __dict__.
+    fields = ("stream_id", "expected_version", "actual_version", "attempt")
+    assert {name: vars(record)[name] for name in fields} == {
+        "stream_id": "counter-c1",
+        "expected_version": "1",
+        "actual_version": 2,
+        "attempt": 1,
+    }
 
 
 def test_registry_is_required_to_know_event_types(store: EventStore) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,10 @@ def test_assert_roundtrip_catches_a_lossy_upcast_free_round_trip() -> None:
     registry.add(Author, "author")
     original = registry.decode
 
-    def lossy_decode(type_name: str, version: int, data: Any) -> Any:
-        return attrs.evolve(original(type_name, version, data), email=None)
+    def lossy_decode(
+        type_name: str, schema_version: int, data: Mapping[str, Any]
+    ) -> Any:
+        return attrs.evolve(original(type_name, schema_version, data), email=None)
 
     registry.decode = lossy_decode  # type: ignore[method-assign] # simulate a lossy codec
     with pytest.raises(

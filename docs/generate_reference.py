@@ -8,6 +8,7 @@ script writes, so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import ast
 import enum
 import importlib
 import inspect
@@ -24,7 +25,18 @@ MODULES = [
         "The serializer's own module (also re-exported by `eventstore`).",
     ),
     ("eventstore.testing", "The test kit (the `test` extra) and its pytest plugin."),
+    (
+        "eventstore.testing.postgres_server",
+        "Throwaway PostgreSQL servers for tests and examples (the `test` and"
+        " `postgres` extras).",
+    ),
 ]
+PLUGIN = (
+    "eventstore.testing.plugin",
+    "The pytest plugin, registered through the `pytest11` entry point: installing"
+    " eventstore gives every test suite in the environment these fixtures, with no"
+    " `conftest.py`. Request one by naming it as a test's argument.",
+)
 PAGE = Path(__file__).with_name("reference.md")
 
 
@@ -134,6 +146,56 @@ def _render(module_name: str, summary: str) -> list[str]:
     return lines
 
 
+def _fixture_scope(decorator: ast.expr) -> str | None:
+    """Return the scope of a ``@pytest.fixture`` decorator, or None for another one."""
+    call = decorator if isinstance(decorator, ast.Call) else None
+    target = call.func if call else decorator
+    if ast.unparse(target) not in {"pytest.fixture", "fixture"}:
+        return None
+    for keyword in call.keywords if call else []:
+        if keyword.arg == "scope":
+            if not isinstance(keyword.value, ast.Constant):
+                raise SystemExit(
+                    f"a fixture scope must be a literal: {ast.unparse(call)}"
+                )
+            return str(keyword.value.value)
+    return "function"
+
+
+def _render_fixtures(module_name: str, summary: str) -> list[str]:
+    # Read from the source: pytest keeps a fixture's scope only in private
+    # attributes of its FixtureFunctionDefinition.
+    tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
+    lines = [f"## `{module_name}`", "", summary, ""]
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        scopes = [_fixture_scope(d) for d in node.decorator_list]
+        scope = next((s for s in scopes if s is not None), None)
+        if scope is None or node.name.startswith("_"):
+            continue
+        requests = [arg.arg for arg in node.args.args]
+        returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
+        lines += [
+            f"### fixture `{node.name}`",
+            "",
+            "```text",
+            f"{node.name}({', '.join(requests)}){returns}",
+            "```",
+            "",
+            f"Scope: `{scope}`"
+            + (
+                f"; requests {', '.join(f'`{r}`' for r in requests)}."
+                if requests
+                else "."
+            ),
+            "",
+            ast.get_docstring(node) or "(undocumented)",
+            "",
+        ]
+    return lines
+
+
 def render() -> str:
     """Return the reference page as Markdown."""
     lines = [
@@ -147,6 +209,7 @@ def render() -> str:
     ]
     for module_name, summary in MODULES:
         lines += _render(module_name, summary)
+    lines += _render_fixtures(*PLUGIN)
     return "\n".join(lines).rstrip() + "\n"
 
 

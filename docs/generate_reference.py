@@ -40,13 +40,47 @@ PLUGIN = (
 PAGE = Path(__file__).with_name("reference.md")
 
 
+class _Shown:
+    """A default value shown by name, e.g. ``time.sleep`` for ``<built-in function sleep>``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _shown(value: Any) -> Any:
+    """Return *value*, or a stand-in whose repr names it when its own repr is ``<…>``."""
+    if inspect.isclass(value):
+        return _Shown(value.__qualname__)
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        module = "" if value.__module__ == "builtins" else f"{value.__module__}."
+        return _Shown(f"{module}{value.__qualname__}")
+    if isinstance(value, tuple) and any(_shown(v) is not v for v in value):
+        items = [repr(_shown(v)) for v in value]
+        return _Shown(f"({', '.join(items)}{',' if len(items) == 1 else ''})")
+    return value
+
+
 def _signature(obj: Any) -> str:
     try:
-        text = str(inspect.signature(obj))
+        signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return ""
-    # Default values that are objects print with their address; drop it so
-    # the page is the same on every run.
+    parameters = [
+        parameter
+        if parameter.default is inspect.Parameter.empty
+        else parameter.replace(default=_shown(parameter.default))
+        for parameter in signature.parameters.values()
+    ]
+    text = str(signature.replace(parameters=parameters))
+    # A default whose repr is a bare object (a sentinel) tells the reader
+    # nothing; give it a __repr__ instead (see Repository's _ClassDefault).
+    if re.search(r"<[\w.]+ object\b", text):
+        raise SystemExit(f"{obj!r}: a default renders as an object repr: {text}")
+    # Other reprs may carry an address; drop it so the page is the same on
+    # every run.
     return re.sub(r" at 0x[0-9a-f]+", "", text)
 
 

@@ -182,15 +182,15 @@ def _render(module_name: str, summary: str) -> list[str]:
 
 def _fixture_scope(decorator: ast.expr) -> str | None:
     """Return the scope of a ``@pytest.fixture`` decorator, or None for another one."""
-    call = decorator if isinstance(decorator, ast.Call) else None
-    target = call.func if call else decorator
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
     if ast.unparse(target) not in {"pytest.fixture", "fixture"}:
         return None
-    for keyword in call.keywords if call else []:
+    keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+    for keyword in keywords:
         if keyword.arg == "scope":
             if not isinstance(keyword.value, ast.Constant):
                 raise SystemExit(
-                    f"a fixture scope must be a literal: {ast.unparse(call)}"
+                    f"a fixture scope must be a literal: {ast.unparse(decorator)}"
                 )
             return str(keyword.value.value)
     return "function"

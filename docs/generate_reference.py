@@ -8,6 +8,7 @@ script writes, so the reference cannot drift from the code.
 
 from __future__ import annotations
 
+import ast
 import enum
 import importlib
 import inspect
@@ -24,17 +25,62 @@ MODULES = [
         "The serializer's own module (also re-exported by `eventstore`).",
     ),
     ("eventstore.testing", "The test kit (the `test` extra) and its pytest plugin."),
+    (
+        "eventstore.testing.postgres_server",
+        "Throwaway PostgreSQL servers for tests and examples (the `test` and"
+        " `postgres` extras).",
+    ),
 ]
+PLUGIN = (
+    "eventstore.testing.plugin",
+    "The pytest plugin, registered through the `pytest11` entry point: installing"
+    " eventstore gives every test suite in the environment these fixtures, with no"
+    " `conftest.py`. Request one by naming it as a test's argument.",
+)
 PAGE = Path(__file__).with_name("reference.md")
+
+
+class _Shown:
+    """A default value shown by name, e.g. ``time.sleep`` for ``<built-in function sleep>``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _shown(value: Any) -> Any:
+    """Return *value*, or a stand-in whose repr names it when its own repr is ``<…>``."""
+    if inspect.isclass(value):
+        return _Shown(value.__qualname__)
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        module = "" if value.__module__ == "builtins" else f"{value.__module__}."
+        return _Shown(f"{module}{value.__qualname__}")
+    if isinstance(value, tuple) and any(_shown(v) is not v for v in value):
+        items = [repr(_shown(v)) for v in value]
+        return _Shown(f"({', '.join(items)}{',' if len(items) == 1 else ''})")
+    return value
 
 
 def _signature(obj: Any) -> str:
     try:
-        text = str(inspect.signature(obj))
+        signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return ""
-    # Default values that are objects print with their address; drop it so
-    # the page is the same on every run.
+    parameters = [
+        parameter
+        if parameter.default is inspect.Parameter.empty
+        else parameter.replace(default=_shown(parameter.default))
+        for parameter in signature.parameters.values()
+    ]
+    text = str(signature.replace(parameters=parameters))
+    # A default whose repr is a bare object (a sentinel) tells the reader
+    # nothing; give it a __repr__ instead (see Repository's _ClassDefault).
+    if re.search(r"<[\w.]+ object\b", text):
+        raise SystemExit(f"{obj!r}: a default renders as an object repr: {text}")
+    # Other reprs may carry an address; drop it so the page is the same on
+    # every run.
     return re.sub(r" at 0x[0-9a-f]+", "", text)
 
 
@@ -134,6 +180,56 @@ def _render(module_name: str, summary: str) -> list[str]:
     return lines
 
 
+def _fixture_scope(decorator: ast.expr) -> str | None:
+    """Return the scope of a ``@pytest.fixture`` decorator, or None for another one."""
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if ast.unparse(target) not in {"pytest.fixture", "fixture"}:
+        return None
+    keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
+    for keyword in keywords:
+        if keyword.arg == "scope":
+            if not isinstance(keyword.value, ast.Constant):
+                raise SystemExit(
+                    f"a fixture scope must be a literal: {ast.unparse(decorator)}"
+                )
+            return str(keyword.value.value)
+    return "function"
+
+
+def _render_fixtures(module_name: str, summary: str) -> list[str]:
+    # Read from the source: pytest keeps a fixture's scope only in private
+    # attributes of its FixtureFunctionDefinition.
+    tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
+    lines = [f"## `{module_name}`", "", summary, ""]
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        scopes = [_fixture_scope(d) for d in node.decorator_list]
+        scope = next((s for s in scopes if s is not None), None)
+        if scope is None or node.name.startswith("_"):
+            continue
+        requests = [arg.arg for arg in node.args.args]
+        returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
+        lines += [
+            f"### fixture `{node.name}`",
+            "",
+            "```text",
+            f"{node.name}({', '.join(requests)}){returns}",
+            "```",
+            "",
+            f"Scope: `{scope}`"
+            + (
+                f"; requests {', '.join(f'`{r}`' for r in requests)}."
+                if requests
+                else "."
+            ),
+            "",
+            ast.get_docstring(node) or "(undocumented)",
+            "",
+        ]
+    return lines
+
+
 def render() -> str:
     """Return the reference page as Markdown."""
     lines = [
@@ -147,6 +243,7 @@ def render() -> str:
     ]
     for module_name, summary in MODULES:
         lines += _render(module_name, summary)
+    lines += _render_fixtures(*PLUGIN)
     return "\n".join(lines).rstrip() + "\n"
 
 

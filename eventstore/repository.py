@@ -95,8 +95,16 @@ class Repository(Generic[A]):
         store: Where the streams live.
         registry: The serializer registry that knows the aggregate's event
             types (and its snapshot type, when snapshots are taken).
-        stream_prefix, snapshot_every, retry_policy: Override the class
-            attributes of the same name for this instance.
+        stream_prefix: Overrides the class attribute for this instance;
+            ``None`` (the default) keeps it.
+        snapshot_every: Overrides the class attribute for this instance: a
+            snapshot whenever a save passes a multiple of this version.
+            Omitted, the class attribute is kept (the signature shows
+            ``<the class attribute>``); ``None`` means never take snapshots.
+        retry_policy: Overrides the class attribute for this instance.
+            ``None`` (the default) keeps the class attribute; it does not
+            turn retries off. For no retries of conflicts or of transient
+            errors, pass ``RetryPolicy(max_retries=0)``.
 
     Raises:
         ConfigError: No stream prefix; a snapshot interval below 1; an

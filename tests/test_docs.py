@@ -2,10 +2,17 @@
 Every ```python block in README.md and docs/ runs, in file order, one namespace per file.
 
 Pages whose code reads ``EVENTSTORE_DSN`` run against the test server, in a
-fresh schema named by ``EVENTSTORE_SCHEMA``.
+fresh schema named by ``EVENTSTORE_SCHEMA``. The tutorial also runs as the
+plain script it says it is, with no ``EVENTSTORE_DSN``, in a subprocess.
 """
 
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+TUTORIAL = ROOT / "docs" / "tutorial.md"
+# Seconds; a run takes about 3 s, most of it starting the server.
+TUTORIAL_TIMEOUT = 120.0
 
 
 def python_blocks(page: Path) -> list[str]:
@@ -38,3 +48,48 @@ def test_python_blocks_run(
     for number, block in enumerate(blocks, start=1):
         code = compile(block, f"{page.relative_to(ROOT)} (block {number})", "exec")
         exec(code, namespace)  # noqa: S102 - running our own documentation is the point
+
+
+@pytest.mark.postgres
+def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "tutorial.py"
+    script.write_text("\n".join(python_blocks(TUTORIAL)), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTSTORE_")}
+    # The embedded server's files go to TMPDIR, so that we can look for what
+    # it left behind. Not under tmp_path: when we are root the server runs as
+    # an unprivileged user, who cannot enter pytest's private (0700) base dir.
+    scratch = Path(tempfile.mkdtemp(prefix="eventstore-tutorial-"))
+    scratch.chmod(0o755)
+    env["TMPDIR"] = str(scratch)
+    try:
+        process = subprocess.Popen(  # noqa: S603  # this interpreter on our own docs, no outside input
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, err = process.communicate(timeout=TUTORIAL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # SIGINT rather than a kill: the script's `with` blocks then run
+            # and stop the server instead of leaving it running.
+            process.send_signal(signal.SIGINT)
+            try:
+                out, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                out, err = process.communicate()
+            pytest.fail(f"the tutorial ran past {TUTORIAL_TIMEOUT} s:\n{out}{err}")
+        left_behind = sorted(path.name for path in scratch.glob("eventstore-pg-*"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    assert process.returncode == 0, out + err
+    lines = out.splitlines()
+    assert "'SICP' is lent to member-17" in lines  # step 3, in memory
+    assert lines[-1] == "ok"  # step 5: the health of the store on PostgreSQL
+    assert left_behind == [], "the embedded server's files were not deleted"

@@ -35,3 +35,20 @@ def test_the_reference_covers_every_public_name() -> None:
             assert f"`eventstore.{name}`" in page, name
     assert "`eventstore.postgres.PoolConfig`" in page
     assert "EVENTSTORE_POOL_MIN_SIZE" in page
+
+
+def test_the_reference_covers_the_embedded_server_and_every_plugin_fixture() -> None:
+    page = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    assert "`eventstore.testing.postgres_server.EmbeddedServer`" in page
+    for method in ("start", "configure", "stop", "start_again", "restart", "close"):
+        assert f"`EmbeddedServer.{method}`" in page, method
+    fixtures = {
+        "memory_store": "function",
+        "postgres_dsn": "session",
+        "postgres_schema": "function",
+        "postgres_store": "function",
+    }
+    for name, scope in fixtures.items():
+        section = page.split(f"### fixture `{name}`\n", 1)
+        assert len(section) == 2, name
+        assert f"Scope: `{scope}`" in section[1].split("\n### ", 1)[0], name

@@ -34,14 +34,35 @@ TEST_DSN_VARIABLE = "EVENTSTORE_TEST_DSN"
 
 @pytest.fixture
 def memory_store() -> Iterator[InMemoryEventStore]:
-    """Give the test a fresh in-memory store, closed afterwards."""
+    """
+    Give the test a fresh, empty `InMemoryEventStore`, closed after the test.
+
+    Yields:
+        The store; no other test sees it.
+    """
     with InMemoryEventStore() as store:
         yield store
 
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    """Give the session a PostgreSQL DSN: ``EVENTSTORE_TEST_DSN``, or an embedded server."""
+    """
+    Give the session one PostgreSQL server: ``EVENTSTORE_TEST_DSN``, or an embedded one.
+
+    A server named by ``EVENTSTORE_TEST_DSN`` is used as it is: nothing is
+    started, stopped or dropped, and each test works in its own schema
+    (`postgres_schema`). Without the variable, an `EmbeddedServer` starts
+    when a test first asks for the fixture and is stopped, its files
+    deleted, at the end of the session.
+
+    Yields:
+        A libpq DSN.
+
+    Raises:
+        RuntimeError: The embedded server could not start. Tests that use
+            the fixture then error; they are never skipped.
+        ImportError: The ``test`` or ``postgres`` extra is not installed.
+    """
     external = os.environ.get(TEST_DSN_VARIABLE)
     if external:
         _refuse_unreachable(external)
@@ -55,7 +76,20 @@ def postgres_dsn() -> Iterator[str]:
 
 @pytest.fixture
 def postgres_schema(postgres_dsn: str) -> Iterator[str]:
-    """Give the test a unique schema name; the schema is dropped afterwards."""
+    """
+    Give the test a unique schema name, and drop that schema after the test.
+
+    The schema is not created here; `PostgresEventStore.migrate` creates it.
+    ``DROP SCHEMA … CASCADE`` after the test removes whatever the test put
+    in it, so tests sharing the session's server never see each other's
+    data.
+
+    Args:
+        postgres_dsn: The session's server.
+
+    Yields:
+        ``es_test_`` followed by 16 random hex digits.
+    """
     import psycopg  # noqa: PLC0415  # optional dependency
     from psycopg import sql  # noqa: PLC0415
 
@@ -79,7 +113,20 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
 def postgres_store(
     postgres_dsn: str, postgres_schema: str
 ) -> Iterator[PostgresEventStore]:
-    """Give the test a migrated `PostgresEventStore` in its own schema, closed afterwards."""
+    """
+    Give the test a migrated `PostgresEventStore` in its own schema, closed afterwards.
+
+    Its pool holds 1 to 4 connections and waits at most 10 s for a free one,
+    so a test that keeps connections checked out fails with
+    `PoolExhaustedError` instead of hanging.
+
+    Args:
+        postgres_dsn: The session's server.
+        postgres_schema: The test's schema; `migrate` creates it.
+
+    Yields:
+        The store, its tables created.
+    """
     from eventstore.postgres import PoolConfig, PostgresEventStore  # noqa: PLC0415  # optional dependency
 
     store = PostgresEventStore(

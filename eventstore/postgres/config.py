@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -179,9 +180,7 @@ class PoolConfig:
         """
         env = os.environ if environ is None else environ
         known = {ENV_PREFIX + name.upper(): name for name in _PARSERS}
-        unknown = sorted(
-            key for key in env if key.startswith(ENV_PREFIX) and key not in known
-        )
+        unknown = sorted(key for key in env if _looks_like_ours(key, known))
         if unknown:
             raise ConfigError(
                 f"unknown environment variable {', '.join(unknown)}; "
@@ -206,6 +205,33 @@ class PoolConfig:
                 else ", ".join(sorted(ENV_PREFIX + name.upper() for name in values))
             )
             raise ConfigError(f"{variable}: {exc}") from exc
+
+
+def _looks_like_ours(variable: str, known: Mapping[str, str]) -> bool:
+    """
+    Tell whether *variable* is a misspelt pool variable.
+
+    Either it starts with `ENV_PREFIX` and is not one of ours, or it ends
+    with one of our field names behind a prefix that is nearly ours
+    (``EVENTSTORE_POL_MAX_SIZE``, ``EVENT_STORE_POOL_TIMEOUT``): a typo in
+    the prefix alone must not make a setting silently vanish.
+    """
+    if variable in known:
+        return False
+    if variable.startswith(ENV_PREFIX):
+        return True
+    upper = variable.upper()
+    for field in _PARSERS:
+        suffix = field.upper()
+        if upper.endswith(suffix) and upper != suffix:
+            prefix = upper[: -len(suffix)]
+            if difflib.SequenceMatcher(None, prefix, ENV_PREFIX).ratio() >= _NEAR:
+                return True
+    return False
+
+
+_NEAR = 0.8
+"""How alike a prefix must be to `ENV_PREFIX` to count as a misspelling of it."""
 
 
 def _parse_int(raw: str) -> int:

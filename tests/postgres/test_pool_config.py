@@ -205,3 +205,27 @@ def test_from_env_reports_an_unknown_variable_and_lists_the_known_ones() -> None
 def test_from_env_warns_above_the_thresholds() -> None:
     with pytest.warns(PoolConfigWarning):
         PoolConfig.from_env({"EVENTSTORE_POOL_MAX_SIZE": "501"})
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "EVENTSTORE_POL_MAX_SIZE",
+        "EVENTSTOR_POOL_MIN_SIZE",
+        "EVENT_STORE_POOL_TIMEOUT",
+        "EVENTSTORE_POOLMAX_SIZE",
+        "EVENTSOTRE_POOL_LOCK_TIMEOUT",
+    ],
+)
+def test_from_env_reports_a_variable_misspelt_only_in_its_prefix(variable: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        PoolConfig.from_env({variable: "5"})
+    assert f"unknown environment variable {variable}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["PGPOOL_TIMEOUT", "SQLALCHEMY_POOL_TIMEOUT", "LOCK_TIMEOUT", "EVENTSTORE_DSN"],
+)
+def test_from_env_leaves_other_tools_variables_alone(variable: str) -> None:
+    assert PoolConfig.from_env({variable: "5"}) == PoolConfig()

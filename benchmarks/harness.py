@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 PACKAGES = (
-    "eventstore",
+    "pg-eventstore",
     "psycopg",
     "psycopg-binary",
     "psycopg-pool",

@@ -44,8 +44,11 @@ from eventstore.serialization import TRANSIENT, Payload, Registry, Upcaster
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import EventStore
 
+_DISTRIBUTION = "pg-eventstore"
+"""The name on PyPI, where ``eventstore`` is an unrelated project; the import name stays."""
+
 try:
-    __version__ = version("eventstore")
+    __version__ = version(_DISTRIBUTION)
 except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     __version__ = "0.0.0"
 

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from eventstore._ids import new_event_id
 from eventstore.errors import InvalidArgumentError
 
 __all__ = [
@@ -54,7 +55,8 @@ class NewEvent:
         data: A JSON object: str keys, JSON values, no NaN or NUL characters.
         metadata: A JSON object; carries correlation and causation ids by
             convention.
-        event_id: The event's identity, generated when omitted. Re-sending an
+        event_id: The event's identity, unique within its stream: a
+            time-ordered UUIDv7 when omitted, or any UUID. Re-sending an
             append with the same ids is a safe retry.
         schema_version: The version of *data*'s schema, for upcasting.
 
@@ -66,7 +68,7 @@ class NewEvent:
     type: str
     data: Mapping[str, Any]
     metadata: Mapping[str, Any] = attrs.field(factory=_empty_mapping)
-    event_id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    event_id: uuid.UUID = attrs.field(factory=new_event_id)
     schema_version: int = 1
 
 

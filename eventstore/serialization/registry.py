@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from eventstore._ids import new_event_id
 from eventstore._validation import MAX_SCHEMA_VERSION, check_int, check_name
 from eventstore.errors import (
     FutureSchemaVersionError,
@@ -465,7 +466,7 @@ class Registry:
         """Encode *obj* as a `NewEvent` ready to append."""
         payload = self.encode(obj)
         if event_id is None:
-            event_id = uuid.uuid4()
+            event_id = new_event_id()
         return NewEvent(
             type=payload.type,
             data=payload.data,

@@ -143,3 +143,13 @@ def test_validating_a_complete_chain_is_quick() -> None:
     registry.validate()
     assert time.monotonic() - started < 2.0
     assert registry.decode("ping", 1, {"n": 3}) == Ping(3)
+
+
+def test_events_encoded_by_the_registry_get_uuid7_ids_unless_given_one() -> None:
+    import uuid  # noqa: PLC0415
+
+    registry = Registry()
+    registry.add(Ping, "ping")
+    assert registry.to_new_event(Ping()).event_id.version == 7
+    given = uuid.uuid4()
+    assert registry.to_new_event(Ping(), event_id=given).event_id == given

@@ -1,3 +1,4 @@
+import time
 import uuid
 
 import attrs
@@ -33,6 +34,26 @@ def test_new_event_defaults() -> None:
     assert event.metadata == {}
     assert isinstance(event.event_id, uuid.UUID)
     assert event.schema_version == 1
+
+
+def test_default_event_ids_are_time_ordered_uuid7s_of_the_standard_type() -> None:
+    before_ms = time.time_ns() // 1_000_000
+    ids = [NewEvent("t", {}).event_id for _ in range(2000)]
+    after_ms = time.time_ns() // 1_000_000
+    assert {type(event_id) for event_id in ids} == {uuid.UUID}
+    assert {event_id.version for event_id in ids} == {7}
+    assert {event_id.variant for event_id in ids} == {uuid.RFC_4122}
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)  # time-ordered, even within one millisecond
+    # The first 48 bits are the Unix time in milliseconds (RFC 9562).
+    stamps = [event_id.int >> 80 for event_id in ids]
+    assert before_ms <= stamps[0] <= stamps[-1] <= after_ms
+
+
+def test_callers_may_still_pass_any_uuid() -> None:
+    given = uuid.UUID(int=42)
+    assert NewEvent("t", {}, event_id=given).event_id == given
+    assert NewEvent("t", {}, event_id=uuid.uuid4()).event_id.version == 4
 
 
 def test_recorded_event_fields_keep_the_order_both_backends_build_them_in() -> None:

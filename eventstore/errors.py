@@ -98,10 +98,11 @@ class DuplicateEventError(EventStoreError, ValueError):
     """
     Event ids of an append are already stored, and the append is not a retry.
 
-    A retry re-sends exactly a batch already stored, in order, in the same
-    stream, and succeeds without writing. Anything else that reuses a stored
-    id (a partial overlap, another stream, another order) or repeats an id
-    within one batch is this error.
+    Event ids are unique per stream. A retry re-sends exactly a batch already
+    stored, in order, in the same stream, and succeeds without writing.
+    Anything else that reuses an id stored in that stream (a partial
+    overlap, another order) or repeats an id within one batch is this error;
+    the same id in another stream is another event.
 
     Attributes:
         stream_id: The stream appended to.

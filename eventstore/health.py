@@ -66,6 +66,9 @@ class HealthReport:
             a store without one (in memory) or when unavailable.
         pool: Pool figures, or ``None`` for a store without a pool.
         error: Why the store is unavailable, with no secrets in it.
+        partitions: How many hash partitions each of the store's tables has
+            (1: one plain table), or ``None`` for a store without tables (in
+            memory) or when unavailable.
 
     Example:
         >>> HealthReport(HealthStatus.OK, 0.4, 3, None).to_dict()["status"]
@@ -77,18 +80,21 @@ class HealthReport:
     schema_version: int | None
     pool: PoolMetrics | None = None
     error: str | None = None
+    partitions: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """
         Return the report as a JSON-ready dict.
 
-        Keys: ``status``, ``latency_ms``, ``schema_version``, ``pool`` (a dict
-        of `PoolMetrics` fields, or ``None``), and ``error`` when set.
+        Keys: ``status``, ``latency_ms``, ``schema_version``, ``partitions``,
+        ``pool`` (a dict of `PoolMetrics` fields, or ``None``), and ``error``
+        when set.
         """
         report: dict[str, Any] = {
             "status": self.status.value,
             "latency_ms": self.latency_ms,
             "schema_version": self.schema_version,
+            "partitions": self.partitions,
             "pool": None if self.pool is None else self.pool.to_dict(),
         }
         if self.error is not None:

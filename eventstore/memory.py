@@ -104,8 +104,9 @@ class InMemoryEventStore(EventStore):
         self._lock = threading.Lock()
         self._streams: dict[str, list[_StoredEvent]] = {}
         self._log: list[_StoredEvent] = []
-        # Keyed by the UUID's int: hashing an int is a C call, a UUID's a Python one.
-        self._event_ids: dict[int, _StoredEvent] = {}
+        # Per stream (ids are unique per stream), keyed by the UUID's int:
+        # hashing an int is a C call, a UUID's a Python one.
+        self._event_ids: dict[str, dict[int, _StoredEvent]] = {}
         self._snapshots: dict[str, dict[int, _StoredSnapshot]] = {}
         self._transactions = 0
 
@@ -128,12 +129,16 @@ class InMemoryEventStore(EventStore):
 
     def _plan(self, append: EncodedAppend) -> AppendResult | None:
         """Return the stored result of a retried batch, None to write it, or raise."""
-        event_ids = self._event_ids
-        stored = [
-            event_ids[event.event_id.int]
-            for event in append.events
-            if event.event_id.int in event_ids
-        ]
+        event_ids = self._event_ids.get(append.stream_id)
+        stored = (
+            [
+                event_ids[event.event_id.int]
+                for event in append.events
+                if event.event_id.int in event_ids
+            ]
+            if event_ids
+            else []
+        )
         actual = len(self._streams.get(append.stream_id, ()))
         return judge_append(append, actual, stored)
 
@@ -142,6 +147,8 @@ class InMemoryEventStore(EventStore):
         stream = self._streams.get(stream_id)
         if stream is None:
             stream = self._streams[stream_id] = []
+            self._event_ids[stream_id] = {}
+        event_ids = self._event_ids[stream_id]
         log = self._log
         positions = []
         for event in append.events:
@@ -159,7 +166,7 @@ class InMemoryEventStore(EventStore):
             )
             stream.append(stored)
             log.append(stored)
-            self._event_ids[event.event_id.int] = stored
+            event_ids[event.event_id.int] = stored
             positions.append(position)
         return AppendResult(stream_id, len(stream), tuple(positions))
 

@@ -161,13 +161,19 @@ _APPEND_ONE = (
     "RETURNING version, transaction_id::text::bigint, position"
 )
 
-_STORED_ONE = "SELECT 1 FROM {events} WHERE event_id = %(event_id)s"
+# Event ids are unique per stream (schema v2): the probes go through the
+# (stream_id, event_id) key, which also prunes a partitioned table to one
+# partition.
+_STORED_ONE = (
+    "SELECT 1 FROM {events} WHERE stream_id = %(stream_id)s AND event_id = %(event_id)s"
+)
 # One index probe per id. "event_id = ANY(ids)" is planned once, generically,
 # while the table is small, and that plan (a sequential scan) stays cached:
 # each batch then costs time in proportion to the whole table.
 _STORED_MANY = (
     "SELECT 1 FROM unnest(%(ids)b::uuid[]) AS i(id) CROSS JOIN LATERAL "
-    "(SELECT 1 FROM {events} AS x WHERE x.event_id = i.id LIMIT 1) AS hit"
+    "(SELECT 1 FROM {events} AS x WHERE x.stream_id = %(stream_id)s "
+    "AND x.event_id = i.id LIMIT 1) AS hit"
 )
 
 
@@ -264,7 +270,7 @@ _TEMPLATES = {
         "e.stream_id, e.version, e.event_id, e.transaction_id::text::bigint, e.position "
         "FROM (SELECT 1) AS one LEFT JOIN ("
         "  SELECT ev.*, ids.ord FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS ids(event_id, ord) "
-        "  JOIN {events} AS ev ON ev.event_id = ids.event_id"
+        "  JOIN {events} AS ev ON ev.stream_id = %(stream_id)s AND ev.event_id = ids.event_id"
         ") AS e ON true ORDER BY e.ord"
     ),
     # First page of a stream read; carries the stream's version so that the
@@ -338,7 +344,12 @@ _TEMPLATES = {
         "AND version > coalesce((SELECT version FROM snap), 0) "
         "ORDER BY 1, 2"
     ),
-    "schema_version": "SELECT max(version) FROM {migrations}",
+    # The applied migration, and the hash partitions of the events table (0:
+    # one plain table).
+    "schema_version": (
+        "SELECT (SELECT max(version) FROM {migrations}), "
+        "(SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%(events)s))"
+    ),
 }
 
 
@@ -361,6 +372,8 @@ class Statements:
     load_snapshot: bytes
     load: bytes
     schema_version: bytes
+    events_table: str
+    """The qualified name of the events table, as ``to_regclass`` reads it."""
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
@@ -372,7 +385,13 @@ class Statements:
                 for key, template in append_templates().items()
             },
             **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
+            events_table=qualified_events_table(schema),
         )
+
+
+def qualified_events_table(schema: str) -> str:
+    """Return ``"schema"."events"``, quoted as ``to_regclass`` expects."""
+    return sql.Identifier(schema, "events").as_string(None)
 
 
 MAX_VERSION: Final = 2**63 - 1
@@ -514,11 +533,118 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
         );
         """,
     ),
+    (
+        2,
+        "partition-ready keys: (stream_id, version), (stream_id, event_id)",
+        # Every key leads with stream_id, so the tables can be partitioned
+        # and distributed by stream; event ids become unique per stream.
+        # LogPosition is (transaction_id, position), which the log index
+        # serves: position needs no index of its own.
+        """
+        ALTER TABLE {events} DROP CONSTRAINT events_pkey;
+        ALTER TABLE {events} DROP CONSTRAINT events_event_id_key;
+        ALTER TABLE {events} DROP CONSTRAINT events_stream_id_version_key;
+        ALTER TABLE {events} ADD CONSTRAINT events_pkey PRIMARY KEY (stream_id, version);
+        ALTER TABLE {events}
+            ADD CONSTRAINT events_stream_id_event_id_key UNIQUE (stream_id, event_id);
+        """,
+    ),
 )
 """Versioned migrations: (version, description, statements). Append only; never edit one."""
 
-STREAM_VERSION_CONSTRAINT: Final = "events_stream_id_version_key"
-"""The backstop constraint whose violation means a concurrent append won."""
+LATEST_MIGRATION: Final = MIGRATIONS[-1][0]
+
+# The layout migrations 1 and 2 make, hash-partitioned by stream_id: a new
+# schema with `partitions=N` is created like this at once (a table cannot be
+# partitioned in place). Storage parameters belong to the partitions, as a
+# partitioned table has no storage of its own.
+_PARTITIONED_TABLES = """
+CREATE TABLE {streams} (
+    stream_id text NOT NULL,
+    version bigint NOT NULL CHECK (version >= 0),
+    CONSTRAINT streams_pkey PRIMARY KEY (stream_id)
+) PARTITION BY HASH (stream_id);
+CREATE TABLE {events} (
+    position bigint GENERATED ALWAYS AS IDENTITY,
+    transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    stream_id text NOT NULL,
+    version bigint NOT NULL CHECK (version >= 1),
+    event_id uuid NOT NULL,
+    type text NOT NULL,
+    schema_version integer NOT NULL,
+    data jsonb NOT NULL,
+    metadata jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT events_pkey PRIMARY KEY (stream_id, version),
+    CONSTRAINT events_stream_id_event_id_key UNIQUE (stream_id, event_id)
+) PARTITION BY HASH (stream_id);
+CREATE INDEX events_log_idx ON {events} (transaction_id, position);
+CREATE TABLE {snapshots} (
+    stream_id text NOT NULL,
+    version bigint NOT NULL,
+    type text NOT NULL,
+    schema_version integer NOT NULL,
+    state jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT snapshots_pkey PRIMARY KEY (stream_id, version)
+) PARTITION BY HASH (stream_id);
+"""
+
+_PARTITION = (
+    "CREATE TABLE {partition} PARTITION OF {parent} "
+    "FOR VALUES WITH (MODULUS {modulus}, REMAINDER {remainder}){options};"
+)
+_STREAMS_OPTIONS = (
+    # As migration 1 gives the plain streams table: room for HOT updates.
+    " WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, "
+    "autovacuum_vacuum_threshold = 1000)"
+)
+
+MIN_PARTITIONS: Final = 2
+MAX_PARTITIONS: Final = 1024
+PARTITIONS_MIN_SERVER: Final = 170000
+"""PostgreSQL 17 is the first to allow an identity column on a partitioned table."""
+
+
+def partitioned_layout(schema: str, partitions: int) -> bytes:
+    """Return the statements that create the latest layout in *partitions* hash partitions."""
+    check_schema_name(schema)
+    tables = {
+        name: sql.Identifier(schema, name)
+        for name in ("streams", "events", "snapshots")
+    }
+    statements = [sql.SQL(_PARTITIONED_TABLES).format(**tables)]
+    statements.extend(
+        sql.SQL(_PARTITION).format(
+            partition=sql.Identifier(schema, f"{name}_p{remainder}"),
+            parent=parent,
+            modulus=sql.Literal(partitions),
+            remainder=sql.Literal(remainder),
+            options=sql.SQL(_STREAMS_OPTIONS if name == "streams" else ""),
+        )
+        for name, parent in tables.items()
+        for remainder in range(partitions)
+    )
+    return sql.SQL("\n").join(statements).as_bytes(None)
+
+
+_EVENTS_TABLE = re.compile(r"events(?:_p\d+)?")
+_STREAM_VERSION_KEY = re.compile(r"events(?:_p\d+)?_pkey")
+
+
+def is_stream_version_clash(table: str | None, constraint: str | None) -> bool:
+    """
+    Tell whether a unique violation is the ``(stream_id, version)`` backstop.
+
+    On a partitioned table PostgreSQL names the partition and its own index
+    (``events_p3``, ``events_p3_pkey``), not the parent's.
+    """
+    return bool(
+        table
+        and constraint
+        and _EVENTS_TABLE.fullmatch(table)
+        and _STREAM_VERSION_KEY.fullmatch(constraint)
+    )
 
 
 def migration_statements(schema: str) -> dict[str, bytes]:
@@ -540,6 +666,9 @@ def migration_statements(schema: str) -> dict[str, bytes]:
         ),
         "record": _compose(
             "INSERT INTO {migrations} (version, description) VALUES (%s, %s)", schema
+        ),
+        "partitions": _compose(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%s)", schema
         ),
         **{
             f"migration_{version}": _compose(text, schema)

@@ -123,12 +123,19 @@ class PostgresEventStore(EventStore):
             one that never answers, after this long.
         health_timeout: Most seconds `health` waits for an answer before
             reporting the store unavailable.
+        partitions: Create a new schema's tables (``streams``, ``events``,
+            ``snapshots``) hash-partitioned by ``stream_id`` in this many
+            partitions (2-1024; PostgreSQL 17 or newer). Fixed when the
+            schema is created: `migrate` refuses another number for an
+            existing schema. ``None``: one plain table each for a new
+            schema, and any layout for an existing one.
 
     Raises:
         ConfigError: Both or neither of *dsn* and *pool*, an unparsable DSN
             (the message says which part, never the password), a bad schema
             name or timeout.
-        InvalidArgumentError: *snapshots_to_keep* below 1.
+        InvalidArgumentError: *snapshots_to_keep* below 1, *partitions*
+            outside 2-1024.
 
     Example:
         >>> store = PostgresEventStore("postgresql://app@db/app")  # doctest: +SKIP
@@ -146,6 +153,7 @@ class PostgresEventStore(EventStore):
         snapshots_to_keep: int = DEFAULT_SNAPSHOTS_TO_KEEP,
         connect_timeout: float = 10.0,
         health_timeout: float = 1.0,
+        partitions: int | None = None,
     ) -> None:
         self._schema = _sql.check_schema_name(schema)
         self._snapshots_to_keep = check_int(
@@ -157,6 +165,16 @@ class PostgresEventStore(EventStore):
             raise ConfigError("pool_config applies only to a pool opened from a dsn")
         self._connect_timeout = _check_seconds(connect_timeout, "connect_timeout")
         self._health_timeout = _check_seconds(health_timeout, "health_timeout")
+        self._partitions = (
+            None
+            if partitions is None
+            else check_int(
+                partitions,
+                "partitions",
+                minimum=_sql.MIN_PARTITIONS,
+                maximum=_sql.MAX_PARTITIONS,
+            )
+        )
         self._sql = _sql.Statements.for_schema(schema)
         self._password = ""
         self._safe_dsn = ""
@@ -218,13 +236,18 @@ class PostgresEventStore(EventStore):
 
         Migrations are versioned and recorded in ``schema_migrations``; each
         run applies the missing ones in one transaction, under an advisory
-        lock per schema, so several processes may migrate at once.
+        lock per schema, so several processes may migrate at once. A new
+        schema of a store built with *partitions* is created hash-partitioned
+        at once, in the latest layout.
 
         Returns:
             The schema version now applied.
 
         Raises:
             StoreUnavailableError: The server could not be reached.
+            ConfigError: The store asks for *partitions*, and the schema
+                exists with another layout (a layout is fixed when the schema
+                is created), or the server is older than PostgreSQL 17.
             EventStoreError: The server refused a migration (e.g. no CREATE
                 privilege); nothing of it was applied.
 
@@ -241,6 +264,10 @@ class PostgresEventStore(EventStore):
                 conn.execute(statements["create_migrations"])
                 row = conn.execute(statements["applied"]).fetchone()
                 applied = int(row[0]) if row else 0
+                if applied == 0 and self._partitions is not None:
+                    return self._create_partitioned(conn, statements, self._partitions)
+                if applied and self._partitions is not None:
+                    self._check_layout(conn, statements)
                 for version, description, _ in _sql.MIGRATIONS:
                     if version > applied:
                         conn.execute(statements[f"migration_{version}"])
@@ -255,6 +282,38 @@ class PostgresEventStore(EventStore):
                 return applied
 
         return self._call(run, retry=False)
+
+    def _create_partitioned(
+        self, conn: _Connection, statements: dict[str, bytes], partitions: int
+    ) -> int:
+        if conn.info.server_version < _sql.PARTITIONS_MIN_SERVER:
+            raise ConfigError(
+                f"partitions need PostgreSQL 17 or newer (an identity column on a "
+                f"partitioned table); this server is {conn.info.server_version}"
+            )
+        conn.execute(_sql.partitioned_layout(self._schema, partitions))
+        for version, description, _ in _sql.MIGRATIONS:
+            conn.execute(statements["record"], (version, description))
+        _log.info(
+            "created schema %s at migration %d in %d hash partitions",
+            self._schema,
+            _sql.LATEST_MIGRATION,
+            partitions,
+        )
+        return _sql.LATEST_MIGRATION
+
+    def _check_layout(self, conn: _Connection, statements: dict[str, bytes]) -> None:
+        row = conn.execute(
+            statements["partitions"], (self._sql.events_table,)
+        ).fetchone()
+        found = int(row[0]) if row else 0
+        if found != self._partitions:
+            layout = f"{found} hash partitions" if found else "one plain table per role"
+            raise ConfigError(
+                f"schema {self._schema!r} exists with {layout}, but this store asks "
+                f"for partitions={self._partitions}: the layout is fixed when the "
+                "schema is created (leave partitions unset to use it as it is)"
+            )
 
     # --- the I/O boundary ----------------------------------------------
 
@@ -493,7 +552,9 @@ class PostgresEventStore(EventStore):
         exc: pg_errors.UniqueViolation,
     ) -> None:
         """Raise `ConcurrencyError` if *exc* is the (stream_id, version) backstop."""
-        if exc.diag.constraint_name != _sql.STREAM_VERSION_CONSTRAINT:
+        if not _sql.is_stream_version_clash(
+            exc.diag.table_name, exc.diag.constraint_name
+        ):
             return
         detail = exc.diag.message_detail or ""
         append = next(
@@ -670,7 +731,9 @@ class PostgresEventStore(EventStore):
             metrics = self._pool_metrics()
             started = time.perf_counter()
             rows = self._call(
-                lambda conn: _fetchall(conn, self._sql.schema_version, None),
+                lambda conn: _fetchall(
+                    conn, self._sql.schema_version, {"events": self._sql.events_table}
+                ),
                 retry=True,
                 timeout=timeout,
             )
@@ -689,7 +752,7 @@ class PostgresEventStore(EventStore):
                 metrics_now,
                 error=self._scrub(f"{type(exc).__name__}: {exc}"),
             )
-        schema_version = rows[0][0] if rows else None
+        schema_version, partitions = rows[0] if rows else (None, None)
         degraded = (
             metrics.utilization_pct > _DEGRADED_UTILIZATION_PCT or metrics.waiting > 0
         )
@@ -698,6 +761,7 @@ class PostgresEventStore(EventStore):
             latency_ms,
             schema_version,
             metrics,
+            partitions=None if partitions is None else max(int(partitions), 1),
         )
 
     def _close(self) -> None:

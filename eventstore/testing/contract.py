@@ -306,8 +306,9 @@ class EventStoreContract:
         first = store.append("s", [_event()])
         with pytest.raises(ConcurrencyError):
             store.append("s", [_event(), _event()], expected_version=5)
+        stored = _stored_id(store, "s")
         with pytest.raises(DuplicateEventError):
-            store.append("t", [NewEvent("x", {}, event_id=_stored_id(store, "s"))])
+            store.append("s", [NewEvent("x", {}, event_id=stored), _event()])
         with pytest.raises(InvalidArgumentError):
             store.append("s", [NewEvent("x", {"bad": math.nan})])
         second = store.append("s", [_event()])
@@ -398,14 +399,37 @@ class EventStoreContract:
         assert caught.value.stream_id == "s"
         assert store.stream_version("s") == 1
 
-    def test_reusing_an_event_id_in_another_stream_is_a_duplicate(
+    def test_the_same_event_id_in_another_stream_is_another_event(
         self, store: EventStore
     ) -> None:
+        # Event ids are unique per stream (schema v2, KurrentDB's rule).
         stored = _event()
-        store.append("s", [stored])
-        with pytest.raises(DuplicateEventError):
-            store.append("t", [stored])
-        assert store.stream_version("t") == 0
+        first = store.append("s", [stored])
+        other = store.append("t", [stored], expected_version=0)
+        assert (other.stream_id, other.version) == ("t", 1)
+        assert other.positions != first.positions
+        # Each stream's own re-send is still a retry, and returns its own result.
+        assert store.append("t", [stored], expected_version=0) == other
+        assert store.append("s", [stored]) == first
+        log = read_log(store, 2)
+        assert [(e.stream_id, e.event_id) for e in log] == [
+            ("s", stored.event_id),
+            ("t", stored.event_id),
+        ]
+
+    def test_a_batch_stored_in_another_stream_is_no_retry_here(
+        self, store: EventStore
+    ) -> None:
+        batch = [_event(), _event()]
+        store.append("s", batch)
+        result = store.append("t", batch, expected_version=0)
+        assert result.version == 2
+        assert [e.event_id for e in store.read_stream("t")] == [
+            e.event_id for e in batch
+        ]
+        with pytest.raises(DuplicateEventError) as caught:
+            store.append("t", [batch[0], _event()])
+        assert caught.value.event_ids == (batch[0].event_id,)
 
     def test_resending_a_batch_in_another_order_is_a_duplicate(
         self, store: EventStore

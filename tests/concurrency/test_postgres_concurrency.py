@@ -34,15 +34,20 @@ EVENTS_PER_APPEND = 2  # 8 * 320 * 2 = 5,120 events
 DEADLINE = 60.0
 
 
-@pytest.fixture
+@pytest.fixture(params=[None, 8], ids=["plain", "partitioned"])
 def make_store(
-    postgres_dsn: str, postgres_schema: str
+    postgres_dsn: str, postgres_schema: str, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., PostgresEventStore]]:
+    # Every concurrency test runs on both layouts: one table per role, and
+    # tables hash-partitioned by stream in 8.
     stores: list[PostgresEventStore] = []
 
     def make(**config: Any) -> PostgresEventStore:
         store = PostgresEventStore(
-            postgres_dsn, schema=postgres_schema, pool_config=PoolConfig(**config)
+            postgres_dsn,
+            schema=postgres_schema,
+            pool_config=PoolConfig(**config),
+            partitions=request.param,
         )
         stores.append(store)
         store.migrate()

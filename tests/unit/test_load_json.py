@@ -68,3 +68,60 @@ def test_bytes_decode_as_utf8_as_json_loads_does() -> None:
     # What a connection with client encoding SQL_ASCII returns for text columns.
     text = '{"name": "Zoë", "n": [1, 2.5]}'
     assert load_json(text.encode()) == json.loads(text) == load_json(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": -123456789012345678901234567890123}',  # past 64 bits: exact
+        '{"n": 18446744073709551616}',
+        "[1e400, -1e400]",  # infinities, as json.loads reads them
+        '{"s": "\\ud800"}',  # an escaped lone surrogate
+    ],
+)
+def test_numbers_and_strings_at_the_edges_decode_as_json_loads_does(text: str) -> None:
+    assert repr(load_json(text)) == repr(json.loads(text))
+
+
+def test_an_empty_object_is_a_new_dict_each_time() -> None:
+    first, second = load_json("{}"), load_json("{}")
+    assert first == second == {}
+    first["changed"] = True
+    assert second == {}
+
+
+SAMPLES = [
+    '{"a": 1, "b": [true, null, 2.5, "Zoë"], "c": {"d": -0.0}}',
+    '{"big": 123456789012345678901234567890}',
+    "{}",
+    " [1] ",
+]
+
+WITHOUT_MSGSPEC = """
+import json, sys
+sys.modules["msgspec"] = None  # as if it were not installed
+from eventstore._json import _fast_loads, load_json
+assert _fast_loads is None
+samples = json.loads(sys.argv[1])
+print(json.dumps([load_json(text) == json.loads(text) for text in samples]))
+try:
+    load_json('{"a": }')
+except json.JSONDecodeError as exc:
+    print(exc)
+"""
+
+
+def test_without_msgspec_the_stdlib_decodes_the_same_values() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    done = subprocess.run(  # noqa: S603  # our own interpreter and script
+        [sys.executable, "-c", WITHOUT_MSGSPEC, json.dumps(SAMPLES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    verdicts, message = done.stdout.splitlines()
+    assert json.loads(verdicts) == [True] * len(SAMPLES)
+    assert message.startswith("Expecting value")

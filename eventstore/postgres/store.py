@@ -619,7 +619,8 @@ class PostgresEventStore(EventStore):
         if not rows:
             return iter(())
         high = min(high, int(rows[0][-1]))
-        first = [_sql.event_from_row(row) for row in rows]
+        from_row = _sql.stream_event_from_row
+        first = [from_row(stream_id, row) for row in rows]
         return self._pages(
             stream_id,
             first,
@@ -667,7 +668,7 @@ class PostgresEventStore(EventStore):
             rows = self._call(
                 functools.partial(_fetchall, query=query, params=params), retry=True
             )
-            events = [_sql.event_from_row(row) for row in rows]
+            events = [_sql.stream_event_from_row(stream_id, row) for row in rows]
             if not events:
                 return
 

@@ -184,10 +184,6 @@ class PostgresEventStore(EventStore):
         self._suspect = True
         self._probe = ServerProbe(self._connect_directly)
         self._lending: Lending | None = None
-        # Private test hook: when set, every append runs in an explicit
-        # transaction and calls it with the connection just before COMMIT
-        # (to pause there, or to kill the backend).
-        self._before_commit: Callable[[_Connection], None] | None = None
         if pool is not None:
             self._pool = pool
             self._owns_pool = False
@@ -453,7 +449,7 @@ class PostgresEventStore(EventStore):
     # --- writing -------------------------------------------------------
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
-        if len(appends) == 1 and self._before_commit is None:
+        if len(appends) == 1:
             append = appends[0]
             return [
                 self._call(lambda conn: self._append_one(conn, append), retry=False)
@@ -491,13 +487,11 @@ class PostgresEventStore(EventStore):
     def _append_atomically(
         self, conn: _Connection, appends: Sequence[EncodedAppend]
     ) -> list[AppendResult]:
-        """Append to several streams (or run the test hook) in one explicit transaction."""
+        """Append to several streams in one explicit transaction."""
         for _ in range(_ATTEMPTS):
             try:
                 with conn.transaction():
                     results = [self._append_in_transaction(conn, a) for a in appends]
-                    if self._before_commit is not None:
-                        self._before_commit(conn)
             except pg_errors.UniqueViolation as exc:
                 self._refuse_stream_version_clash(conn, appends, exc)
                 continue

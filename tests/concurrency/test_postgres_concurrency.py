@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 import uuid
@@ -23,6 +22,7 @@ from eventstore import (
 from eventstore.postgres import PoolConfig, PostgresEventStore
 from eventstore.testing.concurrency import assert_one_winner_per_round
 from eventstore.testing.logwait import wait_for_position
+from tests import server_faults
 
 pytestmark = pytest.mark.postgres
 
@@ -87,36 +87,31 @@ def _create_while_contended(
     stream_id: str,
     events: list[NewEvent],
     contend: Callable[[], None],
+    *,
     dsn: str,
+    schema: str,
 ) -> AppendResult:
     """
     Create *stream_id*, and run *contend* while the creation is uncommitted.
 
-    The creation commits once a backend of the application "contender" waits
+    The server holds the creator's append (application "creator") just
+    before its commit until a backend of the application "contender" waits
     on a lock; returns the creator's result once both are done.
     """
-    creating = threading.Event()
-    release = threading.Event()
-
-    def hold_the_creator(_conn: object) -> None:
-        creating.set()
-        assert release.wait(DEADLINE)
-
-    creator._before_commit = hold_the_creator
     created: list[AppendResult] = []
     thread = threading.Thread(
         target=lambda: created.append(creator.append(stream_id, events))
     )
-    thread.start()
-    try:
-        assert creating.wait(DEADLINE)
-        rival = threading.Thread(target=contend)
+    rival = threading.Thread(target=contend)
+    held = server_faults.from_application("creator")
+    with server_faults.held_before_commit(dsn, schema, held) as hold:
+        thread.start()
+        hold.wait_until_held()
         rival.start()
         _wait_until_blocked_on_a_lock(dsn, "contender")
-    finally:
-        release.set()
     thread.join(DEADLINE)
     rival.join(DEADLINE)
+    server_faults.remove(dsn, schema)
     (result,) = created
     return result
 
@@ -128,6 +123,7 @@ def _create_while_contended(
 def test_creating_a_stream_while_another_creator_is_uncommitted_waits_for_it(
     make_store: Callable[..., PostgresEventStore],
     postgres_dsn: str,
+    postgres_schema: str,
     path: str,
     same_events: bool,
 ) -> None:
@@ -139,7 +135,7 @@ def test_creating_a_stream_while_another_creator_is_uncommitted_waits_for_it(
     requests of an `append_many`, it claims nothing instead, so the requests
     before it are not run (and do not draw log positions) twice.
     """
-    creator = make_store(min_size=1, max_size=1)
+    creator = make_store(min_size=1, max_size=1, application_name="creator")
     contender = make_store(min_size=1, max_size=1, application_name="contender")
     events = [NewEvent("t", {"who": "creator"})]
     mine = events if same_events else [NewEvent("t", {"who": "contender"})]
@@ -160,7 +156,9 @@ def test_creating_a_stream_while_another_creator_is_uncommitted_waits_for_it(
         except ConcurrencyError as exc:
             outcome.append(exc)
 
-    result = _create_while_contended(creator, "new", events, contend, postgres_dsn)
+    result = _create_while_contended(
+        creator, "new", events, contend, dsn=postgres_dsn, schema=postgres_schema
+    )
     stored = list(contender.read_stream("new"))
     assert [e.event_id for e in stored] == [events[0].event_id]
     written = contender.stream_version("other")
@@ -220,23 +218,15 @@ def _store_reader(store: PostgresEventStore) -> _Tail:
     return _Tail(read_page)
 
 
-def test_a_tailing_reader_sees_every_event_exactly_once_despite_late_commits_and_position_order_would_miss_some(  # noqa: PLR0915  # one scenario, told in order
+def test_a_tailing_reader_sees_every_event_exactly_once_despite_late_commits_and_position_order_would_miss_some(  # one scenario, told in order
     make_store: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
     store = make_store(min_size=WRITERS + 1, max_size=WRITERS + 2)
-    rng = random.Random(1234)
-    rng_lock = threading.Lock()
-
-    def sleep_before_commit(_conn: object) -> None:
-        # Random pauses inside the append transaction, after its events have
-        # drawn their positions: commits land out of position order.
-        with rng_lock:
-            pause = rng.choice((0.0, 0.0005, 0.001, 0.002, 0.02))
-        time.sleep(pause)
-
-    store._before_commit = sleep_before_commit
+    # Pauses inside each append's statement, after its events have drawn
+    # their positions: commits land out of position order.
+    server_faults.sleep_before_commit(postgres_dsn, postgres_schema)
     written: list[uuid.UUID] = []
     written_lock = threading.Lock()
     errors: list[BaseException] = []
@@ -303,39 +293,30 @@ def test_a_late_commit_is_missed_by_position_order_but_not_by_read_all(
     postgres_schema: str,
 ) -> None:
     store = make_store(min_size=2, max_size=3)
-    in_transaction = threading.Event()
-    release = threading.Event()
-    slow_thread: list[int] = []
-
-    def hold_the_slow_writer(_conn: object) -> None:
-        if threading.get_ident() in slow_thread:
-            in_transaction.set()
-            assert release.wait(DEADLINE)
-
-    store._before_commit = hold_the_slow_writer
     results: list[AppendResult] = []
-
-    def slow_append() -> None:
-        slow_thread.append(threading.get_ident())
-        results.append(store.append("slow", [NewEvent("t", {"who": "slow"})]))
-
-    slow = threading.Thread(target=slow_append)
-    slow.start()
-    assert in_transaction.wait(DEADLINE)
-    fast = store.append("fast", [NewEvent("t", {"who": "fast"})])
+    slow = threading.Thread(
+        target=lambda: results.append(
+            store.append("slow", [NewEvent("t", {"who": "slow"})])
+        )
+    )
     naive_conn, naive = _naive_reader(postgres_dsn, postgres_schema)
     ours = _store_reader(store)
+    held = server_faults.in_stream("slow")
     try:
-        # The fast event has the higher position but committed first.
-        assert naive.poll() == 1
-        assert ours.poll() == 0  # held back: an older transaction is open
-        release.set()
+        with server_faults.held_before_commit(
+            postgres_dsn, postgres_schema, held
+        ) as hold:
+            slow.start()
+            hold.wait_until_held()  # its position is drawn; its commit waits
+            fast = store.append("fast", [NewEvent("t", {"who": "fast"})])
+            # The fast event has the higher position but committed first.
+            assert naive.poll() == 1
+            assert ours.poll() == 0  # held back: an older transaction is open
         slow.join(DEADLINE)
         wait_for_position(store, fast.positions[0], timeout=DEADLINE)
         naive.poll()
         ours.poll()
     finally:
-        release.set()
         naive_conn.close()
     (slow_result,) = results
     assert slow_result.positions[0].position < fast.positions[0].position

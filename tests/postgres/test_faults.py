@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 import pytest
@@ -13,6 +12,7 @@ from eventstore import HealthStatus, NewEvent, StoreUnavailableError
 from eventstore.postgres import PoolConfig, PostgresEventStore
 from eventstore.testing.logwait import wait_for_position
 from eventstore.testing.postgres_server import EmbeddedServer
+from tests import server_faults
 
 pytestmark = pytest.mark.postgres
 
@@ -40,27 +40,21 @@ def restartable_store(
 
 
 def test_a_backend_killed_during_a_multi_event_append_leaves_nothing_of_it(
-    postgres_store: PostgresEventStore, postgres_dsn: str
+    postgres_store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
 ) -> None:
     store = postgres_store
     store.append("s", [NewEvent("t", {"n": 0})], expected_version=0)
-    killed: list[bool] = []
-
-    def kill_my_backend(conn: psycopg.Connection[Any]) -> None:
-        # Inside the append's transaction, its three events inserted, just
-        # before COMMIT: another session terminates this backend.
-        pid = conn.info.backend_pid
-        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-            row = admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()
-            killed.append(bool(row and row[0]))
-
-    store._before_commit = kill_my_backend
+    # Inside the append's own statement, its three events inserted, just
+    # before COMMIT: its backend terminates itself.
+    server_faults.kill_before_commit(
+        postgres_dsn, postgres_schema, server_faults.in_stream("s")
+    )
     with pytest.raises(StoreUnavailableError) as caught:
         store.append(
             "s", [NewEvent("t", {"n": n}) for n in range(1, 4)], expected_version=1
         )
-    store._before_commit = None
-    assert killed == [True]
+    server_faults.remove(postgres_dsn, postgres_schema)
+    assert "terminating connection" in str(caught.value)
     assert isinstance(caught.value.__cause__, psycopg.OperationalError)
     assert store.stream_version("s") == 1
     assert [e.data["n"] for e in store.read_stream("s")] == [0]

@@ -25,10 +25,8 @@ from eventstore.errors import ConfigError
 from eventstore.events import ExpectedVersion, LogPosition, RecordedEvent
 from eventstore.snapshots import Snapshot
 
-__all__ = ["PAGE_SIZE", "Statements", "check_schema_name"]
+__all__ = ["Statements", "check_schema_name"]
 
-PAGE_SIZE: Final = 1000
-"""Events fetched per round trip when streaming a stream."""
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_IDENTIFIER_BYTES = (
@@ -399,10 +397,6 @@ class Statements:
 def qualified_events_table(schema: str) -> str:
     """Return ``"schema"."events"``, quoted as ``to_regclass`` expects."""
     return sql.Identifier(schema, "events").as_string(None)
-
-
-MAX_VERSION: Final = 2**63 - 1
-"""Upper bound standing in for "no upper bound" in range parameters."""
 
 
 def _utc(value: datetime) -> datetime:

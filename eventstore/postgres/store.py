@@ -36,6 +36,12 @@ from eventstore.postgres._pool import (
     pool_metrics,
 )
 from eventstore.postgres._probe import ServerProbe
+from eventstore.postgres._reading import (
+    StreamPaging,
+    load_params,
+    read_all_params,
+    snapshot_params_upto,
+)
 from eventstore.postgres.config import PoolConfig
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
@@ -592,101 +598,57 @@ class PostgresEventStore(EventStore):
         backwards: bool,
         limit: int | None,
     ) -> Iterator[RecordedEvent]:
-        high = _sql.MAX_VERSION if to_version is None else to_version
-        if from_version > high:
-            return iter(())
-        page = _sql.PAGE_SIZE if limit is None else min(limit, _sql.PAGE_SIZE)
-        query = (
-            self._sql.stream_first_backwards
-            if backwards
-            else self._sql.stream_first_forwards
+        paging = StreamPaging.of(
+            stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
-        params = {
-            "stream_id": stream_id,
-            "low": from_version,
-            "high": high,
-            "limit": page,
-        }
-        # The first page is read now, at the call, with the stream's version:
-        # later pages stop there, so appends made while iterating never show.
+        if paging is None:
+            return iter(())
+        statements = self._sql
+        query = (
+            statements.stream_first_backwards
+            if backwards
+            else statements.stream_first_forwards
+        )
+        params = paging.params()
+        # The first page is read now, at the call, with the stream's version.
         rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
         if not rows:
             return iter(())
-        high = min(high, int(rows[0][-1]))
+        paging.stop_at(int(rows[0][-1]))
         from_row = _sql.stream_event_from_row
-        first = [from_row(stream_id, row) for row in rows]
-        return self._pages(
-            stream_id,
-            first,
-            low=from_version,
-            high=high,
-            backwards=backwards,
-            limit=limit,
-        )
+        return self._pages(paging, [from_row(stream_id, row) for row in rows])
 
     def _pages(
-        self,
-        stream_id: str,
-        events: list[RecordedEvent],
-        *,
-        low: int,
-        high: int,
-        backwards: bool,
-        limit: int | None,
+        self, paging: StreamPaging, events: list[RecordedEvent]
     ) -> Iterator[RecordedEvent]:
-        remaining = limit
-        asked = _sql.PAGE_SIZE if limit is None else min(limit, _sql.PAGE_SIZE)
         query = (
             self._sql.stream_page_backwards
-            if backwards
+            if paging.backwards
             else self._sql.stream_page_forwards
         )
+        from_row = _sql.stream_event_from_row
         while True:
             yield from events
-            if remaining is not None:
-                remaining -= len(events)
-                if remaining <= 0:
-                    return
-            if len(events) < asked:
+            if not paging.advance(events):
                 return
-            if backwards:
-                high = events[-1].version - 1
-            else:
-                low = events[-1].version + 1
-            if low > high:
-                return
-            asked = (
-                _sql.PAGE_SIZE if remaining is None else min(remaining, _sql.PAGE_SIZE)
-            )
-            params = {"stream_id": stream_id, "low": low, "high": high, "limit": asked}
             rows = self._call(
-                functools.partial(_fetchall, query=query, params=params), retry=True
+                functools.partial(_fetchall, query=query, params=paging.params()),
+                retry=True,
             )
-            events = [_sql.stream_event_from_row(stream_id, row) for row in rows]
+            events = [from_row(paging.stream_id, row) for row in rows]
             if not events:
                 return
 
     def _read_all(self, after: LogPosition | None, limit: int) -> list[RecordedEvent]:
-        if after is None:
-            query = self._sql.read_all_first
-            params: dict[str, Any] = {"limit": limit}
-        else:
-            query = self._sql.read_all_after
-            params = {
-                "transaction_id": after.transaction_id,
-                "position": after.position,
-                "limit": limit,
-            }
+        query = self._sql.read_all_first if after is None else self._sql.read_all_after
+        params = read_all_params(after, limit)
         rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
         return [_sql.event_from_row(row) for row in rows]
 
     def _load_snapshot(
         self, stream_id: str, max_version: int | None
     ) -> Snapshot | None:
-        params = {
-            "stream_id": stream_id,
-            "high": _sql.MAX_VERSION if max_version is None else max_version,
-        }
+        params = snapshot_params_upto(stream_id, max_version)
         rows = self._call(
             lambda conn: _fetchall(conn, self._sql.load_snapshot, params), retry=True
         )
@@ -695,11 +657,7 @@ class PostgresEventStore(EventStore):
     def _load(
         self, stream_id: str, to_version: int | None, use_snapshot: bool
     ) -> LoadedStream:
-        params = {
-            "stream_id": stream_id,
-            "high": _sql.MAX_VERSION if to_version is None else to_version,
-            "use_snapshot": use_snapshot,
-        }
+        params = load_params(stream_id, to_version, use_snapshot=use_snapshot)
         rows = self._call(
             lambda conn: _fetchall(conn, self._sql.load, params), retry=True
         )

@@ -9,6 +9,9 @@ import attrs
 
 __all__ = ["HealthReport", "HealthStatus", "PoolMetrics"]
 
+DEGRADED_UTILIZATION_PCT = 90.0
+"""Pool utilisation above which a reachable store is degraded."""
+
 
 class HealthStatus(enum.Enum):
     """Overall state of a store."""
@@ -51,6 +54,13 @@ class PoolMetrics:
     def to_dict(self) -> dict[str, Any]:
         """Return the figures as a JSON-ready dict."""
         return attrs.asdict(self)
+
+    @property
+    def status(self) -> HealthStatus:
+        """Degraded when over `DEGRADED_UTILIZATION_PCT` in use or requests wait, else ok."""
+        if self.utilization_pct > DEGRADED_UTILIZATION_PCT or self.waiting > 0:
+            return HealthStatus.DEGRADED
+        return HealthStatus.OK
 
 
 @attrs.frozen

@@ -14,7 +14,13 @@ import psycopg_pool
 from eventstore.health import PoolMetrics
 from eventstore.postgres.config import PoolConfig
 
-__all__ = ["Lending", "StorePool", "connection_kwargs", "pool_metrics"]
+__all__ = [
+    "Lending",
+    "StorePool",
+    "connection_kwargs",
+    "pool_metrics",
+    "saturated_by_stats",
+]
 
 
 def connection_kwargs(
@@ -149,3 +155,28 @@ def pool_metrics(
         utilization_pct=round(100.0 * in_use / max_size, 1) if max_size else 0.0,
         timeouts=stats.get("requests_errors", 0),
     )
+
+
+def saturated_by_stats(
+    stats: Mapping[str, int], max_size: int, seen_errors: int
+) -> tuple[bool, int]:
+    """
+    Tell from a pool passed in whether a pool timeout means exhaustion.
+
+    Its figures count connections still being opened in its size, so a
+    full pool with nothing idle is ambiguous: failed connection attempts
+    since the last look (*seen_errors*) mean "unreachable" instead.
+
+    Returns:
+        Whether the pool is exhausted, and the failed attempts counted so far
+        (the next call's *seen_errors*).
+
+    """
+    errors = stats.get("connections_errors", 0)
+    failing = errors > seen_errors
+    saturated = (
+        not failing
+        and not stats.get("pool_available", 0)
+        and stats.get("pool_size", 0) >= max_size
+    )
+    return saturated, errors

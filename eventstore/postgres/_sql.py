@@ -22,7 +22,7 @@ from psycopg import sql
 from eventstore._json import load_json
 from eventstore._validation import EncodedAppend, EncodedSnapshot
 from eventstore.errors import ConfigError
-from eventstore.events import ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
 from eventstore.snapshots import Snapshot
 
 __all__ = ["Statements", "check_schema_name"]
@@ -482,6 +482,35 @@ def load_rows(
                 )
             )
     return snapshot, tuple(events)
+
+
+def result_from_rows(stream_id: str, rows: list[tuple[Any, ...]]) -> AppendResult:
+    """Map the rows an append statement returned to its `AppendResult`."""
+    rows.sort()  # by version: RETURNING promises no order
+    return AppendResult(
+        stream_id, rows[-1][0], tuple(LogPosition(row[1], row[2]) for row in rows)
+    )
+
+
+def clashing_append(
+    appends: Sequence[EncodedAppend], detail: str | None
+) -> EncodedAppend:
+    """
+    Return the append whose ``(stream_id, version)`` key a unique violation names.
+
+    PostgreSQL's detail reads ``Key (stream_id, version)=(s-1, 3) already
+    exists.``; without it (a role that may not see the values), the first.
+    """
+    text = detail or ""
+    return next((a for a in appends if f"=({a.stream_id}, " in text), appends[0])
+
+
+def layout_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[int | None, int | None]:
+    """Return the schema version and partition count (1: plain) of ``schema_version``."""
+    if not rows:
+        return None, None
+    version, partitions = rows[0]
+    return version, None if partitions is None else max(int(partitions), 1)
 
 
 def snapshot_params(snapshot: EncodedSnapshot, keep: int) -> dict[str, Any]:

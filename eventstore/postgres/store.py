@@ -34,6 +34,7 @@ from eventstore.postgres._pool import (
     StorePool,
     connection_kwargs,
     pool_metrics,
+    saturated_by_stats,
 )
 from eventstore.postgres._probe import ServerProbe
 from eventstore.postgres._reading import (
@@ -56,8 +57,6 @@ _Row = tuple[Any, ...]
 
 _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
-
-_DEGRADED_UTILIZATION_PCT: Final = 90.0
 
 
 class _Rerun(Exception):  # control flow inside this module, never raised out
@@ -93,13 +92,6 @@ def _append_cursor(conn: _Connection) -> psycopg.Cursor[Any]:
     if cursor is None or cursor.closed:
         cursor = conn.append_cursor = conn.cursor()
     return cursor
-
-
-def _result_from_rows(stream_id: str, rows: list[_Row]) -> AppendResult:
-    rows.sort()  # by version: RETURNING promises no order
-    return AppendResult(
-        stream_id, rows[-1][0], tuple(LogPosition(row[1], row[2]) for row in rows)
-    )
 
 
 class PostgresEventStore(EventStore):
@@ -436,13 +428,8 @@ class PostgresEventStore(EventStore):
             return False, error
         if self._lending is not None:
             return self._lending.lent >= self._pool.max_size, None
-        stats = self._pool.get_stats()
-        errors = stats.get("connections_errors", 0)
-        failing = errors > self._seen_connection_errors
-        self._seen_connection_errors = errors
-        saturated = not failing and (
-            not stats.get("pool_available", 0)
-            and stats.get("pool_size", 0) >= self._pool.max_size
+        saturated, self._seen_connection_errors = saturated_by_stats(
+            self._pool.get_stats(), self._pool.max_size, self._seen_connection_errors
         )
         return saturated, None
 
@@ -483,7 +470,7 @@ class PostgresEventStore(EventStore):
                 # attempt finds it committed, writes nothing, and diagnoses.
                 continue
             if rows:
-                return _result_from_rows(append.stream_id, rows)
+                return _sql.result_from_rows(append.stream_id, rows)
             try:
                 return self._diagnose(conn, append)
             except _Rerun:
@@ -517,7 +504,7 @@ class PostgresEventStore(EventStore):
             statement, [named[name] for name in names], prepare=True
         ).fetchall()
         if rows:
-            return _result_from_rows(append.stream_id, rows)
+            return _sql.result_from_rows(append.stream_id, rows)
         return self._diagnose(conn, append)
 
     def _diagnose(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
@@ -556,10 +543,7 @@ class PostgresEventStore(EventStore):
             exc.diag.table_name, exc.diag.constraint_name
         ):
             return
-        detail = exc.diag.message_detail or ""
-        append = next(
-            (a for a in appends if f"=({a.stream_id}, " in detail), appends[0]
-        )
+        append = _sql.clashing_append(appends, exc.diag.message_detail)
         row = _fetchall(conn, self._sql.stream_version, (append.stream_id,))
         actual = int(row[0][0]) if row else 0
         raise ConcurrencyError(
@@ -705,16 +689,9 @@ class PostgresEventStore(EventStore):
                 metrics_now,
                 error=self._scrub(f"{type(exc).__name__}: {exc}"),
             )
-        schema_version, partitions = rows[0] if rows else (None, None)
-        degraded = (
-            metrics.utilization_pct > _DEGRADED_UTILIZATION_PCT or metrics.waiting > 0
-        )
+        schema_version, partitions = _sql.layout_from_rows(rows)
         return HealthReport(
-            HealthStatus.DEGRADED if degraded else HealthStatus.OK,
-            latency_ms,
-            schema_version,
-            metrics,
-            partitions=None if partitions is None else max(int(partitions), 1),
+            metrics.status, latency_ms, schema_version, metrics, partitions=partitions
         )
 
     def _close(self) -> None:

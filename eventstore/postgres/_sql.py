@@ -333,21 +333,21 @@ _TEMPLATES = {
         "FROM {snapshots} WHERE stream_id = %(stream_id)s AND version <= %(high)s "
         "ORDER BY version DESC LIMIT 1"
     ),
-    # Snapshot and the later events in one round trip: row kind 0 is the
-    # snapshot (at most one, first), kind 1 the events.
+    # Snapshot and the later events in one round trip: the rows have the
+    # stream event columns, then their kind: 0 for the snapshot (at most one,
+    # first), 1 for the events.
     "load": (
         "WITH snap AS ("
         "  SELECT version, type, schema_version, state, recorded_at FROM {snapshots} "
         "  WHERE %(use_snapshot)s AND stream_id = %(stream_id)s AND version <= %(high)s "
         "  ORDER BY version DESC LIMIT 1) "
-        "SELECT 0 AS kind, version, NULL::bigint, NULL::bigint, type, state::text, NULL::text, "
-        "NULL::uuid, schema_version, recorded_at FROM snap "
+        "SELECT version, NULL::bigint, NULL::bigint, type, state::text, NULL::text, "
+        "NULL::uuid, schema_version, recorded_at, 0 AS kind FROM snap "
         "UNION ALL "
-        "SELECT 1, version, transaction_id::text::bigint, position, type, data::text, metadata::text, "
-        "event_id, schema_version, recorded_at FROM {events} "
+        "SELECT {stream_event_columns}, 1 FROM {events} "
         "WHERE stream_id = %(stream_id)s AND version <= %(high)s "
         "AND version > coalesce((SELECT version FROM snap), 0) "
-        "ORDER BY 1, 2"
+        "ORDER BY 10, 1"
     ),
     # The applied migration, and the hash partitions of the events table (0:
     # one plain table).
@@ -456,31 +456,17 @@ def load_rows(
     snapshot = None
     events = []
     for row in rows:
-        if row[0] == 0:
+        if row[9] == 0:
             snapshot = Snapshot(
                 stream_id=stream_id,
-                version=row[1],
-                type=row[4],
-                schema_version=row[8],
-                state=load_json(row[5]),
-                recorded_at=_utc(row[9]),
+                version=row[0],
+                type=row[3],
+                schema_version=row[7],
+                state=load_json(row[4]),
+                recorded_at=_utc(row[8]),
             )
         else:
-            # After its "kind" column, an event row has the stream event
-            # columns.
-            events.append(
-                RecordedEvent(
-                    stream_id,
-                    row[1],  # version
-                    LogPosition(row[2], row[3]),  # position
-                    row[4],  # type
-                    load_json(row[5]),  # data
-                    load_json(row[6]),  # metadata
-                    row[7],  # event_id
-                    row[8],  # schema_version
-                    _utc(row[9]),  # recorded_at
-                )
-            )
+            events.append(stream_event_from_row(stream_id, row))
     return snapshot, tuple(events)
 
 

@@ -16,10 +16,10 @@ from eventstore import (
     DuplicateEventError,
     InvalidArgumentError,
     NewEvent,
-    RecordedEvent,
     Snapshot,
 )
 from eventstore.postgres import PostgresEventStore
+from tests.postgres.fixtures.make_v1_fixture import event_dict, snapshot_dict
 
 pytestmark = pytest.mark.postgres
 
@@ -50,34 +50,6 @@ def load_v1_fixture(dsn: str, schema: str) -> None:
     script = "\n".join(line for line in text.split("\n") if not line.startswith("\\"))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(script.replace(FIXTURE_SCHEMA, schema).encode())
-
-
-def event_dict(event: RecordedEvent) -> dict[str, Any]:
-    return {
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "position": str(event.position),
-        "type": event.type,
-        "data": event.data,
-        "metadata": event.metadata,
-        "event_id": str(event.event_id),
-        "schema_version": event.schema_version,
-        "recorded_at": event.recorded_at.isoformat(),
-    }
-
-
-def snapshot_dict(snapshot: Snapshot | None) -> dict[str, Any] | None:
-    if snapshot is None:
-        return None
-    assert snapshot.recorded_at is not None
-    return {
-        "stream_id": snapshot.stream_id,
-        "version": snapshot.version,
-        "type": snapshot.type,
-        "schema_version": snapshot.schema_version,
-        "state": snapshot.state,
-        "recorded_at": snapshot.recorded_at.isoformat(),
-    }
 
 
 def indexes(dsn: str, schema: str, table: str) -> set[tuple[str, tuple[str, ...]]]:

@@ -203,3 +203,41 @@ def test_a_bad_partition_count_is_refused_at_construction(
 ) -> None:
     with pytest.raises(InvalidArgumentError, match="partitions"):
         PostgresEventStore(postgres_dsn, partitions=partitions)
+
+
+def columns(dsn: str, schema: str, table: str) -> list[tuple[Any, ...]]:
+    query = """
+        SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_get_expr(d.adbin, d.adrelid), a.attidentity
+        FROM pg_attribute AS a
+        LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+    """
+    name = sql.Identifier(schema, table).as_string(None)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(query, (name,)).fetchall()
+
+
+def test_the_partitioned_layout_has_the_columns_the_migrations_make(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # The partitioned layout is created at once, not by migrations 1 and 2:
+    # it must not drift from what they make.
+    plain, hashed = postgres_schema, postgres_schema + "_hash"
+    with (
+        PostgresEventStore(postgres_dsn, schema=plain) as one,
+        PostgresEventStore(postgres_dsn, schema=hashed, partitions=2) as two,
+    ):
+        one.migrate()
+        two.migrate()
+        try:
+            for table in ("streams", "events", "snapshots", "schema_migrations"):
+                made = columns(postgres_dsn, plain, table)
+                assert made, table
+                assert columns(postgres_dsn, hashed, table) == made, table
+        finally:
+            with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(hashed))
+                )

@@ -93,3 +93,65 @@ def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
     assert "'SICP' is lent to member-17" in lines  # step 3, in memory
     assert lines[-1] == "ok"  # step 5: the health of the store on PostgreSQL
     assert left_behind == [], "the embedded server's files were not deleted"
+
+
+_SEPARATOR_CELL = re.compile(r"\s*:?-{3,}:?\s*")
+
+
+def _cells(line: str) -> list[str]:
+    """Split a table row on the pipes outside code spans and escapes."""
+    cells, current, in_code, escaped = [], "", False, False
+    for char in line.strip()[1:-1] if line.strip().endswith("|") else line.strip()[1:]:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            current += char
+            escaped = True
+        elif char == "`":
+            in_code = not in_code
+            current += char
+        elif char == "|" and not in_code:
+            cells.append(current)
+            current = ""
+        else:
+            current += char
+    return [*cells, current]
+
+
+def _tables(page: Path) -> list[tuple[int, list[str]]]:
+    """Each run of lines starting with '|' outside code blocks, with its first line number."""
+    tables: list[tuple[int, list[str]]] = []
+    in_block = False
+    run: list[str] = []
+    start = 0
+    for number, line in enumerate(page.read_text(encoding="utf-8").split("\n"), 1):
+        if line.startswith("```"):
+            in_block = not in_block
+        is_row = not in_block and line.lstrip().startswith("|")
+        if is_row:
+            if not run:
+                start = number
+            run.append(line)
+        elif run:
+            tables.append((start, run))
+            run = []
+    if run:
+        tables.append((start, run))
+    return tables
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_table_has_a_header_a_separator_and_rows_of_its_width(page: Path) -> None:
+    for start, rows in _tables(page):
+        where = f"{page.relative_to(ROOT)}:{start}"
+        assert len(rows) >= 2, f"{where}: a table row outside any table"
+        width = len(_cells(rows[0]))
+        separator = _cells(rows[1])
+        assert all(_SEPARATOR_CELL.fullmatch(cell) for cell in separator), (
+            f"{where}: the second line is no separator"
+        )
+        for offset, row in enumerate(rows[1:], start=1):
+            assert len(_cells(row)) == width, (
+                f"{where}: line {start + offset} has {len(_cells(row))} cells, not {width}"
+            )

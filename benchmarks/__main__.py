@@ -55,7 +55,7 @@ def _run_postgres(
 ) -> list[Result]:
     import psycopg  # noqa: PLC0415
 
-    from benchmarks import postgres  # noqa: PLC0415
+    from benchmarks import context, postgres  # noqa: PLC0415
 
     server = None
     started = time.perf_counter()
@@ -77,8 +77,8 @@ def _run_postgres(
     results: list[Result] = []
     try:
         admin = psycopg.connect(dsn, autocommit=True)
-        report["server"].update(postgres.server_settings(admin))
-        ctx = postgres.Context(dsn, quick, repetitions, admin)
+        report["server"].update(context.server_settings(admin))
+        ctx = context.Context(dsn, quick, repetitions, admin)
         try:
             for name in names:
                 print(f"running {name} ...", file=sys.stderr, flush=True)

@@ -1,0 +1,278 @@
+"""PostgreSQL read workloads and repository loads: eventstore against the baseline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import psycopg
+
+from benchmarks.baseline import Baseline, append_batch
+from benchmarks.context import DATA, Context, checked, event
+from benchmarks.harness import Result, interleave, stopwatch
+from eventstore import Aggregate, RecordedEvent, Registry, Repository, applies
+from eventstore.postgres import PostgresEventStore
+from eventstore.testing import read_log
+
+
+def _fill_stream(
+    store: PostgresEventStore,
+    cursor: psycopg.Cursor[Any],
+    base: Baseline,
+    stream: str,
+    count: int,
+) -> None:
+    chunk = 500
+    for first in range(0, count, chunk):
+        store.append(
+            stream,
+            [event(n) for n in range(first, first + chunk)],
+            expected_version=first,
+        )
+        datas = [{**DATA, "n": n} for n in range(first, first + chunk)]
+        append_batch(cursor, base, stream, first + 1, datas)
+
+
+def read_stream(ctx: Context) -> Result:
+    length = 10_000
+    reads = ctx.size(5, 1)
+    store = ctx.store("read_stream")
+    conn, base = ctx.baseline("read_stream")
+    _fill_stream(store, conn.cursor(), base, "long", length)
+    base_cursor = conn.cursor(binary=True)
+    seen: dict[str, int] = {}
+
+    def baseline(rep: int) -> float:
+        def work() -> None:
+            for _ in range(reads):
+                base_cursor.execute(base.read_stream, ("long",), prepare=True)
+                rows = base_cursor.fetchall()
+                seen["baseline"] = len(rows)
+                seen["baseline_last"] = rows[-1][6]["n"]
+
+        return stopwatch(work)
+
+    def eventstore(rep: int) -> float:
+        def work() -> None:
+            for _ in range(reads):
+                events = list(store.read_stream("long"))
+                seen["eventstore"] = len(events)
+                seen["eventstore_last"] = events[-1].data["n"]
+                seen["versions_ok"] = int(
+                    events[0].version == 1 and events[-1].version == length
+                )
+
+        return stopwatch(work)
+
+    base_fig, es_fig = interleave(ctx.repetitions, reads * length, baseline, eventstore)
+    result = Result(
+        "read_stream_10k",
+        f"read one {length:,}-event stream into RecordedEvents, {reads}x per repetition",
+        "events/s",
+        es_fig,
+        base_fig,
+    )
+    result.judge_ratio(0.7)
+
+    def check() -> None:
+        assert seen["eventstore"] == seen["baseline"] == length, str(seen)
+        assert seen["eventstore_last"] == seen["baseline_last"] == length - 1
+        assert seen["versions_ok"] == 1
+        events = list(store.read_stream("long", from_version=5_000, limit=3))
+        assert all(isinstance(e, RecordedEvent) for e in events)
+        assert [e.version for e in events] == [5_000, 5_001, 5_002]
+
+    return checked(result, check)
+
+
+def _fill_log(
+    store: PostgresEventStore,
+    cursor: psycopg.Cursor[Any],
+    base: Baseline,
+    streams: int,
+    per_stream: int,
+) -> None:
+    for s in range(streams):
+        store.append(f"s{s}", [event(n) for n in range(per_stream)], expected_version=0)
+        datas = [{**DATA, "n": n} for n in range(per_stream)]
+        append_batch(cursor, base, f"s{s}", 1, datas)
+
+
+def _wait_for_log(store: PostgresEventStore, total: int) -> float:
+    """Wait until the whole log is visible; return the seconds that took."""
+    # The log may lag a moment behind the appends (older transactions in the
+    # cluster hold it back): wait for all of it before timing reads.
+    started = time.perf_counter()
+    read_log(store, total, timeout=60.0)
+    return time.perf_counter() - started
+
+
+def global_log(ctx: Context) -> Result:
+    streams = 100
+    per_stream = ctx.size(500, 100)
+    total = streams * per_stream
+    page = 1_000
+    store = ctx.store("global_log")
+    conn, base = ctx.baseline("global_log")
+    _fill_log(store, conn.cursor(), base, streams, per_stream)
+    waited = _wait_for_log(store, total)
+    base_cursor = conn.cursor(binary=True)
+    seen: dict[str, int] = {}
+
+    def baseline(rep: int) -> float:
+        def work() -> None:
+            after = 0
+            count = 0
+            while True:
+                base_cursor.execute(base.read_page, (after, page), prepare=True)
+                rows = base_cursor.fetchall()
+                count += len(rows)
+                if len(rows) < page:
+                    break
+                after = rows[-1][0]
+            seen["baseline"] = count
+
+        return stopwatch(work)
+
+    def eventstore(rep: int) -> float:
+        def work() -> None:
+            after = None
+            count = 0
+            ordered = True
+            last = None
+            while True:
+                events = store.read_all(after, limit=page)
+                count += len(events)
+                if events:
+                    if last is not None and not last < events[0].position:
+                        ordered = False
+                    last = after = events[-1].position
+                if len(events) < page:
+                    break
+            seen["eventstore"] = count
+            seen["ordered"] = int(ordered)
+
+        return stopwatch(work)
+
+    base_fig, es_fig = interleave(ctx.repetitions, total, baseline, eventstore)
+    result = Result(
+        "read_global_log",
+        f"read the whole global log ({total:,} events) in pages of {page:,}",
+        "events/s",
+        es_fig,
+        base_fig,
+    )
+    result.notes["log_visible_after_s"] = round(waited, 4)
+    result.judge_ratio(0.7)
+
+    def check() -> None:
+        assert seen["eventstore"] == seen["baseline"] == total, str(seen)
+        assert seen["ordered"] == 1, "positions not increasing"
+
+    return checked(result, check)
+
+
+# --- repository --------------------------------------------------------------
+
+
+@attrs.frozen
+class Deposited:
+    amount: int
+
+
+@attrs.define
+class Account(Aggregate):
+    balance: int = 0
+    deposits: int = 0
+
+    def deposit(self, amount: int) -> None:
+        self.raise_event(Deposited(amount))
+
+    @applies(Deposited)
+    def _deposited(self, event: Deposited) -> None:
+        self.balance += event.amount
+        self.deposits += 1
+
+
+class AccountRepository(Repository[Account]):
+    aggregate_type = Account
+    stream_prefix = "account"
+    snapshot_every = 100
+
+
+def _account_registry() -> Registry:
+    registry = Registry()
+    registry.add(Deposited, "account.deposited")
+    registry.add(Account, "account")
+    return registry
+
+
+def repository_load(ctx: Context) -> Result:
+    return _repository_load(ctx, tail=0)
+
+
+def repository_load_tail(ctx: Context) -> Result:
+    return _repository_load(ctx, tail=50)
+
+
+def _repository_load(ctx: Context, *, tail: int) -> Result:
+    """
+    Load a 10,000-event aggregate against a 100-event one, snapshots every 100.
+
+    With a *tail*, both aggregates have that many events after their last
+    snapshot, as most aggregates do, so each load also replays them.
+    """
+    store = ctx.store(f"repository_load_{tail}")
+    repo = AccountRepository(store, _account_registry())
+    sizes = {"small": 100 + tail, "large": 10_000 + tail}
+    for key, size in sizes.items():
+        account = Account(id=key)
+        for saved in range(0, size, 100):
+            for n in range(saved, min(saved + 100, size)):
+                account.deposit(n)
+            repo.save(account)
+    loads = ctx.size(200, 50)
+    loaded: dict[str, Account] = {}
+
+    def loader(key: str) -> Callable[[int], float]:
+        def run(rep: int) -> float:
+            def work() -> None:
+                for _ in range(loads):
+                    loaded[key] = repo.get(key)
+
+            return stopwatch(work)
+
+        return run
+
+    small_fig, large_fig = interleave(
+        ctx.repetitions, loads, loader("small"), loader("large")
+    )
+    result = Result(
+        "repository_load_tail" if tail else "repository_load_snapshots",
+        f"Repository.get of a {sizes['large']:,}-event aggregate (eventstore column) vs a "
+        f"{sizes['small']}-event one (baseline column), snapshot_every=100",
+        "loads/s",
+        large_fig,
+        small_fig,
+    )
+    # Load time of the large one <= 1.5x that of the small one: rate ratio >= 1/1.5.
+    result.target = (
+        f"{sizes['large']:,} load time <= 1.5x {sizes['small']}'s (ratio >= 0.67)"
+    )
+    result.met = result.ratio is not None and result.ratio >= 1 / 1.5
+
+    def check() -> None:
+        for key, size in sizes.items():
+            account = loaded[key]
+            assert account.version == size, f"{key}: version {account.version}"
+            assert account.deposits == size, f"{key}: deposits {account.deposits}"
+            assert account.balance == sum(range(size)), f"{key}: balance"
+            snapshot = store.load_snapshot(f"account-{key}")
+            assert snapshot is not None, f"{key}: no snapshot"
+            assert snapshot.version == size - tail, (
+                f"{key}: snapshot at {snapshot.version}"
+            )
+
+    return checked(result, check)

@@ -2,8 +2,9 @@
 What the PostgreSQL workloads share: the server, sizes, the schemas made so far.
 
 Each workload gets its own schemas (``es_<name>`` for eventstore,
-``base_<name>`` for the baseline), so any subset runs alone, and checks its
-own result: a fast wrong answer fails the workload.
+``es_<name>_p8`` for eventstore hash-partitioned in 8, ``base_<name>`` for the
+baseline), so any subset runs alone, and checks its own result: a fast
+wrong answer fails the workload.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.baseline import METADATA, Baseline
-from benchmarks.harness import Result
+from benchmarks.harness import PARTITIONS, Figure, Result
 from eventstore import NewEvent
 from eventstore.postgres import PoolConfig, PostgresEventStore
 
@@ -27,6 +28,9 @@ class _Closeable(Protocol):
 
 
 _C = TypeVar("_C", bound=_Closeable)
+
+PARTITIONED_TARGET = 0.9
+"""The least rate of the partitioned store, as a share of the plain one's."""
 
 DATA = {"amount": 125, "currency": "EUR", "note": "monthly fee", "tags": ["a", "b"]}
 
@@ -49,17 +53,29 @@ class Context:
     def size(self, full: int, quick: int) -> int:
         return quick if self.quick else full
 
-    def store(self, name: str, pool_size: int = 1) -> PostgresEventStore:
-        schema = f"es_{name}"
+    def store(
+        self, name: str, pool_size: int = 1, *, partitions: int | None = None
+    ) -> PostgresEventStore:
+        schema = f"es_{name}" if partitions is None else f"es_{name}_p{partitions}"
         self._drop(schema)
         store = PostgresEventStore(
             self.dsn,
             schema=schema,
             pool_config=PoolConfig(min_size=pool_size, max_size=pool_size),
+            partitions=partitions,
         )
         store.migrate()
         store.pool.wait()
         return self.closes(store)
+
+    def stores(
+        self, name: str, pool_size: int = 1
+    ) -> tuple[PostgresEventStore, PostgresEventStore]:
+        """Return a store on a plain schema and one on a hash-partitioned one."""
+        return (
+            self.store(name, pool_size),
+            self.store(name, pool_size, partitions=PARTITIONS),
+        )
 
     def baseline(self, name: str) -> tuple[psycopg.Connection[Any], Baseline]:
         schema = f"base_{name}"
@@ -91,6 +107,36 @@ class Context:
     def drop_all(self) -> None:
         for schema in list(self.schemas):
             self._drop(schema)
+
+
+def result(
+    name: str,
+    description: str,
+    unit: str,
+    figures: dict[str, Figure],
+    *,
+    target: float | None = None,
+) -> Result:
+    """
+    Return the `Result` of a workload from its sides' *figures*.
+
+    *target*: the least ratio to the baseline. Every workload with a
+    partitioned side is held to `PARTITIONED_TARGET` of the plain one.
+    """
+    outcome = Result(
+        name,
+        description,
+        unit,
+        figures["eventstore"],
+        figures.get("baseline"),
+        eventsourcing=figures.get("eventsourcing"),
+        partitioned=figures.get("partitioned"),
+    )
+    if target is not None:
+        outcome.judge_ratio(target)
+    if outcome.partitioned is not None:
+        outcome.judge_partitioned(PARTITIONED_TARGET)
+    return outcome
 
 
 def checked(result: Result, check: Callable[[], None]) -> Result:

@@ -1,6 +1,8 @@
 """
 PostgreSQL append workloads: eventstore against the plain-psycopg baseline, same server, same run.
 
+Every eventstore side runs twice, on a plain schema and on one
+hash-partitioned in `PARTITIONS`, in the same interleaved repetitions.
 `WORKLOADS` lists every PostgreSQL workload, these and those of
 `benchmarks.reads`, in the order they run.
 """
@@ -18,14 +20,15 @@ from psycopg import errors as pg_errors
 
 from benchmarks import reads
 from benchmarks.baseline import append_batch, append_one
-from benchmarks.context import DATA, Context, checked, event
-from benchmarks.harness import Result, interleave, stopwatch
+from benchmarks.context import DATA, Context, checked, event, result
+from benchmarks.harness import Result, Timed, interleave_sides, stopwatch
 from eventstore import ConcurrencyError
+from eventstore.postgres import PostgresEventStore
 
 
 def new_streams(ctx: Context) -> Result:
     count = ctx.size(3_000, 400)
-    store = ctx.store("new_streams")
+    stores = ctx.stores("new_streams")
     conn, base = ctx.baseline("new_streams")
     cursor = conn.cursor()
 
@@ -36,55 +39,65 @@ def new_streams(ctx: Context) -> Result:
 
         return stopwatch(work)
 
-    def eventstore(rep: int) -> float:
-        events = [[event(i)] for i in range(count)]
+    def eventstore(store: PostgresEventStore) -> Timed:
+        def run(rep: int) -> float:
+            events = [[event(i)] for i in range(count)]
 
-        def work() -> None:
-            for i in range(count):
-                store.append(f"e{rep}-{i}", events[i], expected_version=0)
+            def work() -> None:
+                for i in range(count):
+                    store.append(f"e{rep}-{i}", events[i], expected_version=0)
 
-        return stopwatch(work)
+            return stopwatch(work)
 
-    base_fig, es_fig = interleave(ctx.repetitions, count, baseline, eventstore)
-    result = Result(
+        return run
+
+    figures = interleave_sides(
+        ctx.repetitions,
+        count,
+        {
+            "eventstore": eventstore(stores[0]),
+            "baseline": baseline,
+            "partitioned": eventstore(stores[1]),
+        },
+    )
+    outcome = result(
         "append_new_streams",
         f"single-event appends to {count:,} new streams (expected version 0)",
         "events/s",
-        es_fig,
-        base_fig,
+        figures,
+        target=0.8,
     )
-    result.judge_ratio(0.8)
 
     def check() -> None:
-        for rep in (-1, ctx.repetitions - 1):
-            for i in (0, count - 1):
-                assert store.stream_version(f"e{rep}-{i}") == 1, "stream not at 1"
-        try:
-            store.append(f"e0-{count - 1}", [event()], expected_version=0)
-        except ConcurrencyError:
-            pass
-        else:
-            raise AssertionError("an existing stream accepted expected version 0")
+        for store in stores:
+            for rep in (-1, ctx.repetitions - 1):
+                for i in (0, count - 1):
+                    assert store.stream_version(f"e{rep}-{i}") == 1, "stream not at 1"
+            try:
+                store.append(f"e0-{count - 1}", [event()], expected_version=0)
+            except ConcurrencyError:
+                pass
+            else:
+                raise AssertionError("an existing stream accepted expected version 0")
         total = conn.execute(base.count_all).fetchone()
         assert total is not None
         assert total[0] == count * (ctx.repetitions + 1), "baseline row count"
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 def existing_streams(ctx: Context) -> Result:
     count = ctx.size(3_000, 500)
     streams = 100
-    store = ctx.store("existing_streams")
+    stores = ctx.stores("existing_streams")
     conn, base = ctx.baseline("existing_streams")
     cursor = conn.cursor()
-    es_versions = [0] * streams
-    base_versions = [0] * streams
+    es_versions = [[1] * streams for _ in stores]
+    base_versions = [1] * streams
     for s in range(streams):
-        store.append(f"s{s}", [event()], expected_version=0)
-        es_versions[s] = 1
+        for store in stores:
+            store.append(f"s{s}", [event()], expected_version=0)
         append_one(cursor, base, f"s{s}", 1, DATA)
-        base_versions[s] = 1
 
     def baseline(rep: int) -> float:
         def work() -> None:
@@ -96,52 +109,65 @@ def existing_streams(ctx: Context) -> Result:
 
         return stopwatch(work)
 
-    def eventstore(rep: int) -> float:
-        events = [[event(i)] for i in range(count)]
+    def eventstore(store: PostgresEventStore, versions: list[int]) -> Timed:
+        def run(rep: int) -> float:
+            events = [[event(i)] for i in range(count)]
 
-        def work() -> None:
-            for i in range(count):
-                s = i % streams
-                result = store.append(
-                    f"s{s}", events[i], expected_version=es_versions[s]
-                )
-                es_versions[s] = result.version
+            def work() -> None:
+                for i in range(count):
+                    s = i % streams
+                    appended = store.append(
+                        f"s{s}", events[i], expected_version=versions[s]
+                    )
+                    versions[s] = appended.version
 
-        return stopwatch(work)
+            return stopwatch(work)
 
-    base_fig, es_fig = interleave(ctx.repetitions, count, baseline, eventstore)
-    result = Result(
+        return run
+
+    figures = interleave_sides(
+        ctx.repetitions,
+        count,
+        {
+            "eventstore": eventstore(stores[0], es_versions[0]),
+            "baseline": baseline,
+            "partitioned": eventstore(stores[1], es_versions[1]),
+        },
+    )
+    outcome = result(
         "append_existing_streams",
         f"{count:,} single-event appends round-robin over {streams} existing streams, right expected version",
         "events/s",
-        es_fig,
-        base_fig,
+        figures,
+        target=0.8,
     )
-    result.judge_ratio(0.8)
 
     def check() -> None:
         expected = 1 + count * (ctx.repetitions + 1) // streams
+        for store, versions in zip(stores, es_versions, strict=True):
+            for s in (0, streams - 1):
+                actual = store.stream_version(f"s{s}")
+                assert actual == expected == versions[s], (
+                    f"stream s{s} at {actual}, expected {expected}"
+                )
+            try:
+                store.append("s0", [event()], expected_version=versions[0] - 1)
+            except ConcurrencyError:
+                pass
+            else:
+                raise AssertionError("a stale expected version was accepted")
         for s in (0, streams - 1):
-            assert store.stream_version(f"s{s}") == expected == es_versions[s], (
-                f"stream s{s} at {store.stream_version(f's{s}')}, expected {expected}"
-            )
             row = conn.execute(base.count_stream, (f"s{s}",)).fetchone()
             assert row is not None
             assert tuple(row) == (expected, expected), f"baseline stream s{s}: {row}"
-        try:
-            store.append("s0", [event()], expected_version=es_versions[0] - 1)
-        except ConcurrencyError:
-            pass
-        else:
-            raise AssertionError("a stale expected version was accepted")
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 def batches(ctx: Context) -> Result:
     appends = ctx.size(300, 60)
     size = 10
-    store = ctx.store("batches")
+    stores = ctx.stores("batches")
     conn, base = ctx.baseline("batches")
     cursor = conn.cursor()
     datas = [{**DATA, "n": n} for n in range(size)]
@@ -153,35 +179,51 @@ def batches(ctx: Context) -> Result:
 
         return stopwatch(work)
 
-    def eventstore(rep: int) -> float:
-        batches = [[event(n) for n in range(size)] for _ in range(appends)]
+    def eventstore(store: PostgresEventStore) -> Timed:
+        def run(rep: int) -> float:
+            batches = [[event(n) for n in range(size)] for _ in range(appends)]
 
-        def work() -> None:
-            for i in range(appends):
-                store.append(f"e{rep}", batches[i], expected_version=i * size)
+            def work() -> None:
+                for i in range(appends):
+                    store.append(f"e{rep}", batches[i], expected_version=i * size)
 
-        return stopwatch(work)
+            return stopwatch(work)
 
-    base_fig, es_fig = interleave(ctx.repetitions, appends * size, baseline, eventstore)
-    result = Result(
+        return run
+
+    figures = interleave_sides(
+        ctx.repetitions,
+        appends * size,
+        {
+            "eventstore": eventstore(stores[0]),
+            "baseline": baseline,
+            "partitioned": eventstore(stores[1]),
+        },
+    )
+    outcome = result(
         "append_batches",
         f"{appends} appends of {size} events to one stream, right expected version",
         "events/s",
-        es_fig,
-        base_fig,
+        figures,
+        target=0.8,
     )
-    result.judge_ratio(0.8)
 
     def check() -> None:
         for rep in range(-1, ctx.repetitions):
-            assert store.stream_version(f"e{rep}") == appends * size, "stream version"
+            for store in stores:
+                assert store.stream_version(f"e{rep}") == appends * size, (
+                    "stream version"
+                )
             row = conn.execute(base.count_stream, (f"b{rep}",)).fetchone()
             assert row is not None
             assert tuple(row) == (appends * size,) * 2, "baseline stream"
-        events = list(store.read_stream("e0", from_version=size * 3 + 1, limit=size))
-        assert [e.data["n"] for e in events] == list(range(size)), "batch order"
+        for store in stores:
+            events = list(
+                store.read_stream("e0", from_version=size * 3 + 1, limit=size)
+            )
+            assert [e.data["n"] for e in events] == list(range(size)), "batch order"
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 def _run_threads(threads: int, target: Callable[[int], None]) -> float:
@@ -211,7 +253,7 @@ def _run_threads(threads: int, target: Callable[[int], None]) -> float:
 def threads(ctx: Context) -> Result:
     workers = 8
     per_thread = ctx.size(400, 60)
-    store = ctx.store("threads", pool_size=workers)
+    stores = ctx.stores("threads", pool_size=workers)
     _, base = ctx.baseline("threads")
     pool: psycopg_pool.ConnectionPool[Any] = ctx.closes(
         psycopg_pool.ConnectionPool(
@@ -239,48 +281,62 @@ def threads(ctx: Context) -> Result:
 
         return _run_threads(workers, work)
 
-    def eventstore(rep: int) -> float:
-        events = [[[event(i)] for i in range(per_thread)] for _ in range(workers)]
+    def eventstore(store: PostgresEventStore) -> Timed:
+        def run(rep: int) -> float:
+            events = [[[event(i)] for i in range(per_thread)] for _ in range(workers)]
 
-        def work(index: int) -> None:
-            mine = events[index]
-            for i in range(per_thread):
-                store.append(f"e{rep}-{index}", mine[i], expected_version=i)
+            def work(index: int) -> None:
+                mine = events[index]
+                for i in range(per_thread):
+                    store.append(f"e{rep}-{index}", mine[i], expected_version=i)
 
-        return _run_threads(workers, work)
+            return _run_threads(workers, work)
 
-    base_fig, es_fig = interleave(
-        ctx.repetitions, workers * per_thread, baseline, eventstore
+        return run
+
+    figures = interleave_sides(
+        ctx.repetitions,
+        workers * per_thread,
+        {
+            "eventstore": eventstore(stores[0]),
+            "baseline": baseline,
+            "partitioned": eventstore(stores[1]),
+        },
     )
-    result = Result(
+    outcome = result(
         "append_8_threads",
         f"{workers} threads, {per_thread} single-event appends each to their own stream, one pool of {workers}",
         "events/s",
-        es_fig,
-        base_fig,
+        figures,
+        target=0.8,
     )
-    result.judge_ratio(0.8)
 
     def check() -> None:
         for rep in range(-1, ctx.repetitions):
             for index in range(workers):
-                assert store.stream_version(f"e{rep}-{index}") == per_thread
+                for store in stores:
+                    assert store.stream_version(f"e{rep}-{index}") == per_thread
         with pool.connection() as conn:
             row = conn.execute(base.count_all).fetchone()
         assert row is not None
         assert row[0] == workers * per_thread * (ctx.repetitions + 1), "baseline rows"
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 def _racing(
     racers: int,
     rounds: int,
     side: str,
-    attempt: Callable[[int, int], bool],
+    attempt: Callable[[int, int, int], bool],
     winners: dict[str, list[int]],
-) -> Callable[[int], float]:
-    """A repetition of the race: *rounds* rounds, all *racers* per round at once."""
+) -> Timed:
+    """
+    A repetition of the race: *rounds* rounds, all *racers* per round at once.
+
+    *attempt* takes the repetition, the racer and the round, and tells
+    whether that racer's append won.
+    """
 
     def run(rep: int) -> float:
         start_round = threading.Barrier(racers + 1)
@@ -293,7 +349,7 @@ def _racing(
             for r in range(rounds):
                 start_round.wait()
                 try:
-                    if attempt(index, r):
+                    if attempt(rep, index, r):
                         with lock:
                             won[r] += 1
                 except BaseException as exc:  # reported below
@@ -321,7 +377,7 @@ def _racing(
 def race(ctx: Context) -> Result:
     racers = 10
     rounds = 20
-    store = ctx.store("race", pool_size=racers)
+    stores = ctx.stores("race", pool_size=racers)
     _, base = ctx.baseline("race")
     conns = [
         ctx.closes(psycopg.connect(ctx.dsn, autocommit=True)) for _ in range(racers)
@@ -329,54 +385,50 @@ def race(ctx: Context) -> Result:
     base_cursors = [c.cursor() for c in conns]
     winners: dict[str, list[int]] = {}
 
-    current = {"rep": 0}
-
-    def base_attempt(index: int, r: int) -> bool:
+    def base_attempt(rep: int, index: int, r: int) -> bool:
         try:
-            append_one(base_cursors[index], base, f"b{current['rep']}", r + 1, DATA)
+            append_one(base_cursors[index], base, f"b{rep}", r + 1, DATA)
         except pg_errors.UniqueViolation:
             return False
         return True
 
-    def es_attempt(index: int, r: int) -> bool:
-        try:
-            store.append(f"e{current['rep']}", [event(r)], expected_version=r)
-        except ConcurrencyError:
-            return False
-        return True
+    def es_attempt(store: PostgresEventStore) -> Callable[[int, int, int], bool]:
+        def attempt(rep: int, index: int, r: int) -> bool:
+            try:
+                store.append(f"e{rep}", [event(r)], expected_version=r)
+            except ConcurrencyError:
+                return False
+            return True
 
-    base_run = _racing(racers, rounds, "b", base_attempt, winners)
-    es_run = _racing(racers, rounds, "e", es_attempt, winners)
+        return attempt
 
-    def baseline(rep: int) -> float:
-        current["rep"] = rep
-        return base_run(rep)
-
-    def eventstore(rep: int) -> float:
-        current["rep"] = rep
-        return es_run(rep)
-
-    base_fig, es_fig = interleave(
-        ctx.repetitions, racers * rounds, baseline, eventstore
+    figures = interleave_sides(
+        ctx.repetitions,
+        racers * rounds,
+        {
+            "eventstore": _racing(racers, rounds, "e", es_attempt(stores[0]), winners),
+            "baseline": _racing(racers, rounds, "b", base_attempt, winners),
+            "partitioned": _racing(racers, rounds, "p", es_attempt(stores[1]), winners),
+        },
     )
-    result = Result(
+    outcome = result(
         "race_one_stream",
         f"{rounds} rounds of {racers} threads appending to one stream with the same expected version",
         "attempts/s",
-        es_fig,
-        base_fig,
+        figures,
     )
-    result.notes["winners_per_round"] = winners
+    outcome.notes["winners_per_round"] = winners
 
     def check() -> None:
         for key, won in winners.items():
             assert won == [1] * rounds, f"{key}: winners per round {won}"
-        for rep in range(-1, ctx.repetitions):
-            assert store.stream_version(f"e{rep}") == rounds
-            events = list(store.read_stream(f"e{rep}"))
-            assert [e.data["n"] for e in events] == list(range(rounds))
+        for store in stores:
+            for rep in range(-1, ctx.repetitions):
+                assert store.stream_version(f"e{rep}") == rounds
+                events = list(store.read_stream(f"e{rep}"))
+                assert [e.data["n"] for e in events] == list(range(rounds))
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 WORKLOADS: dict[str, Callable[[Context], Result]] = {

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import psycopg
 
 from benchmarks.baseline import Baseline, append_batch
-from benchmarks.context import DATA, Context, checked, event
-from benchmarks.harness import Result, interleave, stopwatch
+from benchmarks.context import DATA, Context, checked, event, result
+from benchmarks.harness import Result, Timed, interleave_sides, stopwatch
 from eventstore import Aggregate, RecordedEvent, Registry, Repository, applies
 from eventstore.postgres import PostgresEventStore
 from eventstore.testing import read_log
 
 
 def _fill_stream(
-    store: PostgresEventStore,
+    stores: Sequence[PostgresEventStore],
     cursor: psycopg.Cursor[Any],
     base: Baseline,
     stream: str,
@@ -26,11 +26,12 @@ def _fill_stream(
 ) -> None:
     chunk = 500
     for first in range(0, count, chunk):
-        store.append(
-            stream,
-            [event(n) for n in range(first, first + chunk)],
-            expected_version=first,
-        )
+        for store in stores:
+            store.append(
+                stream,
+                [event(n) for n in range(first, first + chunk)],
+                expected_version=first,
+            )
         datas = [{**DATA, "n": n} for n in range(first, first + chunk)]
         append_batch(cursor, base, stream, first + 1, datas)
 
@@ -38,9 +39,9 @@ def _fill_stream(
 def read_stream(ctx: Context) -> Result:
     length = 10_000
     reads = ctx.size(5, 1)
-    store = ctx.store("read_stream")
+    stores = ctx.stores("read_stream")
     conn, base = ctx.baseline("read_stream")
-    _fill_stream(store, conn.cursor(), base, "long", length)
+    _fill_stream(stores, conn.cursor(), base, "long", length)
     base_cursor = conn.cursor(binary=True)
     seen: dict[str, int] = {}
 
@@ -54,48 +55,69 @@ def read_stream(ctx: Context) -> Result:
 
         return stopwatch(work)
 
-    def eventstore(rep: int) -> float:
-        def work() -> None:
-            for _ in range(reads):
-                events = list(store.read_stream("long"))
-                seen["eventstore"] = len(events)
-                seen["eventstore_last"] = events[-1].data["n"]
-                seen["versions_ok"] = int(
-                    events[0].version == 1 and events[-1].version == length
-                )
+    def eventstore(store: PostgresEventStore, side: str) -> Timed:
+        def run(rep: int) -> float:
+            def work() -> None:
+                for _ in range(reads):
+                    events = list(store.read_stream("long"))
+                    seen[side] = len(events)
+                    seen[f"{side}_last"] = events[-1].data["n"]
+                    seen[f"{side}_versions_ok"] = int(
+                        events[0].version == 1 and events[-1].version == length
+                    )
 
-        return stopwatch(work)
+            return stopwatch(work)
 
-    base_fig, es_fig = interleave(ctx.repetitions, reads * length, baseline, eventstore)
-    result = Result(
+        return run
+
+    figures = interleave_sides(
+        ctx.repetitions,
+        reads * length,
+        {
+            "eventstore": eventstore(stores[0], "eventstore"),
+            "baseline": baseline,
+            "partitioned": eventstore(stores[1], "partitioned"),
+        },
+    )
+    outcome = result(
         "read_stream_10k",
         f"read one {length:,}-event stream into RecordedEvents, {reads}x per repetition",
         "events/s",
-        es_fig,
-        base_fig,
+        figures,
+        target=0.7,
     )
-    result.judge_ratio(0.7)
 
     def check() -> None:
-        assert seen["eventstore"] == seen["baseline"] == length, str(seen)
-        assert seen["eventstore_last"] == seen["baseline_last"] == length - 1
-        assert seen["versions_ok"] == 1
-        events = list(store.read_stream("long", from_version=5_000, limit=3))
-        assert all(isinstance(e, RecordedEvent) for e in events)
-        assert [e.version for e in events] == [5_000, 5_001, 5_002]
+        assert (
+            seen["eventstore"] == seen["partitioned"] == seen["baseline"] == length
+        ), str(seen)
+        assert (
+            seen["eventstore_last"]
+            == seen["partitioned_last"]
+            == seen["baseline_last"]
+            == length - 1
+        ), str(seen)
+        assert seen["eventstore_versions_ok"] == seen["partitioned_versions_ok"] == 1
+        for store in stores:
+            events = list(store.read_stream("long", from_version=5_000, limit=3))
+            assert all(isinstance(e, RecordedEvent) for e in events)
+            assert [e.version for e in events] == [5_000, 5_001, 5_002]
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 def _fill_log(
-    store: PostgresEventStore,
+    stores: Sequence[PostgresEventStore],
     cursor: psycopg.Cursor[Any],
     base: Baseline,
     streams: int,
     per_stream: int,
 ) -> None:
     for s in range(streams):
-        store.append(f"s{s}", [event(n) for n in range(per_stream)], expected_version=0)
+        for store in stores:
+            store.append(
+                f"s{s}", [event(n) for n in range(per_stream)], expected_version=0
+            )
         datas = [{**DATA, "n": n} for n in range(per_stream)]
         append_batch(cursor, base, f"s{s}", 1, datas)
 
@@ -114,10 +136,10 @@ def global_log(ctx: Context) -> Result:
     per_stream = ctx.size(500, 100)
     total = streams * per_stream
     page = 1_000
-    store = ctx.store("global_log")
+    stores = ctx.stores("global_log")
     conn, base = ctx.baseline("global_log")
-    _fill_log(store, conn.cursor(), base, streams, per_stream)
-    waited = _wait_for_log(store, total)
+    _fill_log(stores, conn.cursor(), base, streams, per_stream)
+    waited = [_wait_for_log(store, total) for store in stores]
     base_cursor = conn.cursor(binary=True)
     seen: dict[str, int] = {}
 
@@ -136,42 +158,57 @@ def global_log(ctx: Context) -> Result:
 
         return stopwatch(work)
 
-    def eventstore(rep: int) -> float:
-        def work() -> None:
-            after = None
-            count = 0
-            ordered = True
-            last = None
-            while True:
-                events = store.read_all(after, limit=page)
-                count += len(events)
-                if events:
-                    if last is not None and not last < events[0].position:
-                        ordered = False
-                    last = after = events[-1].position
-                if len(events) < page:
-                    break
-            seen["eventstore"] = count
-            seen["ordered"] = int(ordered)
+    def eventstore(store: PostgresEventStore, side: str) -> Timed:
+        def run(rep: int) -> float:
+            def work() -> None:
+                after = None
+                count = 0
+                ordered = True
+                last = None
+                while True:
+                    events = store.read_all(after, limit=page)
+                    count += len(events)
+                    if events:
+                        if last is not None and not last < events[0].position:
+                            ordered = False
+                        last = after = events[-1].position
+                    if len(events) < page:
+                        break
+                seen[side] = count
+                seen[f"{side}_ordered"] = int(ordered)
 
-        return stopwatch(work)
+            return stopwatch(work)
 
-    base_fig, es_fig = interleave(ctx.repetitions, total, baseline, eventstore)
-    result = Result(
+        return run
+
+    figures = interleave_sides(
+        ctx.repetitions,
+        total,
+        {
+            "eventstore": eventstore(stores[0], "eventstore"),
+            "baseline": baseline,
+            "partitioned": eventstore(stores[1], "partitioned"),
+        },
+    )
+    outcome = result(
         "read_global_log",
         f"read the whole global log ({total:,} events) in pages of {page:,}",
         "events/s",
-        es_fig,
-        base_fig,
+        figures,
+        target=0.7,
     )
-    result.notes["log_visible_after_s"] = round(waited, 4)
-    result.judge_ratio(0.7)
+    outcome.notes["log_visible_after_s"] = round(waited[0], 4)
+    outcome.notes["partitioned_log_visible_after_s"] = round(waited[1], 4)
 
     def check() -> None:
-        assert seen["eventstore"] == seen["baseline"] == total, str(seen)
-        assert seen["ordered"] == 1, "positions not increasing"
+        assert seen["eventstore"] == seen["partitioned"] == seen["baseline"] == total, (
+            str(seen)
+        )
+        assert seen["eventstore_ordered"] == seen["partitioned_ordered"] == 1, (
+            "positions not increasing"
+        )
 
-    return checked(result, check)
+    return checked(outcome, check)
 
 
 # --- repository --------------------------------------------------------------
@@ -224,55 +261,69 @@ def _repository_load(ctx: Context, *, tail: int) -> Result:
     With a *tail*, both aggregates have that many events after their last
     snapshot, as most aggregates do, so each load also replays them.
     """
-    store = ctx.store(f"repository_load_{tail}")
-    repo = AccountRepository(store, _account_registry())
+    stores = ctx.stores(f"repository_load_{tail}")
+    repos = [AccountRepository(store, _account_registry()) for store in stores]
     sizes = {"small": 100 + tail, "large": 10_000 + tail}
-    for key, size in sizes.items():
-        account = Account(id=key)
-        for saved in range(0, size, 100):
-            for n in range(saved, min(saved + 100, size)):
-                account.deposit(n)
-            repo.save(account)
+    for repo in repos:
+        for key, size in sizes.items():
+            account = Account(id=key)
+            for saved in range(0, size, 100):
+                for n in range(saved, min(saved + 100, size)):
+                    account.deposit(n)
+                repo.save(account)
     loads = ctx.size(200, 50)
-    loaded: dict[str, Account] = {}
+    loaded: dict[tuple[int, str], Account] = {}
 
-    def loader(key: str) -> Callable[[int], float]:
+    def loader(plain_or_partitioned: int, key: str) -> Timed:
+        repo = repos[plain_or_partitioned]
+
         def run(rep: int) -> float:
             def work() -> None:
                 for _ in range(loads):
-                    loaded[key] = repo.get(key)
+                    loaded[plain_or_partitioned, key] = repo.get(key)
 
             return stopwatch(work)
 
         return run
 
-    small_fig, large_fig = interleave(
-        ctx.repetitions, loads, loader("small"), loader("large")
+    # The small aggregate stands where the baseline does; the large one on
+    # the partitioned store is compared with the large one on the plain.
+    figures = interleave_sides(
+        ctx.repetitions,
+        loads,
+        {
+            "eventstore": loader(0, "large"),
+            "baseline": loader(0, "small"),
+            "partitioned": loader(1, "large"),
+        },
     )
-    result = Result(
+    outcome = result(
         "repository_load_tail" if tail else "repository_load_snapshots",
         f"Repository.get of a {sizes['large']:,}-event aggregate (eventstore column) vs a "
         f"{sizes['small']}-event one (baseline column), snapshot_every=100",
         "loads/s",
-        large_fig,
-        small_fig,
+        figures,
     )
     # Load time of the large one <= 1.5x that of the small one: rate ratio >= 1/1.5.
-    result.target = (
+    outcome.target = (
         f"{sizes['large']:,} load time <= 1.5x {sizes['small']}'s (ratio >= 0.67)"
     )
-    result.met = result.ratio is not None and result.ratio >= 1 / 1.5
+    outcome.met = outcome.ratio is not None and outcome.ratio >= 1 / 1.5
 
     def check() -> None:
-        for key, size in sizes.items():
-            account = loaded[key]
-            assert account.version == size, f"{key}: version {account.version}"
-            assert account.deposits == size, f"{key}: deposits {account.deposits}"
-            assert account.balance == sum(range(size)), f"{key}: balance"
-            snapshot = store.load_snapshot(f"account-{key}")
-            assert snapshot is not None, f"{key}: no snapshot"
-            assert snapshot.version == size - tail, (
-                f"{key}: snapshot at {snapshot.version}"
-            )
+        for (side, key), account in sorted(loaded.items()):
+            size = sizes[key]
+            where = f"{key} ({'partitioned' if side else 'plain'})"
+            assert account.version == size, f"{where}: version {account.version}"
+            assert account.deposits == size, f"{where}: deposits {account.deposits}"
+            assert account.balance == sum(range(size)), f"{where}: balance"
+        assert len(loaded) == 3, sorted(loaded)
+        for store in stores:
+            for key, size in sizes.items():
+                snapshot = store.load_snapshot(f"account-{key}")
+                assert snapshot is not None, f"{key}: no snapshot"
+                assert snapshot.version == size - tail, (
+                    f"{key}: snapshot at {snapshot.version}"
+                )
 
-    return checked(result, check)
+    return checked(outcome, check)

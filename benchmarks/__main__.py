@@ -3,10 +3,11 @@ Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME,...] [--j
 
 PostgreSQL workloads run on an embedded PostgreSQL started for the run (fsync
 and synchronous_commit on, as by default), or on the server that
-``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*`` and ``base_*`` are
-dropped and recreated). Prints a Markdown table and, with ``--json``, writes
-the same figures with the server's settings, the machine and package
-versions. Exits 1 when any workload's own correctness check failed.
+``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*``, ``base_*`` and
+``esrc_*`` are dropped and recreated). Prints a Markdown table with notes on
+what each side guarantees and, with ``--json``, writes the same figures with
+the server's settings, the machine and package versions. Exits 1 when any
+workload's own correctness check failed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks import memory
-from benchmarks.harness import Result, load_average, machine, table
+from benchmarks.harness import (
+    PARTITIONS,
+    Result,
+    footnotes,
+    load_average,
+    machine,
+    table,
+)
 
 MEMORY_WORKLOADS = (
     "serializer_roundtrip",
@@ -127,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     all_names = [*pg_names, *MEMORY_WORKLOADS]
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="eventstore against a plain-psycopg baseline, same server, same run.",
+        description=(
+            "eventstore against a plain-psycopg baseline and the eventsourcing "
+            "library, same server, same run."
+        ),
     )
     parser.add_argument(
         "--quick", action="store_true", help="smaller workloads (under 2 minutes)"
@@ -188,6 +199,20 @@ def main(argv: list[str] | None = None) -> int:
             f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
             f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
         )
+    if any(r.partitioned is not None for r in results):
+        from benchmarks import baseline, context, peers  # noqa: PLC0415  # postgres extra
+
+        print()
+        for note in footnotes(
+            results,
+            {
+                "baseline": baseline.GUARANTEES,
+                "eventstore": context.EVENTSTORE_GUARANTEES,
+                "eventsourcing": peers.GUARANTEES,
+                f"partitions={PARTITIONS}": context.PARTITIONED_LAYOUT,
+            },
+        ):
+            print(f"- {note}")
     for result in results:
         ceiling = result.notes.get("ceiling")
         if ceiling:

@@ -88,6 +88,19 @@ class Baseline:
         self.count_all = render("SELECT count(*) FROM {table}")
 
 
+GUARANTEES = (
+    "plain psycopg on a table with schema v2's keys (primary key (stream_id, "
+    "version), UNIQUE (stream_id, event_id)) and an index on its identity "
+    "position; one prepared INSERT per append, one COPY per batch. It "
+    "guarantees only that a (stream_id, version) is stored once: no "
+    "expected-version check beyond that key, no idempotent re-send (a re-sent "
+    "append is refused by the key), no validation; its log is ordered by the "
+    "identity position, which is drawn at insert and not at commit, so a reader "
+    "that checkpoints a position can skip an event committed late by a "
+    "concurrent writer. Reads decode jsonb to dicts in plain tuples."
+)
+"""What the baseline does and does not guarantee, for the report's notes."""
+
 METADATA = {"correlation_id": "7d3c1f0e-5b8a-4c1e-9f2a-0b6d8e4a1c55"}
 """The metadata of every event, on both sides."""
 

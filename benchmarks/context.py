@@ -3,7 +3,7 @@ What the PostgreSQL workloads share: the server, sizes, the schemas made so far.
 
 Each workload gets its own schemas (``es_<name>`` for eventstore,
 ``es_<name>_p8`` for eventstore hash-partitioned in 8, ``base_<name>`` for the
-baseline), so any subset runs alone, and checks its own result: a fast
+baseline, ``esrc_<name>`` for the eventsourcing library), so any subset runs alone, and checks its own result: a fast
 wrong answer fails the workload.
 """
 
@@ -19,6 +19,7 @@ from psycopg import sql
 
 from benchmarks.baseline import METADATA, Baseline
 from benchmarks.harness import PARTITIONS, Figure, Result
+from benchmarks.peers import Peer
 from eventstore import NewEvent
 from eventstore.postgres import PoolConfig, PostgresEventStore
 
@@ -28,6 +29,25 @@ class _Closeable(Protocol):
 
 
 _C = TypeVar("_C", bound=_Closeable)
+
+EVENTSTORE_GUARANTEES = (
+    "each append checks its expected version against the streams table in "
+    "the same statement as the insert (a refused append draws no log "
+    "position), recognises a re-sent batch by its event ids (unique per "
+    "stream) and returns the first result, and validates every argument and "
+    "JSON value first; read_all is commit-safe without a table lock (only "
+    "transactions older than the snapshot's xmin, ordered by (transaction_id, "
+    "position)), so a checkpointing reader never skips an event; reads decode "
+    "to RecordedEvents."
+)
+"""What eventstore guarantees, for the report's notes."""
+
+PARTITIONED_LAYOUT = (
+    f"the same store on a schema created with partitions={PARTITIONS}: streams, "
+    "events and snapshots hash-partitioned by stream_id. Every key leads with "
+    "stream_id, so appends and stream reads touch one partition; read_all "
+    f"merges the {PARTITIONS} partitions' (transaction_id, position) indexes."
+)
 
 PARTITIONED_TARGET = 0.9
 """The least rate of the partitioned store, as a share of the plain one's."""
@@ -77,6 +97,13 @@ class Context:
             self.store(name, pool_size, partitions=PARTITIONS),
         )
 
+    def peer(self, name: str, pool_size: int = 1) -> Peer:
+        """Return an eventsourcing recorder in schema ``esrc_<name>``, its pool of *pool_size*."""
+        schema = f"esrc_{name}"
+        if schema not in self.schemas:
+            self.schemas.append(schema)
+        return self.closes(Peer(self.admin, schema, pool_size))
+
     def baseline(self, name: str) -> tuple[psycopg.Connection[Any], Baseline]:
         schema = f"base_{name}"
         self._drop(schema)
@@ -116,12 +143,14 @@ def result(
     figures: dict[str, Figure],
     *,
     target: float | None = None,
+    peer_note: str = "",
 ) -> Result:
     """
     Return the `Result` of a workload from its sides' *figures*.
 
     *target*: the least ratio to the baseline. Every workload with a
     partitioned side is held to `PARTITIONED_TARGET` of the plain one.
+    *peer_note*: why the eventsourcing side is missing, when it is.
     """
     outcome = Result(
         name,
@@ -131,6 +160,7 @@ def result(
         figures.get("baseline"),
         eventsourcing=figures.get("eventsourcing"),
         partitioned=figures.get("partitioned"),
+        peer_note=peer_note,
     )
     if target is not None:
         outcome.judge_ratio(target)

@@ -228,6 +228,26 @@ def _fmt_met(met: bool | None) -> str:
     return "-" if met is None else ("met" if met else "NOT met")
 
 
+def footnotes(results: list[Result], sides: Mapping[str, str]) -> list[str]:
+    """
+    Return the notes printed under the table: what each column is, and each missing peer figure.
+
+    *sides*: what each side does and guarantees, by column name.
+    """
+    notes = [
+        "ratio = eventstore / baseline; ratio vs eventsourcing = eventstore / "
+        f"eventsourcing; partitioned / plain = eventstore on partitions={PARTITIONS} "
+        "/ eventstore plain; medians of the same interleaved repetitions.",
+    ]
+    notes += [f"{name}: {text}" for name, text in sides.items()]
+    notes += [
+        f"eventsourcing '-' in {r.name}: {r.peer_note}"
+        for r in results
+        if r.eventsourcing is None and r.peer_note
+    ]
+    return notes
+
+
 def table(results: list[Result]) -> str:
     """Render *results* as a Markdown table."""
     header = (

@@ -2,7 +2,9 @@
 PostgreSQL append workloads: eventstore against the plain-psycopg baseline, same server, same run.
 
 Every eventstore side runs twice, on a plain schema and on one
-hash-partitioned in `PARTITIONS`, in the same interleaved repetitions.
+hash-partitioned in `PARTITIONS`, and the ``eventsourcing`` library's
+recorder (`benchmarks.peers`) does the same appends, all in the same
+interleaved repetitions.
 `WORKLOADS` lists every PostgreSQL workload, these and those of
 `benchmarks.reads`, in the order they run.
 """
@@ -12,13 +14,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
 import psycopg_pool
+from eventsourcing.persistence import IntegrityError
 from psycopg import errors as pg_errors
 
-from benchmarks import reads
+from benchmarks import peers, reads
 from benchmarks.baseline import append_batch, append_one
 from benchmarks.context import DATA, Context, checked, event, result
 from benchmarks.harness import Result, Timed, interleave_sides, stopwatch
@@ -26,9 +30,19 @@ from eventstore import ConcurrencyError
 from eventstore.postgres import PostgresEventStore
 
 
+def _refused(attempt: Callable[[], object], error: type[Exception], what: str) -> None:
+    """Check that *attempt* raises *error*; *what* names what was wrongly accepted."""
+    try:
+        attempt()
+    except error:
+        return
+    raise AssertionError(what)
+
+
 def new_streams(ctx: Context) -> Result:
     count = ctx.size(3_000, 400)
     stores = ctx.stores("new_streams")
+    peer = ctx.peer("new_streams")
     conn, base = ctx.baseline("new_streams")
     cursor = conn.cursor()
 
@@ -51,12 +65,23 @@ def new_streams(ctx: Context) -> Result:
 
         return run
 
+    def eventsourcing(rep: int) -> float:
+        ids = [peers.stream_id(f"e{rep}-{i}") for i in range(count)]
+        datas = [{**DATA, "n": i} for i in range(count)]
+
+        def work() -> None:
+            for i in range(count):
+                peer.insert([peers.event(ids[i], 1, datas[i])])
+
+        return stopwatch(work)
+
     figures = interleave_sides(
         ctx.repetitions,
         count,
         {
             "eventstore": eventstore(stores[0]),
             "baseline": baseline,
+            "eventsourcing": eventsourcing,
             "partitioned": eventstore(stores[1]),
         },
     )
@@ -73,15 +98,23 @@ def new_streams(ctx: Context) -> Result:
             for rep in (-1, ctx.repetitions - 1):
                 for i in (0, count - 1):
                     assert store.stream_version(f"e{rep}-{i}") == 1, "stream not at 1"
-            try:
-                store.append(f"e0-{count - 1}", [event()], expected_version=0)
-            except ConcurrencyError:
-                pass
-            else:
-                raise AssertionError("an existing stream accepted expected version 0")
+            _refused(
+                partial(store.append, f"e0-{count - 1}", [event()], expected_version=0),
+                ConcurrencyError,
+                "an existing stream accepted expected version 0",
+            )
         total = conn.execute(base.count_all).fetchone()
         assert total is not None
         assert total[0] == count * (ctx.repetitions + 1), "baseline row count"
+        assert peer.count() == count * (ctx.repetitions + 1), "eventsourcing rows"
+        for rep in (-1, ctx.repetitions - 1):
+            for i in (0, count - 1):
+                assert peer.version(peers.stream_id(f"e{rep}-{i}")) == 1
+        _refused(
+            lambda: peer.insert([peers.event(peers.stream_id("e0-0"), 1, DATA)]),
+            IntegrityError,
+            "eventsourcing stored version 1 twice",
+        )
 
     return checked(outcome, check)
 
@@ -90,14 +123,18 @@ def existing_streams(ctx: Context) -> Result:
     count = ctx.size(3_000, 500)
     streams = 100
     stores = ctx.stores("existing_streams")
+    peer = ctx.peer("existing_streams")
     conn, base = ctx.baseline("existing_streams")
     cursor = conn.cursor()
     es_versions = [[1] * streams for _ in stores]
     base_versions = [1] * streams
+    peer_versions = [1] * streams
+    peer_ids = [peers.stream_id(f"s{s}") for s in range(streams)]
     for s in range(streams):
         for store in stores:
             store.append(f"s{s}", [event()], expected_version=0)
         append_one(cursor, base, f"s{s}", 1, DATA)
+        peer.insert([peers.event(peer_ids[s], 1, DATA)])
 
     def baseline(rep: int) -> float:
         def work() -> None:
@@ -125,12 +162,25 @@ def existing_streams(ctx: Context) -> Result:
 
         return run
 
+    def eventsourcing(rep: int) -> float:
+        datas = [{**DATA, "n": i} for i in range(count)]
+
+        def work() -> None:
+            for i in range(count):
+                s = i % streams
+                version = peer_versions[s] + 1
+                peer.insert([peers.event(peer_ids[s], version, datas[i])])
+                peer_versions[s] = version
+
+        return stopwatch(work)
+
     figures = interleave_sides(
         ctx.repetitions,
         count,
         {
             "eventstore": eventstore(stores[0], es_versions[0]),
             "baseline": baseline,
+            "eventsourcing": eventsourcing,
             "partitioned": eventstore(stores[1], es_versions[1]),
         },
     )
@@ -150,16 +200,26 @@ def existing_streams(ctx: Context) -> Result:
                 assert actual == expected == versions[s], (
                     f"stream s{s} at {actual}, expected {expected}"
                 )
-            try:
-                store.append("s0", [event()], expected_version=versions[0] - 1)
-            except ConcurrencyError:
-                pass
-            else:
-                raise AssertionError("a stale expected version was accepted")
+            _refused(
+                partial(
+                    store.append, "s0", [event()], expected_version=versions[0] - 1
+                ),
+                ConcurrencyError,
+                "a stale expected version was accepted",
+            )
         for s in (0, streams - 1):
             row = conn.execute(base.count_stream, (f"s{s}",)).fetchone()
             assert row is not None
             assert tuple(row) == (expected, expected), f"baseline stream s{s}: {row}"
+            assert peer.version(peer_ids[s]) == expected == peer_versions[s], (
+                f"eventsourcing stream s{s} at {peer.version(peer_ids[s])}"
+            )
+        assert peer.count() == streams + count * (ctx.repetitions + 1)
+        _refused(
+            lambda: peer.insert([peers.event(peer_ids[0], peer_versions[0], DATA)]),
+            IntegrityError,
+            "eventsourcing stored a version twice",
+        )
 
     return checked(outcome, check)
 
@@ -168,6 +228,7 @@ def batches(ctx: Context) -> Result:
     appends = ctx.size(300, 60)
     size = 10
     stores = ctx.stores("batches")
+    peer = ctx.peer("batches")
     conn, base = ctx.baseline("batches")
     cursor = conn.cursor()
     datas = [{**DATA, "n": n} for n in range(size)]
@@ -191,12 +252,28 @@ def batches(ctx: Context) -> Result:
 
         return run
 
+    def eventsourcing(rep: int) -> float:
+        originator = peers.stream_id(f"e{rep}")
+
+        def work() -> None:
+            for i in range(appends):
+                first = i * size + 1
+                peer.insert(
+                    [
+                        peers.event(originator, first + n, data)
+                        for n, data in enumerate(datas)
+                    ]
+                )
+
+        return stopwatch(work)
+
     figures = interleave_sides(
         ctx.repetitions,
         appends * size,
         {
             "eventstore": eventstore(stores[0]),
             "baseline": baseline,
+            "eventsourcing": eventsourcing,
             "partitioned": eventstore(stores[1]),
         },
     )
@@ -222,6 +299,13 @@ def batches(ctx: Context) -> Result:
                 store.read_stream("e0", from_version=size * 3 + 1, limit=size)
             )
             assert [e.data["n"] for e in events] == list(range(size)), "batch order"
+        for rep in range(-1, ctx.repetitions):
+            assert peer.version(peers.stream_id(f"e{rep}")) == appends * size
+        stored = peer.select(peers.stream_id("e0"))
+        assert len(stored) == appends * size, "eventsourcing stream length"
+        assert [peers.data_of(e.state)["n"] for e in stored[size * 3 : size * 4]] == (
+            list(range(size))
+        ), "eventsourcing batch order"
 
     return checked(outcome, check)
 
@@ -254,6 +338,7 @@ def threads(ctx: Context) -> Result:
     workers = 8
     per_thread = ctx.size(400, 60)
     stores = ctx.stores("threads", pool_size=workers)
+    peer = ctx.peer("threads", pool_size=workers)
     _, base = ctx.baseline("threads")
     pool: psycopg_pool.ConnectionPool[Any] = ctx.closes(
         psycopg_pool.ConnectionPool(
@@ -294,12 +379,24 @@ def threads(ctx: Context) -> Result:
 
         return run
 
+    def eventsourcing(rep: int) -> float:
+        ids = [peers.stream_id(f"e{rep}-{index}") for index in range(workers)]
+        datas = [{**DATA, "n": i} for i in range(per_thread)]
+
+        def work(index: int) -> None:
+            originator = ids[index]
+            for i in range(per_thread):
+                peer.insert([peers.event(originator, i + 1, datas[i])])
+
+        return _run_threads(workers, work)
+
     figures = interleave_sides(
         ctx.repetitions,
         workers * per_thread,
         {
             "eventstore": eventstore(stores[0]),
             "baseline": baseline,
+            "eventsourcing": eventsourcing,
             "partitioned": eventstore(stores[1]),
         },
     )
@@ -320,6 +417,11 @@ def threads(ctx: Context) -> Result:
             row = conn.execute(base.count_all).fetchone()
         assert row is not None
         assert row[0] == workers * per_thread * (ctx.repetitions + 1), "baseline rows"
+        for rep in range(-1, ctx.repetitions):
+            for index in range(workers):
+                originator = peers.stream_id(f"e{rep}-{index}")
+                assert peer.version(originator) == per_thread, "eventsourcing stream"
+        assert peer.count() == workers * per_thread * (ctx.repetitions + 1)
 
     return checked(outcome, check)
 
@@ -378,6 +480,7 @@ def race(ctx: Context) -> Result:
     racers = 10
     rounds = 20
     stores = ctx.stores("race", pool_size=racers)
+    peer = ctx.peer("race", pool_size=racers)
     _, base = ctx.baseline("race")
     conns = [
         ctx.closes(psycopg.connect(ctx.dsn, autocommit=True)) for _ in range(racers)
@@ -402,12 +505,24 @@ def race(ctx: Context) -> Result:
 
         return attempt
 
+    peer_ids = {rep: peers.stream_id(f"e{rep}") for rep in range(-1, ctx.repetitions)}
+
+    def peer_attempt(rep: int, index: int, r: int) -> bool:
+        # Its only concurrency control: the primary key on (originator_id,
+        # originator_version); the table lock makes the racers queue for it.
+        try:
+            peer.insert([peers.event(peer_ids[rep], r + 1, {**DATA, "n": r})])
+        except IntegrityError:
+            return False
+        return True
+
     figures = interleave_sides(
         ctx.repetitions,
         racers * rounds,
         {
             "eventstore": _racing(racers, rounds, "e", es_attempt(stores[0]), winners),
             "baseline": _racing(racers, rounds, "b", base_attempt, winners),
+            "eventsourcing": _racing(racers, rounds, "s", peer_attempt, winners),
             "partitioned": _racing(racers, rounds, "p", es_attempt(stores[1]), winners),
         },
     )
@@ -427,6 +542,12 @@ def race(ctx: Context) -> Result:
                 assert store.stream_version(f"e{rep}") == rounds
                 events = list(store.read_stream(f"e{rep}"))
                 assert [e.data["n"] for e in events] == list(range(rounds))
+        for rep, originator in peer_ids.items():
+            stored = peer.select(originator)
+            assert [e.originator_version for e in stored] == list(range(1, rounds + 1))
+            assert [peers.data_of(e.state)["n"] for e in stored] == list(
+                range(rounds)
+            ), f"eventsourcing stream of repetition {rep}"
 
     return checked(outcome, check)
 

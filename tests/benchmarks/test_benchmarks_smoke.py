@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The PostgreSQL workloads the eventsourcing recorder has no equivalent of.
+NO_PEER = {"repository_load_snapshots", "repository_load_tail"}
 POSTGRES = {
     "append_new_streams",
     "append_existing_streams",
@@ -69,6 +71,16 @@ def test_quick_run_completes_and_every_workload_check_passes(tmp_path: Path) -> 
         assert partitioned is not None, name
         assert partitioned["median"] > 0, name
         assert results[name]["ratio_partitioned"] is not None, name
+    # eventsourcing's recorder ran every workload it has an equivalent of
+    # (its own results checked as well); the others say why not.
+    for name in POSTGRES - NO_PEER:
+        peer = results[name]["eventsourcing"]
+        assert peer is not None, name
+        assert peer["median"] > 0, name
+    for name in NO_PEER:
+        assert results[name]["eventsourcing"] is None, name
+        assert results[name]["peer_note"], name
+    assert report["machine"]["packages"]["eventsourcing"] == "9.5.6"
 
 
 @pytest.mark.slow

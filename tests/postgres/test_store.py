@@ -461,7 +461,8 @@ def test_timeouts_and_application_name_reach_the_connection_settings() -> None:
     assert kwargs["connect_timeout"] == "4"
     assert kwargs["application_name"] == "svc"
     assert kwargs["options"] == (
-        "-c work_mem=8MB -c TimeZone=UTC -c statement_timeout=1500 -c lock_timeout=250"
+        "-c work_mem=8MB -c TimeZone=UTC -c plan_cache_mode=force_generic_plan "
+        "-c statement_timeout=1500 -c lock_timeout=250"
     )
     assert kwargs["autocommit"] is True
 

@@ -6,37 +6,25 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
-from psycopg.conninfo import make_conninfo
 
 from eventstore._decide import judge_append
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
-    EventStoreError,
     PoolExhaustedError,
-    StoreUnavailableError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
 from eventstore.postgres import _sql
-from eventstore.postgres._dsn import parse_dsn
-from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
-from eventstore.postgres._pool import (
-    Lending,
-    StorePool,
-    connection_kwargs,
-    pool_metrics,
-    saturated_by_stats,
-)
-from eventstore.postgres._probe import ServerProbe
+from eventstore.postgres._connections import Connections, append_cursor
 from eventstore.postgres._reading import (
     StreamPaging,
     load_params,
@@ -74,24 +62,6 @@ def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
     # their binary forms (~1.5 us per event row here).
     with _in_transaction(conn):
         return conn.execute(query, params, prepare=True, binary=True).fetchall()
-
-
-class _StoreConnection(psycopg.Connection[Any]):
-    """A connection of a pool the store opened: it keeps one cursor for appends."""
-
-    append_cursor: psycopg.Cursor[Any] | None = None
-
-
-def _append_cursor(conn: _Connection) -> psycopg.Cursor[Any]:
-    # Creating a cursor costs ~30 µs of client CPU, a tenth of an append;
-    # the append cursor's results are one small row per event, so keeping
-    # it (and its last result) costs nothing worth mentioning.
-    if not isinstance(conn, _StoreConnection):
-        return conn.cursor()
-    cursor = conn.append_cursor
-    if cursor is None or cursor.closed:
-        cursor = conn.append_cursor = conn.cursor()
-    return cursor
 
 
 class PostgresEventStore(EventStore):
@@ -174,39 +144,22 @@ class PostgresEventStore(EventStore):
             )
         )
         self._sql = _sql.Statements.for_schema(schema)
-        self._password = ""
         self._safe_dsn = ""
-        self._seen_connection_errors = 0
-        # Until a connection succeeds, and after one failed, the server is
-        # asked directly before waiting on the pool (see _probe).
-        self._suspect = True
-        self._probe = ServerProbe(self._connect_directly)
-        self._lending: Lending | None = None
         if pool is not None:
-            self._pool = pool
-            self._owns_pool = False
-            return
-        if not isinstance(dsn, str):
+            self._connections = Connections(
+                pool, owned=False, connect_timeout=self._connect_timeout
+            )
+        elif not isinstance(dsn, str):
             raise ConfigError(f"dsn must be a str, got {type(dsn).__name__}")
-        params = parse_dsn(dsn)
-        self._password = str(params.pop("password", "") or "")
-        self._safe_dsn = make_conninfo("", **params)
-        config = PoolConfig() if pool_config is None else pool_config
-        self._pool = own = StorePool(
-            dsn,
-            connection_class=_StoreConnection,
-            kwargs=connection_kwargs(params, config, connect_timeout),
-            min_size=config.min_size,
-            max_size=config.max_size,
-            timeout=config.timeout,
-            max_waiting=config.max_waiting,
-            max_idle=config.max_idle,
-            max_lifetime=config.max_lifetime,
-            name=f"eventstore.{schema}",
-            open=True,
-        )
-        self._lending = own.lending
-        self._owns_pool = True
+        else:
+            self._connections, self._safe_dsn = Connections.open(
+                dsn,
+                PoolConfig() if pool_config is None else pool_config,
+                name=f"eventstore.{schema}",
+                connect_timeout=self._connect_timeout,
+            )
+        self._pool = self._connections.pool
+        self._call = self._connections.call
 
     def __repr__(self) -> str:
         where = f" dsn={self._safe_dsn!r}" if self._safe_dsn else ""
@@ -309,136 +262,6 @@ class PostgresEventStore(EventStore):
                 "schema is created (leave partitions unset to use it as it is)"
             )
 
-    # --- the I/O boundary ----------------------------------------------
-
-    def _call(
-        self,
-        work: Callable[[_Connection], _T],
-        *,
-        retry: bool,
-        timeout: float | None = None,
-    ) -> _T:
-        """
-        Run *work* on a pooled connection, translating every driver error.
-
-        While the server is in doubt (before the first connection, after a
-        failed one), it is asked directly first, so a refused connection
-        fails at once with the server's reason rather than after the pool
-        timeout. A connection found broken (server restart, killed backend)
-        makes the pool check its idle connections, so the next call gets a
-        live one; with *retry* (reads) the call is repeated once on it.
-
-        Args:
-            work: What to do with the connection.
-            retry: Repeat once after a broken connection.
-            timeout: Most seconds to wait for a connection; default: the
-                pool's timeout (and ``connect_timeout`` for the direct ask).
-
-        """
-        attempts = 2 if retry else 1
-        for attempt in range(1, attempts + 1):
-            if self._suspect:
-                self._refuse_if_unreachable(timeout)
-            conn: _Connection | None = None
-            try:
-                # getconn/putconn rather than connection(): no commit/rollback
-                # dance on an autocommit connection, a few µs per call.
-                conn = self._pool.getconn(timeout)
-                self._suspect = False
-                try:
-                    return work(conn)
-                finally:
-                    self._pool.putconn(conn)
-            except DRIVER_ERRORS as exc:
-                if conn is not None and conn.broken:
-                    self._doubt_server()
-                    self._drop_stale_connections()
-                    if attempt < attempts:
-                        continue
-                error, cause = self._translate(exc, timeout)
-                if isinstance(error, StoreUnavailableError):
-                    self._doubt_server()
-                raise error from cause
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _doubt_server(self) -> None:
-        self._suspect = True
-        self._probe.forget()
-
-    def _refuse_if_unreachable(self, timeout: float | None) -> None:
-        """Raise `StoreUnavailableError` with the server's reason if it refuses connections."""
-        error = self._probe.check(self._probe_wait(timeout))
-        if error is not None:
-            raise unreachable(error, scrub=self._scrub) from error
-
-    def _probe_wait(self, timeout: float | None) -> float:
-        # psycopg bounds the attempt by connect_timeout (at least 2 s).
-        return max(self._connect_timeout, 2.0) + 1.0 if timeout is None else timeout
-
-    def _connect_directly(self) -> None:
-        """Open and close one connection with the pool's own settings."""
-        # psycopg_pool accepts callables for both (fresh credentials per connection).
-        conninfo = self._pool.conninfo
-        pool_kwargs = self._pool.kwargs
-        kwargs = dict((pool_kwargs() if callable(pool_kwargs) else pool_kwargs) or {})
-        kwargs.setdefault(
-            "connect_timeout", str(max(2, math.ceil(self._connect_timeout)))
-        )
-        psycopg.connect(
-            conninfo() if callable(conninfo) else conninfo, **kwargs
-        ).close()
-
-    def _translate(
-        self, exc: BaseException, timeout: float | None = None
-    ) -> tuple[EventStoreError, BaseException]:
-        """Return the error standing for *exc*, and the driver error to chain it to."""
-        connect_error: BaseException | None = None
-        saturated = False
-        if isinstance(exc, psycopg_pool.PoolTimeout):
-            saturated, connect_error = self._why_no_connection(timeout)
-        error = translate(
-            exc,
-            scrub=self._scrub,
-            pool_saturated=saturated,
-            pool_closed_by_us=self._closed,
-            connect_error=connect_error,
-        )
-        return error, exc if connect_error is None else connect_error
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
-
-    def _why_no_connection(
-        self, timeout: float | None
-    ) -> tuple[bool, BaseException | None]:
-        """
-        Tell why the pool gave no connection: exhaustion, or an unreachable server.
-
-        Returns:
-            Whether every connection is lent out (exhaustion), and the
-            server's reason when a direct connection attempt fails.
-
-        The store's own pool knows what it lent. The figures of a pool
-        passed in count connections still being opened in its size, so
-        there failed connection attempts since the last look mean
-        "unreachable" too.
-        """
-        error = self._probe.check(self._probe_wait(timeout))
-        if error is not None:
-            return False, error
-        if self._lending is not None:
-            return self._lending.lent >= self._pool.max_size, None
-        saturated, self._seen_connection_errors = saturated_by_stats(
-            self._pool.get_stats(), self._pool.max_size, self._seen_connection_errors
-        )
-        return saturated, None
-
-    def _drop_stale_connections(self) -> None:
-        try:
-            self._pool.check()
-        except DRIVER_ERRORS:  # the server is still down; later calls will say so
-            _log.debug("pool check after a broken connection failed", exc_info=True)
-
     # --- writing -------------------------------------------------------
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
@@ -459,7 +282,7 @@ class PostgresEventStore(EventStore):
         for _ in range(_ATTEMPTS):
             try:
                 if conn.autocommit:
-                    cursor = _append_cursor(conn)
+                    cursor = append_cursor(conn)
                     cursor.execute(statement, params, prepare=True)
                     rows = cursor.fetchall()
                 else:
@@ -651,12 +474,7 @@ class PostgresEventStore(EventStore):
     # --- lifecycle -----------------------------------------------------
 
     def _pool_metrics(self) -> PoolMetrics:
-        return pool_metrics(
-            self._pool.get_stats(),
-            min_size=self._pool.min_size,
-            max_size=self._pool.max_size,
-            lending=self._lending,
-        )
+        return self._connections.metrics()
 
     def _health(self) -> HealthReport:
         if self._closed:
@@ -687,7 +505,7 @@ class PostgresEventStore(EventStore):
                 None,
                 None,
                 metrics_now,
-                error=self._scrub(f"{type(exc).__name__}: {exc}"),
+                error=self._connections.scrub(f"{type(exc).__name__}: {exc}"),
             )
         schema_version, partitions = _sql.layout_from_rows(rows)
         return HealthReport(
@@ -695,8 +513,7 @@ class PostgresEventStore(EventStore):
         )
 
     def _close(self) -> None:
-        if self._owns_pool:
-            self._pool.close()
+        self._connections.close()
 
 
 def _check_seconds(value: object, name: str) -> float:

@@ -1,0 +1,278 @@
+"""
+`Connections`: the store's pool, and everything between it and one call.
+
+A call gets a connection, runs its work, and gives the connection back;
+every driver error on the way becomes an eventstore error, chained to the
+psycopg error that explains it. While the server is in doubt (before the
+first connection, and after one failed) it is asked directly first
+(`ServerProbe`), so a refused connection fails at once with the server's
+reason rather than after the pool timeout. The SQL of a call is the store's
+business, not this module's.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg.conninfo import make_conninfo
+
+from eventstore.errors import EventStoreError, StoreUnavailableError
+from eventstore.health import PoolMetrics
+from eventstore.postgres._dsn import parse_dsn
+from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
+from eventstore.postgres._pool import (
+    Lending,
+    StorePool,
+    connection_kwargs,
+    pool_metrics,
+    saturated_by_stats,
+)
+from eventstore.postgres._probe import ServerProbe
+from eventstore.postgres.config import PoolConfig
+
+__all__ = ["Connections", "StoreConnection", "append_cursor"]
+
+_log = logging.getLogger("eventstore.postgres")
+
+_T = TypeVar("_T")
+_Connection = psycopg.Connection[Any]
+
+
+class StoreConnection(psycopg.Connection[Any]):
+    """A connection of a pool the store opened: it keeps one cursor for appends."""
+
+    append_cursor: psycopg.Cursor[Any] | None = None
+
+
+def append_cursor(conn: _Connection) -> psycopg.Cursor[Any]:
+    """Return the cursor *conn* keeps for appends (a new one on a caller's pool)."""
+    # Creating a cursor costs ~30 µs of client CPU, a tenth of an append;
+    # the append cursor's results are one small row per event, so keeping
+    # it (and its last result) costs nothing worth mentioning.
+    if not isinstance(conn, StoreConnection):
+        return conn.cursor()
+    cursor = conn.append_cursor
+    if cursor is None or cursor.closed:
+        cursor = conn.append_cursor = conn.cursor()
+    return cursor
+
+
+class Connections:
+    """
+    A pool and the calls made on it.
+
+    Args:
+        pool: The pool calls borrow from.
+        owned: The store opened *pool* (and closes it); its `StorePool`
+            counts what it lends.
+        password: The DSN's password, scrubbed from every message.
+        connect_timeout: libpq's limit for opening one connection.
+    """
+
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool[Any],
+        *,
+        owned: bool,
+        password: str = "",
+        connect_timeout: float,
+    ) -> None:
+        self.pool = pool
+        self.owned = owned
+        self.closed = False
+        self._lending: Lending | None = (
+            pool.lending if isinstance(pool, StorePool) else None
+        )
+        self._password = password
+        self._connect_timeout = connect_timeout
+        self._seen_connection_errors = 0
+        # Until a connection succeeds, and after one failed, the server is
+        # asked directly before waiting on the pool.
+        self._suspect = True
+        self._probe = ServerProbe(self._connect_directly)
+
+    @classmethod
+    def open(
+        cls,
+        dsn: str,
+        config: PoolConfig,
+        *,
+        name: str,
+        connect_timeout: float,
+    ) -> tuple[Connections, str]:
+        """
+        Open a pool of the store's own from *dsn*.
+
+        Returns:
+            The connections, and the DSN without its password (for reprs).
+
+        Raises:
+            ConfigError: *dsn* cannot be parsed (the message says why,
+                never the password).
+
+        """
+        params = parse_dsn(dsn)
+        password = str(params.pop("password", "") or "")
+        pool = StorePool(
+            dsn,
+            connection_class=StoreConnection,
+            kwargs=connection_kwargs(params, config, connect_timeout),
+            min_size=config.min_size,
+            max_size=config.max_size,
+            timeout=config.timeout,
+            max_waiting=config.max_waiting,
+            max_idle=config.max_idle,
+            max_lifetime=config.max_lifetime,
+            name=name,
+            open=True,
+        )
+        connections = cls(
+            pool, owned=True, password=password, connect_timeout=connect_timeout
+        )
+        return connections, make_conninfo("", **params)
+
+    def call(
+        self,
+        work: Callable[[_Connection], _T],
+        *,
+        retry: bool,
+        timeout: float | None = None,
+    ) -> _T:
+        """
+        Run *work* on a pooled connection, translating every driver error.
+
+        A connection found broken (server restart, killed backend) makes the
+        pool check its idle connections, so the next call gets a live one;
+        with *retry* (reads) the call is repeated once on it.
+
+        Args:
+            work: What to do with the connection.
+            retry: Repeat once after a broken connection.
+            timeout: Most seconds to wait for a connection; default: the
+                pool's timeout (and ``connect_timeout`` for the direct ask).
+
+        Raises:
+            EventStoreError: What the driver error stands for (see
+                `translate`), ``from`` the psycopg error that explains it.
+
+        """
+        attempts = 2 if retry else 1
+        for attempt in range(1, attempts + 1):
+            if self._suspect:
+                self._refuse_if_unreachable(timeout)
+            conn: _Connection | None = None
+            try:
+                # getconn/putconn rather than connection(): no commit/rollback
+                # dance on an autocommit connection, a few µs per call.
+                conn = self.pool.getconn(timeout)
+                self._suspect = False
+                try:
+                    return work(conn)
+                finally:
+                    self.pool.putconn(conn)
+            except DRIVER_ERRORS as exc:
+                if conn is not None and conn.broken:
+                    self._doubt_server()
+                    self._drop_stale_connections()
+                    if attempt < attempts:
+                        continue
+                error, cause = self._translate(exc, timeout)
+                if isinstance(error, StoreUnavailableError):
+                    self._doubt_server()
+                raise error from cause
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def scrub(self, text: str) -> str:
+        """Return *text* without the DSN's password."""
+        return text.replace(self._password, "***") if self._password else text
+
+    def metrics(self) -> PoolMetrics:
+        """Return the pool's figures (exact for the store's own pool)."""
+        return pool_metrics(
+            self.pool.get_stats(),
+            min_size=self.pool.min_size,
+            max_size=self.pool.max_size,
+            lending=self._lending,
+        )
+
+    def close(self) -> None:
+        """Mark the connections closed, and close the pool if the store opened it."""
+        self.closed = True
+        if self.owned:
+            self.pool.close()
+
+    def _doubt_server(self) -> None:
+        self._suspect = True
+        self._probe.forget()
+
+    def _refuse_if_unreachable(self, timeout: float | None) -> None:
+        """Raise `StoreUnavailableError` with the server's reason if it refuses connections."""
+        error = self._probe.check(self._probe_wait(timeout))
+        if error is not None:
+            raise unreachable(error, scrub=self.scrub) from error
+
+    def _probe_wait(self, timeout: float | None) -> float:
+        # psycopg bounds the attempt by connect_timeout (at least 2 s).
+        return max(self._connect_timeout, 2.0) + 1.0 if timeout is None else timeout
+
+    def _connect_directly(self) -> None:
+        """Open and close one connection with the pool's own settings."""
+        # psycopg_pool accepts callables for both (fresh credentials per connection).
+        conninfo = self.pool.conninfo
+        pool_kwargs = self.pool.kwargs
+        kwargs = dict((pool_kwargs() if callable(pool_kwargs) else pool_kwargs) or {})
+        kwargs.setdefault(
+            "connect_timeout", str(max(2, math.ceil(self._connect_timeout)))
+        )
+        psycopg.connect(
+            conninfo() if callable(conninfo) else conninfo, **kwargs
+        ).close()
+
+    def _translate(
+        self, exc: BaseException, timeout: float | None
+    ) -> tuple[EventStoreError, BaseException]:
+        """Return the error standing for *exc*, and the driver error to chain it to."""
+        connect_error: BaseException | None = None
+        saturated = False
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            saturated, connect_error = self._why_no_connection(timeout)
+        error = translate(
+            exc,
+            scrub=self.scrub,
+            pool_saturated=saturated,
+            pool_closed_by_us=self.closed,
+            connect_error=connect_error,
+        )
+        return error, exc if connect_error is None else connect_error
+
+    def _why_no_connection(
+        self, timeout: float | None
+    ) -> tuple[bool, BaseException | None]:
+        """
+        Tell why the pool gave no connection: exhaustion, or an unreachable server.
+
+        Returns:
+            Whether every connection is lent out (exhaustion), and the
+            server's reason when a direct connection attempt fails.
+
+        """
+        error = self._probe.check(self._probe_wait(timeout))
+        if error is not None:
+            return False, error
+        if self._lending is not None:
+            return self._lending.lent >= self.pool.max_size, None
+        saturated, self._seen_connection_errors = saturated_by_stats(
+            self.pool.get_stats(), self.pool.max_size, self._seen_connection_errors
+        )
+        return saturated, None
+
+    def _drop_stale_connections(self) -> None:
+        try:
+            self.pool.check()
+        except DRIVER_ERRORS:  # the server is still down; later calls will say so
+            _log.debug("pool check after a broken connection failed", exc_info=True)

@@ -21,6 +21,10 @@ MODULES = [
     ("eventstore", "The core: stores, events, errors, repositories, serialization."),
     ("eventstore.postgres", "The PostgreSQL backend (the `postgres` extra)."),
     (
+        "eventstore.backend",
+        "What a backend of your own implements and receives (see backends.md).",
+    ),
+    (
         "eventstore.serialization",
         "The serializer's own module (also re-exported by `eventstore`).",
     ),

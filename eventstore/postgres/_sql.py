@@ -405,6 +405,12 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
+# The row mappers below build a LogPosition as NamedTuple.__new__ does, but
+# without its Python-level call, and test recorded_at's zone inline: 3-8%
+# of a 10,000-event stream read (40 interleaved reads each way).
+_new_tuple = tuple.__new__
+
+
 def event_from_row(row: Sequence[Any]) -> RecordedEvent:
     """Map a row of the event columns to a `RecordedEvent`."""
     # Positional, in the order of RecordedEvent's fields (a test pins it):
@@ -412,13 +418,13 @@ def event_from_row(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(
         row[0],  # stream_id
         row[1],  # version
-        LogPosition(row[2], row[3]),  # position
+        _new_tuple(LogPosition, (row[2], row[3])),  # position
         row[4],  # type
         load_json(row[5]),  # data
         load_json(row[6]),  # metadata
         row[7],  # event_id
         row[8],  # schema_version
-        _utc(row[9]),  # recorded_at
+        at if (at := row[9]).tzinfo is UTC else at.astimezone(UTC),  # recorded_at
     )
 
 
@@ -427,13 +433,13 @@ def stream_event_from_row(stream_id: str, row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(
         stream_id,
         row[0],  # version
-        LogPosition(row[1], row[2]),  # position
+        _new_tuple(LogPosition, (row[1], row[2])),  # position
         row[3],  # type
         load_json(row[4]),  # data
         load_json(row[5]),  # metadata
         row[6],  # event_id
         row[7],  # schema_version
-        _utc(row[8]),  # recorded_at
+        at if (at := row[8]).tzinfo is UTC else at.astimezone(UTC),  # recorded_at
     )
 
 

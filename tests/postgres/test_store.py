@@ -476,3 +476,35 @@ def test_statement_timeout_is_set_on_the_server_session(
             "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
         ).fetchone()
     assert row == ("2s", "500ms")
+
+
+def test_a_pool_in_another_time_zone_still_reads_times_in_utc(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    import datetime as dt  # noqa: PLC0415
+
+    kwargs = {"autocommit": True, "options": "-c TimeZone=Asia/Tokyo"}
+    with psycopg_pool.ConnectionPool(postgres_dsn, kwargs=kwargs, open=True) as pool:
+        with PostgresEventStore(pool=pool, schema=postgres_schema) as store:
+            store.migrate()
+            before = dt.datetime.now(dt.UTC)
+            store.append("s", [NewEvent("t", {})])
+            event = next(iter(store.read_stream("s")))
+            wait_for_position(store, event.position)
+            (logged,) = store.read_all()
+            loaded = store.load("s").events[0]
+            store.save_snapshot(Snapshot("s", 1, "state", 1, {}))
+            snapshot = store.load_snapshot("s")
+        with pool.connection() as conn:
+            row = conn.execute("SHOW TimeZone").fetchone()
+    assert row == ("Asia/Tokyo",)
+    assert snapshot is not None
+    for when in (
+        event.recorded_at,
+        logged.recorded_at,
+        loaded.recorded_at,
+        snapshot.recorded_at,
+    ):
+        assert when is not None
+        assert when.tzinfo is dt.UTC
+        assert abs((when - before).total_seconds()) < 60

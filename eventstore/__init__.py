@@ -3,7 +3,8 @@ eventstore: event streams for Python services, in memory or on PostgreSQL.
 
 The public API is what ``__all__`` lists; every other module and name is
 private. The PostgreSQL backend lives in `eventstore.postgres` (install the
-``postgres`` extra), the test kit in `eventstore.testing`.
+``postgres`` extra), the test kit in `eventstore.testing`, and what a
+backend of your own implements in `eventstore.backend`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

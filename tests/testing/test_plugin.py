@@ -6,7 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import psycopg
+import pytest
+
+from eventstore.testing.postgres_server import EmbeddedServer
 
 PASSWORD = "Plugin-5ecret"  # noqa: S105  # a made-up password that must never be printed
 
@@ -52,3 +58,11 @@ def test_an_unreachable_test_server_is_one_clear_setup_error_per_test(
     assert "psycopg.OperationalError" not in output
     assert "Traceback" not in output
     assert PASSWORD not in output
+
+
+@pytest.mark.postgres
+def test_a_refused_setting_stops_the_embedded_server_and_leaves_no_files() -> None:
+    before = set(Path(tempfile.gettempdir()).glob("eventstore-pg-*"))
+    with pytest.raises(psycopg.Error, match="no_such_setting"):
+        EmbeddedServer.start({"no_such_setting": "1"})
+    assert set(Path(tempfile.gettempdir()).glob("eventstore-pg-*")) == before

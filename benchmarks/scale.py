@@ -342,6 +342,23 @@ def _results(
     return results
 
 
+def _sides(
+    empty: _Empty,
+    sizes: Sequence[Loaded],
+    eventstore: Callable[[PostgresEventStore, str], Timed],
+    baseline: Callable[[psycopg.Connection[Any], Baseline, str], Timed],
+) -> dict[str, Timed]:
+    """Both sides on the empty tables and on every loaded size, keyed ``side@label``."""
+    sides: dict[str, Timed] = {}
+    for label, store, conn, base in [
+        ("empty", empty.store, empty.base_conn, empty.base),
+        *((size.label, size.store, size.base_conn, size.base) for size in sizes),
+    ]:
+        sides[f"eventstore@{label}"] = eventstore(store, label)
+        sides[f"baseline@{label}"] = baseline(conn, base, label)
+    return sides
+
+
 def _check_all(
     results: list[ScaleResult], check: Callable[[], None]
 ) -> list[ScaleResult]:
@@ -407,15 +424,7 @@ def append_existing_streams(
 
         return run
 
-    sides: dict[str, Timed] = {
-        "eventstore@empty": eventstore(empty.store, "empty"),
-        "baseline@empty": baseline(empty.base_conn, empty.base, "empty"),
-    }
-    for loaded in sizes:
-        sides[f"eventstore@{loaded.label}"] = eventstore(loaded.store, loaded.label)
-        sides[f"baseline@{loaded.label}"] = baseline(
-            loaded.base_conn, loaded.base, loaded.label
-        )
+    sides = _sides(empty, sizes, eventstore, baseline)
     figures = interleave_sides(ctx.repetitions, count, sides)
     results = _results(
         "scale_append_existing_streams",
@@ -487,15 +496,7 @@ def append_batches(
 
         return run
 
-    sides: dict[str, Timed] = {
-        "eventstore@empty": eventstore(empty.store, "empty"),
-        "baseline@empty": baseline(empty.base_conn, empty.base, "empty"),
-    }
-    for loaded in sizes:
-        sides[f"eventstore@{loaded.label}"] = eventstore(loaded.store, loaded.label)
-        sides[f"baseline@{loaded.label}"] = baseline(
-            loaded.base_conn, loaded.base, loaded.label
-        )
+    sides = _sides(empty, sizes, eventstore, baseline)
     figures = interleave_sides(ctx.repetitions, appends * size, sides)
     results = _results(
         "scale_append_batches",
@@ -542,7 +543,9 @@ def read_stream(
         append_batch(cursor, empty.base, "long-0", first + 1, datas)
     seen: dict[str, tuple[int, int, int]] = {}
 
-    def eventstore(store: PostgresEventStore, key: str) -> Timed:
+    def eventstore(store: PostgresEventStore, label: str) -> Timed:
+        key = f"eventstore@{label}"
+
         def run(rep: int) -> float:
             def work() -> None:
                 for _ in range(reads):
@@ -553,7 +556,8 @@ def read_stream(
 
         return run
 
-    def baseline(conn: psycopg.Connection[Any], base: Baseline, key: str) -> Timed:
+    def baseline(conn: psycopg.Connection[Any], base: Baseline, label: str) -> Timed:
+        key = f"baseline@{label}"
         binary = conn.cursor(binary=True)
 
         def run(rep: int) -> float:
@@ -567,16 +571,7 @@ def read_stream(
 
         return run
 
-    sides: dict[str, Timed] = {
-        "eventstore@empty": eventstore(empty.store, "eventstore@empty"),
-        "baseline@empty": baseline(empty.base_conn, empty.base, "baseline@empty"),
-    }
-    for loaded in sizes:
-        key = f"@{loaded.label}"
-        sides["eventstore" + key] = eventstore(loaded.store, "eventstore" + key)
-        sides["baseline" + key] = baseline(
-            loaded.base_conn, loaded.base, "baseline" + key
-        )
+    sides = _sides(empty, sizes, eventstore, baseline)
     figures = interleave_sides(ctx.repetitions, reads * LONG, sides)
     results = _results(
         "scale_read_stream_10k",
@@ -640,15 +635,7 @@ def read_global_log(
 
         return run
 
-    sides: dict[str, Timed] = {
-        "eventstore@empty": eventstore(empty.store, "empty"),
-        "baseline@empty": baseline(empty.base_conn, empty.base, "empty"),
-    }
-    for loaded in sizes:
-        sides[f"eventstore@{loaded.label}"] = eventstore(loaded.store, loaded.label)
-        sides[f"baseline@{loaded.label}"] = baseline(
-            loaded.base_conn, loaded.base, loaded.label
-        )
+    sides = _sides(empty, sizes, eventstore, baseline)
     figures = interleave_sides(ctx.repetitions, total, sides)
     results = _results(
         "scale_read_global_log",

@@ -13,7 +13,6 @@ business, not this module's.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -29,6 +28,7 @@ from eventstore.postgres._pool import (
     Lending,
     StorePool,
     connection_kwargs,
+    libpq_connect_timeout,
     pool_metrics,
     saturated_by_stats,
 )
@@ -227,7 +227,7 @@ class Connections:
         pool_kwargs = self.pool.kwargs
         kwargs = dict((pool_kwargs() if callable(pool_kwargs) else pool_kwargs) or {})
         kwargs.setdefault(
-            "connect_timeout", str(max(2, math.ceil(self._connect_timeout)))
+            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
         )
         psycopg.connect(
             conninfo() if callable(conninfo) else conninfo, **kwargs

@@ -18,6 +18,7 @@ __all__ = [
     "Lending",
     "StorePool",
     "connection_kwargs",
+    "libpq_connect_timeout",
     "pool_metrics",
     "saturated_by_stats",
 ]
@@ -56,10 +57,15 @@ def connection_kwargs(
         # SQL_ASCII database would otherwise hand psycopg bytes.
         "client_encoding": "UTF8",
         "application_name": config.application_name,
-        # libpq takes whole seconds (and treats 1 as 2).
-        "connect_timeout": str(max(2, math.ceil(connect_timeout))),
+        "connect_timeout": libpq_connect_timeout(connect_timeout),
         "options": " ".join(options),
     }
+
+
+def libpq_connect_timeout(seconds: float) -> str:
+    """Return *seconds* as libpq's ``connect_timeout``: whole seconds, at least 2."""
+    # libpq rounds down and treats 1 as 2; round up instead, so it never waits less.
+    return str(max(2, math.ceil(seconds)))
 
 
 def _millis(seconds: float) -> int:

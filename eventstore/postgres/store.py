@@ -158,7 +158,6 @@ class PostgresEventStore(EventStore):
                 name=f"eventstore.{schema}",
                 connect_timeout=self._connect_timeout,
             )
-        self._pool = self._connections.pool
         self._call = self._connections.call
 
     def __repr__(self) -> str:
@@ -173,7 +172,7 @@ class PostgresEventStore(EventStore):
     @property
     def pool(self) -> psycopg_pool.ConnectionPool[Any]:
         """The connection pool (the store's own, or the one passed in)."""
-        return self._pool
+        return self._connections.pool
 
     # --- migrations ----------------------------------------------------
 
@@ -481,7 +480,7 @@ class PostgresEventStore(EventStore):
             return HealthReport(
                 HealthStatus.UNAVAILABLE, None, None, error="the store is closed"
             )
-        timeout = min(self._pool.timeout, self._health_timeout)
+        timeout = min(self._connections.pool.timeout, self._health_timeout)
         try:
             metrics = self._pool_metrics()
             started = time.perf_counter()

@@ -93,15 +93,24 @@ def _doc(obj: Any) -> str:
 
 
 def _members(cls: type) -> list[tuple[str, Any]]:
-    members = []
-    for name, member in vars(cls).items():
-        if name.startswith("_") or name in {"__init__"}:
-            continue
-        if isinstance(
-            member, property | classmethod | staticmethod
-        ) or inspect.isfunction(member):
-            members.append((name, member))
-    return members
+    # A public class's own members, and those it inherits from a class of a
+    # private module (the pure core that a sync class and its async twin share).
+    owners = [
+        base
+        for base in reversed(cls.__mro__)
+        if base is cls or base.__module__.split(".")[-1].startswith("_")
+    ]
+    members: dict[str, Any] = {}
+    for owner in owners:
+        for name, member in vars(owner).items():
+            if name.startswith("_") or name in {"__init__"}:
+                continue
+            if isinstance(
+                member, property | classmethod | staticmethod
+            ) or inspect.isfunction(member):
+                members.pop(name, None)
+                members[name] = member
+    return list(members.items())
 
 
 def _render_class(qualified: str, cls: type) -> list[str]:

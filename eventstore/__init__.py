@@ -39,11 +39,14 @@ from eventstore.events import (
 )
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
 from eventstore.memory import InMemoryEventStore
+from eventstore.memory_async import AsyncInMemoryEventStore
 from eventstore.repository import Repository, save_together
+from eventstore.repository_async import AsyncRepository, async_save_together
 from eventstore.retry import RetryPolicy
 from eventstore.serialization import TRANSIENT, Payload, Registry, Upcaster
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import EventStore
+from eventstore.store_async import AsyncEventStore
 
 _DISTRIBUTION = "pg-eventstore"
 """The name on PyPI, where ``eventstore`` is an unrelated project; the import name stays."""
@@ -59,6 +62,9 @@ __all__ = [
     "AggregateNotFound",
     "AppendRequest",
     "AppendResult",
+    "AsyncEventStore",
+    "AsyncInMemoryEventStore",
+    "AsyncRepository",
     "ConcurrencyError",
     "ConfigError",
     "DuplicateEventError",
@@ -93,5 +99,6 @@ __all__ = [
     "Upcaster",
     "__version__",
     "applies",
+    "async_save_together",
     "save_together",
 ]

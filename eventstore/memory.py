@@ -1,3 +1,5 @@
+# Generated from memory_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
 """`InMemoryEventStore`: the whole contract in one process, for tests and small tools."""
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def _position_of(event: _StoredEvent) -> LogPosition:
     return event.position
 
 
+def _recorded(stream: list[_StoredEvent], indexes: range) -> Iterator[RecordedEvent]:
+    for index in indexes:
+        yield stream[index].to_recorded()
+
+
 class InMemoryEventStore(EventStore):
     """
     An event store held in this process's memory, thread-safe.
@@ -111,9 +118,7 @@ class InMemoryEventStore(EventStore):
         self._transactions = 0
 
     def __repr__(self) -> str:
-        return (
-            f"<InMemoryEventStore streams={len(self._streams)} events={len(self._log)}>"
-        )
+        return f"<{type(self).__name__} streams={len(self._streams)} events={len(self._log)}>"
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
         with self._lock:
@@ -187,7 +192,7 @@ class InMemoryEventStore(EventStore):
         indexes = range(end - 1, start - 1, -1) if backwards else range(start, end)
         if limit is not None:
             indexes = indexes[:limit]
-        return (stream[index].to_recorded() for index in indexes)
+        return _recorded(stream, indexes)
 
     def _stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))

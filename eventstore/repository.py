@@ -1,29 +1,23 @@
+# Generated from repository_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
 """`Repository`: load and save aggregates as event streams, with retries and snapshots."""
 
 from __future__ import annotations
 
-import enum
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-import attrs
-
+from eventstore._repository_core import UNSET, CommandFailed, RepositoryCore, plan_save
 from eventstore._validation import check_optional_int
-from eventstore.aggregate import Aggregate
 from eventstore.errors import (
-    AggregateNotFound,
     ConcurrencyError,
-    ConfigError,
     InvalidArgumentError,
-    InvalidArgumentTypeError,
-    SerializationError,
     StoreUnavailableError,
 )
-from eventstore.events import AppendRequest, AppendResult, NewEvent, RecordedEvent
-from eventstore.retry import RetryPolicy, log_conflict
+from eventstore.events import AppendResult, RecordedEvent
+from eventstore.retry import Attempt, RetryPolicy, log_conflict
 from eventstore.serialization import Registry
-from eventstore.snapshots import Snapshot, crosses_snapshot_boundary
 from eventstore.store import EventStore
 
 __all__ = ["Repository", "save_together"]
@@ -34,30 +28,7 @@ R = TypeVar("R")
 _log = logging.getLogger("eventstore.repository")
 
 
-class _CommandFailed(Exception):
-    """Carries an error of the host's command past the retry policy."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-class _ClassDefault(enum.Enum):
-    """The default of an ``__init__`` argument that keeps the class attribute."""
-
-    CLASS_ATTRIBUTE = "the class attribute"
-
-    def __repr__(self) -> str:
-        return "<the class attribute>"
-
-
-_UNSET: Any = _ClassDefault.CLASS_ATTRIBUTE
-
-_AGGREGATE_BLANK: Any = vars(Aggregate)["blank"].__func__
-"""`Aggregate.blank`, which builds a subclass from its id and field defaults alone."""
-
-
-class Repository(Generic[A]):
+class Repository(RepositoryCore[A]):
     """
     Load and save one kind of aggregate, each as its own stream.
 
@@ -112,11 +83,7 @@ class Repository(Generic[A]):
             the fields and the fix); a snapshot type the registry does not know.
     """
 
-    aggregate_type: type[A]
-    stream_prefix: str = ""
-    snapshot_every: int | None = None
-    snapshot_type: type | None = None
-    retry_policy: RetryPolicy = RetryPolicy()
+    store: EventStore
 
     def __init__(
         self,
@@ -124,103 +91,18 @@ class Repository(Generic[A]):
         registry: Registry,
         *,
         stream_prefix: str | None = None,
-        snapshot_every: int | None = _UNSET,
+        snapshot_every: int | None = UNSET,
         retry_policy: RetryPolicy | None = None,
         **rest: Any,
     ) -> None:
-        super().__init__(**rest)
-        self.store = store
-        self.registry = registry
-        if stream_prefix is not None:
-            self.stream_prefix = stream_prefix
-        if snapshot_every is not _UNSET:
-            self.snapshot_every = snapshot_every
-        if retry_policy is not None:
-            self.retry_policy = retry_policy
-        if not isinstance(self.stream_prefix, str) or not self.stream_prefix:
-            raise ConfigError(
-                f"{type(self).__name__}.stream_prefix must be a non-empty str"
-            )
-        every = self.snapshot_every
-        if every is not None and (
-            isinstance(every, bool) or not isinstance(every, int) or every < 1
-        ):
-            raise ConfigError(
-                f"{type(self).__name__}.snapshot_every must be an int >= 1 or None, got {every!r}"
-            )
-        self._check_blank_aggregate()
-        if every is not None:
-            self._check_snapshot_type()
-
-    def _check_blank_aggregate(self) -> None:
-        """Refuse now an aggregate type the default `new_aggregate` could not build."""
-        if type(self).new_aggregate is not Repository.new_aggregate:
-            return  # the host builds its own
-        name = type(self).__name__
-        cls = getattr(self, "aggregate_type", None)
-        if not isinstance(cls, type):
-            raise ConfigError(
-                f"{name}.aggregate_type must be a class, got {cls!r}; set it, "
-                "or override new_aggregate()"
-            )
-        blank = getattr(cls, "blank", None)
-        if blank is None:
-            raise ConfigError(
-                f"{name}: {cls.__name__} has no blank() classmethod; add one, "
-                "derive it from eventstore.Aggregate, or override new_aggregate()"
-            )
-        if getattr(blank, "__func__", None) is not _AGGREGATE_BLANK:
-            return  # its own blank() knows how
-        required = [
-            field.alias
-            for field in attrs.fields(cls)
-            if field.init and field.default is attrs.NOTHING and field.name != "id"
-        ]
-        if required:
-            raise ConfigError(
-                f"{cls.__name__} cannot be built blank to replay its events: "
-                f"{', '.join(required)} {'has' if len(required) == 1 else 'have'} "
-                f"no default. Give {'it' if len(required) == 1 else 'them'} a "
-                f"default, or override {cls.__name__}.blank() (or "
-                f"{name}.new_aggregate())"
-            )
-
-    def _check_snapshot_type(self) -> None:
-        """Refuse now a snapshot type the registry would refuse at every save."""
-        cls = self.snapshot_type
-        if cls is None:
-            if type(self).snapshot_state is not Repository.snapshot_state:
-                return  # the host's snapshot_state decides; nothing to check
-            cls = self.aggregate_type
-        try:
-            self.registry.type_name_of(cls)
-        except SerializationError:
-            raise ConfigError(
-                f"{type(self).__name__}.snapshot_every is {self.snapshot_every}, but "
-                f"its snapshot type {getattr(cls, '__qualname__', cls)} is not "
-                "registered: register it (@registry.register('name', version=1)), "
-                "or set snapshot_every = None"
-            ) from None
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} prefix={self.stream_prefix!r} store={self.store!r}>"
-
-    # --- the API -------------------------------------------------------------
-
-    def stream_id(self, aggregate_id: str) -> str:
-        """
-        Return the stream of *aggregate_id*: ``f"{stream_prefix}-{aggregate_id}"``.
-
-        Raises:
-            InvalidArgumentTypeError: *aggregate_id* is not a str.
-
-        """
-        if aggregate_id.__class__ is not str and not isinstance(aggregate_id, str):
-            raise InvalidArgumentTypeError(
-                f"aggregate id must be a str, got {type(aggregate_id).__name__} "
-                f"{aggregate_id!r}"
-            )
-        return f"{self.stream_prefix}-{aggregate_id}"
+        super().__init__(
+            store,
+            registry,
+            stream_prefix=stream_prefix,
+            snapshot_every=snapshot_every,
+            retry_policy=retry_policy,
+            **rest,
+        )
 
     def get(self, aggregate_id: str, *, version: int | None = None) -> A:
         """
@@ -255,24 +137,16 @@ class Repository(Generic[A]):
                 use_snapshot=self.snapshot_every is not None,
             )
         )
-        if loaded.version == 0 or (version is not None and loaded.version < version):
-            raise AggregateNotFound(stream_id, aggregate_id, version, loaded.version)
+        self._found(loaded, aggregate_id, version)
         aggregate = None
-        events: Iterable[RecordedEvent] = loaded.events
+        events: Sequence[RecordedEvent] = loaded.events
         if loaded.snapshot is not None:
             aggregate = self._restore(loaded.snapshot, aggregate_id)
             if aggregate is None:
                 events = self._transient_retry(
-                    lambda: list(
-                        self.store.read_stream(stream_id, to_version=loaded.version)
-                    )
+                    lambda: self._read_events(stream_id, loaded.version)
                 )
-        if aggregate is None:
-            aggregate = self.new_aggregate(aggregate_id)
-        for event in events:
-            aggregate = self.apply_event(aggregate, self.registry.from_recorded(event))
-        self.mark_saved(aggregate, loaded.version)
-        return aggregate
+        return self._rebuild(aggregate_id, aggregate, events, loaded.version)
 
     def save(
         self, aggregate: A, *, metadata: Mapping[str, Any] | None = None
@@ -360,7 +234,7 @@ class Repository(Generic[A]):
             except Exception as exc:
                 # Carried past the retry whatever it is: a ConcurrencyError
                 # from the command's own writes is the host's, not ours.
-                raise _CommandFailed(exc) from exc
+                raise CommandFailed(exc) from exc
             self.save(aggregate, metadata=metadata)
             return aggregate
 
@@ -377,7 +251,7 @@ class Repository(Generic[A]):
             return self.retry_policy.call(
                 attempt, retry_on=(ConcurrencyError,), on_error=log
             )
-        except _CommandFailed as failed:
+        except CommandFailed as failed:
             host_error = failed.error
         # Raised outside the except clause, so its context stays the host's own.
         raise host_error
@@ -397,92 +271,14 @@ class Repository(Generic[A]):
             [(self, aggregate) for aggregate in aggregates], metadata=metadata
         )
 
-    # --- hooks for aggregates of your own -----------------------------------------
-
-    def new_aggregate(self, aggregate_id: str) -> A:
-        """Return an aggregate with no history; default: ``aggregate_type.blank(id)``."""
-        blank: Callable[[str], A] | None = getattr(self.aggregate_type, "blank", None)
-        if blank is None:
-            raise ConfigError(
-                f"{type(self).__name__}: override new_aggregate() for {self.aggregate_type!r}"
-            )
-        return blank(aggregate_id)
-
-    def apply_event(self, aggregate: A, event: object) -> A:
-        """Apply a stored *event* during a load and return the aggregate (new or changed)."""
-        _as_aggregate(aggregate, "apply_event").apply(event)
-        return aggregate
-
-    def pending_events(self, aggregate: A) -> Sequence[object]:
-        """Return the events recorded on *aggregate* and not saved yet."""
-        return _as_aggregate(aggregate, "pending_events").pending_events
-
-    def mark_saved(self, aggregate: A, version: int) -> None:
-        """Record that *aggregate* is stored at *version* with nothing pending."""
-        _as_aggregate(aggregate, "mark_saved").mark_saved(version)
-
-    def version_of(self, aggregate: A) -> int:
-        """Return the stream version *aggregate* was loaded or last saved at (0: new)."""
-        return _as_aggregate(aggregate, "version_of").version
-
-    def id_of(self, aggregate: A) -> str:
-        """Return the id of *aggregate*."""
-        return _as_aggregate(aggregate, "id_of").id
-
-    def snapshot_state(self, aggregate: A) -> object:
-        """Return the object to snapshot for *aggregate*; default: the aggregate itself."""
-        return aggregate
-
-    def restore_snapshot(self, state: object, aggregate_id: str) -> A:
-        """
-        Turn a decoded snapshot state back into an aggregate.
-
-        Raises:
-            SerializationError: The state is not an aggregate of this repository's type.
-        """
-        if not isinstance(state, self.aggregate_type):
-            raise SerializationError(
-                f"snapshot holds a {type(state).__name__}, not a {self.aggregate_type.__name__}"
-            )
-        if self.id_of(state) != aggregate_id:
-            raise SerializationError(
-                f"snapshot holds aggregate {self.id_of(state)!r}, not {aggregate_id!r}"
-            )
-        return state
-
-    # --- internals ---------------------------------------------------------------------
-
-    def _restore(self, snapshot: Snapshot, aggregate_id: str) -> A | None:
-        try:
-            return self.restore_snapshot(
-                self.registry.from_snapshot(snapshot), aggregate_id
-            )
-        except SerializationError as exc:
-            _log.warning(
-                "ignoring snapshot of stream %r at version %d (%s); replaying its events",
-                snapshot.stream_id,
-                snapshot.version,
-                exc,
-                extra={
-                    "stream_id": snapshot.stream_id,
-                    "snapshot_version": snapshot.version,
-                },
-            )
-            return None
-
-    def _encode_pending(
-        self, aggregate: A, metadata: Mapping[str, Any] | None
-    ) -> list[NewEvent]:
+    def _read_events(self, stream_id: str, to_version: int) -> list[RecordedEvent]:
         return [
-            self.registry.to_new_event(event, metadata=metadata)
-            for event in self.pending_events(aggregate)
+            event for event in self.store.read_stream(stream_id, to_version=to_version)
         ]
 
     def _after_save(self, aggregate: A, old_version: int, result: AppendResult) -> None:
         self.mark_saved(aggregate, result.version)
-        if self.snapshot_every is None or not crosses_snapshot_boundary(
-            old_version, result.version, self.snapshot_every
-        ):
+        if not self._snapshot_due(old_version, result.version):
             return
         try:
             snapshot = self.registry.to_snapshot(
@@ -499,7 +295,7 @@ class Repository(Generic[A]):
                 extra={"stream_id": result.stream_id, "version": result.version},
             )
 
-    def _transient_retry(self, fn: Callable[[], R]) -> R:
+    def _transient_retry(self, fn: Attempt[R]) -> R:
         return self.retry_policy.call(fn, retry_on=(StoreUnavailableError,))
 
 
@@ -527,38 +323,16 @@ def save_together(
         ConcurrencyError: An aggregate's stream moved on; nothing was saved.
         ConfigError: The repositories use different stores.
     """
-    if not items:
-        return []
-    first = items[0][0]
-    requests: list[AppendRequest] = []
-    saving: list[tuple[int, int]] = []  # (index into items, expected version)
-    for index, (repository, aggregate) in enumerate(items):
-        if repository.store is not first.store:
-            raise ConfigError("save_together needs repositories that share one store")
-        events = repository._encode_pending(aggregate, metadata)
-        if not events:
-            continue
-        version = repository.version_of(aggregate)
-        stream_id = repository.stream_id(repository.id_of(aggregate))
-        requests.append(AppendRequest(stream_id, events, expected_version=version))
-        saving.append((index, version))
+    plan = plan_save(items, metadata)
     outcome: list[AppendResult | None] = [None] * len(items)
-    if not requests:
+    if not plan.requests:
         return outcome
+    first = items[0][0]
     # The same requests, same event ids, on every attempt: if an attempt
     # committed and only its reply was lost, the next returns its result.
-    results = first._transient_retry(lambda: first.store.append_many(requests))
-    for (index, version), result in zip(saving, results, strict=True):
+    results = first._transient_retry(lambda: first.store.append_many(plan.requests))
+    for (index, version), result in zip(plan.saving, results, strict=True):
         repository, aggregate = items[index]
         outcome[index] = result
         repository._after_save(aggregate, version, result)
     return outcome
-
-
-def _as_aggregate(aggregate: object, hook: str) -> Aggregate:
-    if not isinstance(aggregate, Aggregate):
-        raise ConfigError(
-            f"{type(aggregate).__name__} does not derive from eventstore.Aggregate: "
-            f"override Repository.{hook}() for it"
-        )
-    return aggregate

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
 import time
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
 
 import attrs
 import tenacity
 
 from eventstore.errors import ConcurrencyError, ConfigError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["AsyncAttempt", "Attempt", "RetryPolicy"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+Attempt: TypeAlias = Callable[[], T]
+"""What `RetryPolicy.call` runs: called again, whole, on each retry."""
+
+AsyncAttempt: TypeAlias = Callable[[], Awaitable[T]]
+"""What `RetryPolicy.acall` awaits: called again, whole, on each retry."""
 
 _log = logging.getLogger("eventstore.retry")
 
@@ -53,10 +61,13 @@ class RetryPolicy:
     retried by reloading the aggregate and re-running the command; a
     transient `StoreUnavailableError` during an append by re-sending the
     *same* append. The policy is also a decorator for a host's own service
-    functions that load, decide and save::
+    functions that load, decide and save, sync or async::
 
         @RetryPolicy(max_retries=5)
         def approve(document_id: str) -> None: ...
+
+        @RetryPolicy(max_retries=5)
+        async def reject(document_id: str) -> None: ...
 
     Args:
         max_retries: Retries after the first attempt (0: no retry).
@@ -64,6 +75,9 @@ class RetryPolicy:
         max_delay: Upper bound on the exponential part of a wait, in seconds.
         jitter: Add a random extra of up to *base_delay* to each wait.
         sleep: How to wait; tests inject a recorder to stay fast.
+        async_sleep: How to wait on the async path (`acall`, an
+            `AsyncRepository`, a decorated ``async def``); an awaitable
+            like `asyncio.sleep`, its default.
 
     Raises:
         ConfigError: A negative count or delay, or *max_delay* below *base_delay*.
@@ -75,6 +89,9 @@ class RetryPolicy:
     jitter: bool = True
     sleep: Callable[[float], None] = attrs.field(
         default=time.sleep, eq=False, repr=False
+    )
+    async_sleep: Callable[[float], Awaitable[None]] = attrs.field(
+        default=asyncio.sleep, eq=False, repr=False
     )
 
     def __attrs_post_init__(self) -> None:
@@ -104,7 +121,7 @@ class RetryPolicy:
 
     def call(
         self,
-        fn: Callable[[], T],
+        fn: Attempt[T],
         *,
         retry_on: tuple[type[BaseException], ...] = (ConcurrencyError,),
         on_error: Callable[[BaseException, int], None] | None = None,
@@ -125,50 +142,100 @@ class RetryPolicy:
         Returns:
             What *fn* returned.
         """
-        attempts = 0
+        attempts = _Attempts(retry_on, on_error)
+        retrying = tenacity.Retrying(sleep=self.sleep, **self._tenacity(retry_on))
 
         def attempt() -> T:
-            nonlocal attempts
-            attempts += 1
+            attempts.number += 1
             try:
                 return fn()
             except retry_on as exc:
-                if on_error is not None:
-                    on_error(exc, attempts)
+                attempts.failed(exc)
                 raise
 
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._wait(),
-            retry=tenacity.retry_if_exception_type(retry_on),
-            sleep=self.sleep,
-            reraise=True,
-        )
         try:
             return retrying(attempt)
         except ConcurrencyError as exc:
-            if isinstance(exc, retry_on):
-                exc.attempts = attempts
-                exc.args = (exc.stream_id, exc.expected, exc.actual, attempts)
+            attempts.finish(exc)
+            raise
+
+    async def acall(
+        self,
+        fn: AsyncAttempt[T],
+        *,
+        retry_on: tuple[type[BaseException], ...] = (ConcurrencyError,),
+        on_error: Callable[[BaseException, int], None] | None = None,
+    ) -> T:
+        """
+        Await *fn()* until it returns, retrying the errors in *retry_on*: `call`'s async twin.
+
+        Waits between attempts with *async_sleep*, so other tasks run
+        meanwhile. Cancelling the caller cancels the attempt or the wait in
+        progress, and nothing is retried after it.
+
+        Args:
+            fn: Returns the awaitable to run; it is called again, whole, on
+                each retry.
+            retry_on: The error types worth another attempt.
+            on_error: As for `call`.
+
+        Returns:
+            What *fn()* returned.
+        """
+        attempts = _Attempts(retry_on, on_error)
+        retrying = tenacity.AsyncRetrying(
+            sleep=self.async_sleep, **self._tenacity(retry_on)
+        )
+
+        async def attempt() -> T:
+            attempts.number += 1
+            try:
+                return await fn()
+            except retry_on as exc:
+                attempts.failed(exc)
+                raise
+
+        try:
+            return await retrying(attempt)
+        except ConcurrencyError as exc:
+            attempts.finish(exc)
             raise
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
         """
         Decorate *fn* so that a `ConcurrencyError` re-runs it, per this policy.
 
-        Each conflict is logged at WARNING on the ``eventstore.retry`` logger.
+        An ``async def`` is retried with `acall`, awaiting *async_sleep*
+        between attempts. Each conflict is logged at WARNING on the
+        ``eventstore.retry`` logger.
         """
+        log = functools.partial(log_conflict, _log, max_attempts=self.max_attempts)
+        if inspect.iscoroutinefunction(fn):
+            coroutine_function = cast(Callable[P, Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def retried_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.acall(
+                    functools.partial(coroutine_function, *args, **kwargs),
+                    on_error=log,
+                )
+
+            return cast(Callable[P, T], retried_async)
 
         @functools.wraps(fn)
         def retried(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.call(
-                functools.partial(fn, *args, **kwargs),
-                on_error=functools.partial(
-                    log_conflict, _log, max_attempts=self.max_attempts
-                ),
-            )
+            return self.call(functools.partial(fn, *args, **kwargs), on_error=log)
 
         return retried
+
+    def _tenacity(self, retry_on: tuple[type[BaseException], ...]) -> dict[str, Any]:
+        """Return the arguments of tenacity's `Retrying` that both paths share."""
+        return {
+            "stop": tenacity.stop_after_attempt(self.max_attempts),
+            "wait": self._wait(),
+            "retry": tenacity.retry_if_exception_type(retry_on),
+            "reraise": True,
+        }
 
     def _wait(self) -> tenacity.wait.wait_base:
         backoff = tenacity.wait_exponential(
@@ -177,6 +244,26 @@ class RetryPolicy:
         if self.jitter:
             return backoff + tenacity.wait_random(0, self.base_delay)
         return backoff
+
+
+@attrs.define
+class _Attempts:
+    """The attempts of one retried call: counted, reported, and stamped on the last conflict."""
+
+    retry_on: tuple[type[BaseException], ...]
+    on_error: Callable[[BaseException, int], None] | None
+    number: int = 0
+
+    def failed(self, error: BaseException) -> None:
+        """Report an error of a retried type to *on_error*."""
+        if self.on_error is not None:
+            self.on_error(error, self.number)
+
+    def finish(self, error: ConcurrencyError) -> None:
+        """Record on a conflict that ends the call how many attempts were made."""
+        if isinstance(error, self.retry_on):
+            error.attempts = self.number
+            error.args = (error.stream_id, error.expected, error.actual, self.number)
 
 
 def log_conflict(

@@ -1,4 +1,6 @@
-"""The `EventStore` contract that every backend fulfils, with the checks they share."""
+# Generated from store_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
+"""The `EventStore` contract that every backend of it fulfils, with the checks they share."""
 
 from __future__ import annotations
 
@@ -82,13 +84,16 @@ class EventStore(abc.ABC):
         Example:
             >>> from eventstore import InMemoryEventStore, NewEvent
             >>> store = InMemoryEventStore()
-            >>> store.append("doc-1", [NewEvent("doc.created", {"title": "Q3"})],
-            ...              expected_version=0).version
+            >>> result = store.append(
+            ...     "doc-1", [NewEvent("doc.created", {"title": "Q3"})], expected_version=0
+            ... )
+            >>> result.version
             1
         """
         encoded = check.encode_append(stream_id, events, expected_version)
         self._check_open()
-        return self._append((encoded,))[0]
+        results = self._append((encoded,))
+        return results[0]
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult]:
         """
@@ -284,8 +289,11 @@ class EventStore(abc.ABC):
         """Fetch a snapshot and the later events; backends may do it in one round trip."""
         snapshot = self._load_snapshot(stream_id, to_version) if use_snapshot else None
         start = 1 if snapshot is None else snapshot.version + 1
-        events = tuple(self._read_stream(stream_id, start, to_version, False, None))
-        return LoadedStream.of(stream_id, snapshot, events)
+        events = [
+            event
+            for event in self._read_stream(stream_id, start, to_version, False, None)
+        ]
+        return LoadedStream.of(stream_id, snapshot, tuple(events))
 
     @abc.abstractmethod
     def _append(self, appends: Sequence[check.EncodedAppend]) -> list[AppendResult]:

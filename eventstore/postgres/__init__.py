@@ -1,5 +1,5 @@
 """
-The PostgreSQL backend: `PostgresEventStore` and its pool settings.
+The PostgreSQL backend: `PostgresEventStore`, its async twin `AsyncPostgresEventStore`, and their pool settings.
 
 Reached by its module path (``from eventstore.postgres import
 PostgresEventStore``) so that the core package never imports psycopg.
@@ -7,5 +7,11 @@ PostgresEventStore``) so that the core package never imports psycopg.
 
 from eventstore.postgres.config import PoolConfig, PoolConfigWarning
 from eventstore.postgres.store import PostgresEventStore
+from eventstore.postgres.store_async import AsyncPostgresEventStore
 
-__all__ = ["PoolConfig", "PoolConfigWarning", "PostgresEventStore"]
+__all__ = [
+    "AsyncPostgresEventStore",
+    "PoolConfig",
+    "PoolConfigWarning",
+    "PostgresEventStore",
+]

@@ -1,3 +1,5 @@
+# Generated from _connections_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
 """
 `Connections`: the store's pool, and everything between it and one call.
 
@@ -13,7 +15,6 @@ business, not this module's.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
@@ -26,16 +27,22 @@ from eventstore.postgres._dsn import parse_dsn
 from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
 from eventstore.postgres._pool import (
     Lending,
-    StorePool,
+    Work,
     connection_kwargs,
     libpq_connect_timeout,
     pool_metrics,
+    pool_setting,
     saturated_by_stats,
 )
 from eventstore.postgres._probe import ServerProbe
 from eventstore.postgres.config import PoolConfig
 
-__all__ = ["Connections", "StoreConnection", "append_cursor"]
+__all__ = [
+    "Connections",
+    "StoreConnection",
+    "StorePool",
+    "append_cursor",
+]
 
 _log = logging.getLogger("eventstore.postgres")
 
@@ -47,6 +54,32 @@ class StoreConnection(psycopg.Connection[Any]):
     """A connection of a pool the store opened: it keeps one cursor for appends."""
 
     append_cursor: psycopg.Cursor[Any] | None = None
+
+
+class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
+    """A pool the store opened: it counts what it lends, for `pool_metrics`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.lending = Lending()
+        super().__init__(*args, **kwargs)
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        """Lend a connection (see `psycopg_pool.ConnectionPool.getconn`), counting it."""
+        lending = self.lending
+        lending.start_waiting()
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            conn = super().getconn(timeout)
+        finally:
+            lending.stop_waiting(got=conn is not None)
+        return conn
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None:
+        """Take a lent connection back (see `psycopg_pool.ConnectionPool.putconn`)."""
+        try:
+            super().putconn(conn)
+        finally:
+            self.lending.returned()
 
 
 def append_cursor(conn: _Connection) -> psycopg.Cursor[Any]:
@@ -129,16 +162,17 @@ class Connections:
             max_idle=config.max_idle,
             max_lifetime=config.max_lifetime,
             name=name,
-            open=True,
+            open=False,
         )
         connections = cls(
             pool, owned=True, password=password, connect_timeout=connect_timeout
         )
+        pool.open()
         return connections, make_conninfo("", **params)
 
     def call(
         self,
-        work: Callable[[_Connection], _T],
+        work: Work[_T],
         *,
         retry: bool,
         timeout: float | None = None,
@@ -223,15 +257,11 @@ class Connections:
     def _connect_directly(self) -> None:
         """Open and close one connection with the pool's own settings."""
         # psycopg_pool accepts callables for both (fresh credentials per connection).
-        conninfo = self.pool.conninfo
-        pool_kwargs = self.pool.kwargs
-        kwargs = dict((pool_kwargs() if callable(pool_kwargs) else pool_kwargs) or {})
+        kwargs = dict(pool_setting(self.pool.kwargs) or {})
         kwargs.setdefault(
             "connect_timeout", libpq_connect_timeout(self._connect_timeout)
         )
-        psycopg.connect(
-            conninfo() if callable(conninfo) else conninfo, **kwargs
-        ).close()
+        psycopg.connect(pool_setting(self.pool.conninfo), **kwargs).close()
 
     def _translate(
         self, exc: BaseException, timeout: float | None

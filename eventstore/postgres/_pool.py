@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import math
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 import psycopg
-import psycopg_pool
 
 from eventstore.health import PoolMetrics
 from eventstore.postgres.config import PoolConfig
 
+_T = TypeVar("_T")
+
+Work: TypeAlias = Callable[[psycopg.Connection[Any]], _T]
+"""What `Connections.call` runs with a connection."""
+
+AsyncWork: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]
+"""What `AsyncConnections.call` awaits with a connection."""
+
 __all__ = [
+    "AsyncWork",
     "Lending",
-    "StorePool",
+    "Work",
     "connection_kwargs",
     "libpq_connect_timeout",
     "pool_metrics",
+    "pool_setting",
     "saturated_by_stats",
 ]
 
@@ -79,7 +90,8 @@ class Lending:
 
     psycopg_pool counts a connection it is still trying to open in its size,
     so with the server down its figures read "2 in use" for a pool that holds
-    none. `StorePool` counts every connection it lends instead.
+    none. The store's own pools (`StorePool`, `AsyncStorePool`) count every
+    connection they lend instead.
     """
 
     lent: int = 0
@@ -104,30 +116,24 @@ class Lending:
             self.lent -= 1
 
 
-class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
-    """A pool the store opened: it counts what it lends, for `pool_metrics`."""
+def pool_setting(value: Any) -> Any:
+    """
+    Return a pool's ``conninfo`` or ``kwargs``, called if it is a callable, and awaited.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.lending = Lending()
-        super().__init__(*args, **kwargs)
+    psycopg_pool takes either as a value or as a callable (fresh credentials
+    per connection); an async pool's callable may be a coroutine function,
+    run here to its end (the probe calls this in a thread of its own).
+    """
+    if callable(value):
+        value = value()
+    if inspect.isawaitable(value):
+        awaitable = value
 
-    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
-        """Lend a connection (see `psycopg_pool.ConnectionPool.getconn`), counting it."""
-        lending = self.lending
-        lending.start_waiting()
-        conn: psycopg.Connection[Any] | None = None
-        try:
-            conn = super().getconn(timeout)
-        finally:
-            lending.stop_waiting(got=conn is not None)
-        return conn
+        async def wait() -> Any:
+            return await awaitable
 
-    def putconn(self, conn: psycopg.Connection[Any]) -> None:
-        """Take a lent connection back (see `psycopg_pool.ConnectionPool.putconn`)."""
-        try:
-            super().putconn(conn)
-        finally:
-            self.lending.returned()
+        value = asyncio.run(wait())
+    return value
 
 
 def pool_metrics(

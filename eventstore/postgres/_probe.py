@@ -11,6 +11,7 @@ reported at once, with the server's own words.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Final
 import attrs
 from psycopg import errors as pg_errors
 
-__all__ = ["ServerProbe"]
+__all__ = ["AsyncServerProbe", "ServerProbe"]
 
 _FRESH_FOR: Final = 0.5
 """Seconds a probe's outcome is reused, however many callers ask at once."""
@@ -97,3 +98,30 @@ class ServerProbe:
             self._last = attempt
             self._running = None
         attempt.done.set()
+
+
+@attrs.define
+class AsyncServerProbe:
+    """
+    `ServerProbe` for an async store: the same shared attempt, awaited off the event loop.
+
+    The attempt and the wait for it run in a worker thread (libpq's
+    connect is blocking), so other tasks run meanwhile.
+
+    Args:
+        connect: Opens and closes one connection; raises what psycopg raises.
+    """
+
+    connect: Callable[[], None]
+    _probe: ServerProbe = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._probe = ServerProbe(self.connect)
+
+    async def check(self, wait: float) -> BaseException | None:
+        """Await `ServerProbe.check` in a worker thread."""
+        return await asyncio.to_thread(self._probe.check, wait)
+
+    def forget(self) -> None:
+        """Drop the last outcome, so the next `check` asks the server again."""
+        self._probe.forget()

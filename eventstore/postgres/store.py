@@ -1,3 +1,5 @@
+# Generated from store_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
 """`PostgresEventStore`: the I/O shell around the SQL and mappings of `_sql`."""
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
     # Binary results: psycopg parses ints, UUIDs and timestamps faster from
     # their binary forms (~1.5 us per event row here).
     with _in_transaction(conn):
-        return conn.execute(query, params, prepare=True, binary=True).fetchall()
+        cursor = conn.execute(query, params, prepare=True, binary=True)
+        return cursor.fetchall()
 
 
 class PostgresEventStore(EventStore):
@@ -162,7 +165,7 @@ class PostgresEventStore(EventStore):
 
     def __repr__(self) -> str:
         where = f" dsn={self._safe_dsn!r}" if self._safe_dsn else ""
-        return f"<PostgresEventStore schema={self._schema!r}{where}>"
+        return f"<{type(self).__name__} schema={self._schema!r}{where}>"
 
     @property
     def schema(self) -> str:
@@ -208,7 +211,8 @@ class PostgresEventStore(EventStore):
                 )
                 conn.execute(statements["create_schema"])
                 conn.execute(statements["create_migrations"])
-                row = conn.execute(statements["applied"]).fetchone()
+                cursor = conn.execute(statements["applied"])
+                row = cursor.fetchone()
                 applied = int(row[0]) if row else 0
                 if applied == 0 and self._partitions is not None:
                     return self._create_partitioned(conn, statements, self._partitions)
@@ -249,9 +253,8 @@ class PostgresEventStore(EventStore):
         return _sql.LATEST_MIGRATION
 
     def _check_layout(self, conn: _Connection, statements: dict[str, bytes]) -> None:
-        row = conn.execute(
-            statements["partitions"], (self._sql.events_table,)
-        ).fetchone()
+        cursor = conn.execute(statements["partitions"], (self._sql.events_table,))
+        row = cursor.fetchone()
         found = int(row[0]) if row else 0
         if found != self._partitions:
             layout = f"{found} hash partitions" if found else "one plain table per role"
@@ -322,9 +325,8 @@ class PostgresEventStore(EventStore):
             _sql.append_key(append, in_transaction=True)
         ]
         named = _sql.append_params(append)
-        rows = conn.execute(
-            statement, [named[name] for name in names], prepare=True
-        ).fetchall()
+        cursor = conn.execute(statement, [named[name] for name in names], prepare=True)
+        rows = cursor.fetchall()
         if rows:
             return _sql.result_from_rows(append.stream_id, rows)
         return self._diagnose(conn, append)
@@ -407,34 +409,40 @@ class PostgresEventStore(EventStore):
         paging = StreamPaging.of(
             stream_id, from_version, to_version, backwards=backwards, limit=limit
         )
-        if paging is None:
-            return iter(())
-        statements = self._sql
+        # The first page is read now, at the call, with the stream's version.
+        first = None if paging is None else self._first_page(paging)
+        return self._pages(paging, first)
+
+    def _first_page(self, paging: StreamPaging) -> list[RecordedEvent]:
+        """Read the first page, and fix the end of the range at the stream's version now."""
         query = (
-            statements.stream_first_backwards
-            if backwards
-            else statements.stream_first_forwards
+            self._sql.stream_first_backwards
+            if paging.backwards
+            else self._sql.stream_first_forwards
         )
         params = paging.params()
-        # The first page is read now, at the call, with the stream's version.
         rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
-        if not rows:
-            return iter(())
-        paging.stop_at(int(rows[0][-1]))
+        if rows:
+            paging.stop_at(int(rows[0][-1]))
         from_row = _sql.stream_event_from_row
-        return self._pages(paging, [from_row(stream_id, row) for row in rows])
+        return [from_row(paging.stream_id, row) for row in rows]
 
     def _pages(
-        self, paging: StreamPaging, events: list[RecordedEvent]
+        self, paging: StreamPaging | None, events: list[RecordedEvent] | None
     ) -> Iterator[RecordedEvent]:
+        if paging is None:
+            return
+        if events is None:
+            events = self._first_page(paging)
         query = (
             self._sql.stream_page_backwards
             if paging.backwards
             else self._sql.stream_page_forwards
         )
         from_row = _sql.stream_event_from_row
-        while True:
-            yield from events
+        while events:
+            for event in events:
+                yield event
             if not paging.advance(events):
                 return
             rows = self._call(
@@ -442,8 +450,6 @@ class PostgresEventStore(EventStore):
                 retry=True,
             )
             events = [from_row(paging.stream_id, row) for row in rows]
-            if not events:
-                return
 
     def _read_all(self, after: LogPosition | None, limit: int) -> list[RecordedEvent]:
         query = self._sql.read_all_first if after is None else self._sql.read_all_after

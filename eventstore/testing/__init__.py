@@ -2,15 +2,17 @@
 The test kit eventstore ships to host apps (install the ``test`` extra).
 
 - `EventStoreContract`: the backend contract suite; subclass it and give it
-  a ``store`` fixture to check a backend.
+  a ``store`` fixture to check a backend. `AsyncEventStoreContract` runs
+  every one of its rules on an async backend.
 - `check_registry`: one call that property-tests every registered type's
   round trip and every upcaster chain; `assert_roundtrip` for one object;
   `assert_schema_lock` to catch shape changes without a version bump.
 - `strategy_for` / `registry_strategies`: hypothesis strategies for
   registered types.
 - `assert_one_winner_per_round`: threads racing one expected version, round
-  after round, with exactly one winner each time.
-- `read_log`, `wait_for_position`: wait, with a deadline, until the global
+  after round, with exactly one winner each time;
+  `async_assert_one_winner_per_round` races tasks instead.
+- `read_log` (`async_read_log`), `wait_for_position`: wait, with a deadline, until the global
   log shows events (on PostgreSQL it may lag an append by a moment).
 - pytest fixtures (``memory_store``, ``postgres_store``, …) from the plugin,
   active once eventstore is installed.
@@ -27,7 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from eventstore.testing.concurrency import assert_one_winner_per_round
+    from eventstore.testing.concurrency_async import async_assert_one_winner_per_round
     from eventstore.testing.contract import EventStoreContract, json_objects, read_log
+    from eventstore.testing.contract_async import (
+        AsyncEventStoreContract,
+        async_read_log,
+    )
     from eventstore.testing.logwait import wait_for_position
     from eventstore.testing.serialization import (
         UPDATE_SCHEMA_LOCK_ENV,
@@ -40,6 +47,9 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "assert_one_winner_per_round": "eventstore.testing.concurrency",
+    "async_assert_one_winner_per_round": "eventstore.testing.concurrency_async",
+    "AsyncEventStoreContract": "eventstore.testing.contract_async",
+    "async_read_log": "eventstore.testing.contract_async",
     "EventStoreContract": "eventstore.testing.contract",
     "json_objects": "eventstore.testing.contract",
     "read_log": "eventstore.testing.contract",
@@ -55,10 +65,13 @@ _HOMES = {
 
 __all__ = [
     "UPDATE_SCHEMA_LOCK_ENV",
+    "AsyncEventStoreContract",
     "EventStoreContract",
     "assert_one_winner_per_round",
     "assert_roundtrip",
     "assert_schema_lock",
+    "async_assert_one_winner_per_round",
+    "async_read_log",
     "check_registry",
     "json_objects",
     "load_examples",

@@ -8,7 +8,7 @@ from eventstore.errors import ConcurrencyError
 from eventstore.events import AppendResult, NewEvent
 from eventstore.store import EventStore
 
-__all__ = ["assert_one_winner_per_round"]
+__all__ = ["assert_one_winner_per_round", "assert_rounds"]
 
 
 def assert_one_winner_per_round(
@@ -52,14 +52,30 @@ def assert_one_winner_per_round(
     for worker in workers:
         worker.join()
 
+    assert_rounds(outcomes, threads)
+    assert store.stream_version(stream_id) == rounds
+    data = [event.data["round"] for event in store.read_stream(stream_id)]
+    assert data == list(range(rounds))
+
+
+def assert_rounds(outcomes: list[list[object]], contenders: int) -> None:
+    """
+    Check each round's outcomes: one winner at the round's version, every other a conflict.
+
+    Args:
+        outcomes: Per round, what each contender's append returned or raised.
+        contenders: How many appended each round.
+
+    Raises:
+        AssertionError: A round had other than exactly one winner and
+            ``contenders - 1`` `ConcurrencyError` losers reporting the right
+            expected and actual versions.
+    """
     for round_number, round_outcomes in enumerate(outcomes):
         winners = [o for o in round_outcomes if isinstance(o, AppendResult)]
         losers = [o for o in round_outcomes if isinstance(o, ConcurrencyError)]
         assert len(winners) == 1, (round_number, round_outcomes)
         assert winners[0].version == round_number + 1, (round_number, winners)
-        assert len(losers) == threads - 1, (round_number, round_outcomes)
+        assert len(losers) == contenders - 1, (round_number, round_outcomes)
         assert all(loser.actual == round_number + 1 for loser in losers), losers
         assert all(loser.expected == round_number for loser in losers), losers
-    assert store.stream_version(stream_id) == rounds
-    data = [event.data["round"] for event in store.read_stream(stream_id)]
-    assert data == list(range(rounds))

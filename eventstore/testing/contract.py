@@ -1,3 +1,5 @@
+# Generated from contract_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
 """
 The executable contract of `EventStore`: one test suite for every backend.
 
@@ -207,7 +209,7 @@ class EventStoreContract:
             NewEvent("order.shipped", {"carrier": "ÜPS ✈ 📦"}),
         ]
         result = store.append("order-1", events, expected_version=0)
-        stored = list(store.read_stream("order-1"))
+        stored = [e for e in store.read_stream("order-1")]
         assert [e.version for e in stored] == [1, 2, 3]
         assert result.version == 3
         assert tuple(e.position for e in stored) == result.positions
@@ -224,7 +226,7 @@ class EventStoreContract:
     def test_recorded_at_is_the_store_clock_in_utc(self, store: EventStore) -> None:
         before = datetime.now(UTC)
         store.append("s", [_event()])
-        (recorded,) = store.read_stream("s")
+        (recorded,) = [e for e in store.read_stream("s")]
         # Aware and at offset zero: an aware time in another zone (+02:00) is
         # the same instant and would pass the clock check below unnoticed.
         assert recorded.recorded_at.tzinfo is not None
@@ -261,15 +263,12 @@ class EventStoreContract:
     def test_expected_version_any_appends_to_new_and_existing_streams(
         self, store: EventStore
     ) -> None:
-        assert (
-            store.append("s", [_event()], expected_version=ExpectedVersion.ANY).version
-            == 1
-        )
-        assert (
-            store.append("s", [_event()], expected_version=ExpectedVersion.ANY).version
-            == 2
-        )
-        assert store.append("s", [_event()]).version == 3
+        result = store.append("s", [_event()], expected_version=ExpectedVersion.ANY)
+        assert result.version == 1
+        result = store.append("s", [_event()], expected_version=ExpectedVersion.ANY)
+        assert result.version == 2
+        result = store.append("s", [_event()])
+        assert result.version == 3
 
     def test_expected_version_exists_needs_at_least_one_event(
         self, store: EventStore
@@ -279,12 +278,8 @@ class EventStoreContract:
         assert caught.value.actual == 0
         assert caught.value.expected is ExpectedVersion.EXISTS
         store.append("s", [_event()])
-        assert (
-            store.append(
-                "s", [_event()], expected_version=ExpectedVersion.EXISTS
-            ).version
-            == 2
-        )
+        result = store.append("s", [_event()], expected_version=ExpectedVersion.EXISTS)
+        assert result.version == 2
 
     def test_concurrency_error_survives_pickling(self) -> None:
         import pickle  # noqa: PLC0415 - only this test needs it
@@ -299,7 +294,7 @@ class EventStoreContract:
         with pytest.raises(ConcurrencyError):
             store.append("s", [_event(), _event()], expected_version=0)
         assert store.stream_version("s") == 1
-        assert len(list(store.read_stream("s"))) == 1
+        assert len([e for e in store.read_stream("s")]) == 1
         read_log(store, 1)
 
     def test_refused_appends_draw_no_log_position(self, store: EventStore) -> None:
@@ -497,7 +492,7 @@ class EventStoreContract:
     def test_a_literal_backslash_u0000_in_text_is_fine(self, store: EventStore) -> None:
         data = {"path": "C:\\u0000\\dir", "escaped": "\\\\u0000"}
         store.append("s", [NewEvent("t", data)])
-        (recorded,) = store.read_stream("s")
+        (recorded,) = [e for e in store.read_stream("s")]
         assert recorded.data == data
 
     def test_an_empty_append_is_refused(self, store: EventStore) -> None:
@@ -588,8 +583,8 @@ class EventStoreContract:
     def test_a_missing_stream_reads_as_empty_at_version_0(
         self, store: EventStore
     ) -> None:
-        assert list(store.read_stream("nope")) == []
-        assert list(store.read_stream("nope", backwards=True)) == []
+        assert [e for e in store.read_stream("nope")] == []
+        assert [e for e in store.read_stream("nope", backwards=True)] == []
         assert store.stream_version("nope") == 0
 
     @pytest.mark.parametrize(
@@ -618,7 +613,7 @@ class EventStoreContract:
     ) -> None:
         store.append("s", [NewEvent("t", {"n": n}) for n in range(1, 6)])
         store.append("other", [_event()])
-        events = list(store.read_stream("s", **kwargs))
+        events = [e for e in store.read_stream("s", **kwargs)]
         assert [e.version for e in events] == versions
         assert [e.data["n"] for e in events] == versions
         assert all(e.stream_id == "s" for e in events)
@@ -637,7 +632,8 @@ class EventStoreContract:
         store.append("s", [_event(), _event()])
         iterator = store.read_stream("s")
         assert iter(iterator) is iterator
-        assert next(iterator).version == 1
+        first = next(iterator)
+        assert first.version == 1
 
     @settings(
         max_examples=25,
@@ -655,7 +651,7 @@ class EventStoreContract:
     ) -> None:
         stream_id = f"json-{uuid.uuid4()}"
         store.append(stream_id, [NewEvent("t", data, metadata=metadata)])
-        (recorded,) = store.read_stream(stream_id)
+        (recorded,) = [e for e in store.read_stream(stream_id)]
         assert recorded.data == data
         assert recorded.metadata == metadata
 
@@ -708,7 +704,7 @@ class EventStoreContract:
         self, store: EventStore
     ) -> None:
         store.append("s", [_event(), _event()])
-        assert read_log(store, 2) == list(store.read_stream("s"))
+        assert read_log(store, 2) == [e for e in store.read_stream("s")]
 
     # --- snapshots -------------------------------------------------------------
 
@@ -861,7 +857,8 @@ class EventStoreContract:
             store.append("s", [_event()])
         with pytest.raises(StoreClosedError):
             store.read_all()
-        assert store.health().status is HealthStatus.UNAVAILABLE
+        report = store.health()
+        assert report.status is HealthStatus.UNAVAILABLE
         store.close()  # closing twice is harmless
 
     def test_a_store_is_a_context_manager_that_closes(self, store: EventStore) -> None:
@@ -871,7 +868,8 @@ class EventStoreContract:
 
 
 def _stored_id(store: EventStore, stream_id: str) -> uuid.UUID:
-    return next(store.read_stream(stream_id)).event_id
+    event = next(store.read_stream(stream_id))
+    return event.event_id
 
 
 def _snapshot_version(snapshot: Snapshot | None) -> int | None:

@@ -12,21 +12,25 @@ environment, with no ``conftest.py`` needed:
 - ``postgres_schema``: a fresh, unique schema name per test, dropped afterwards.
 - ``postgres_store``: a migrated `PostgresEventStore` in that schema, closed
   afterwards.
+- ``async_memory_store``, ``async_postgres_store``: the same for
+  `AsyncInMemoryEventStore` and `AsyncPostgresEventStore`, as async fixtures
+  of pytest-asyncio (in the ``test`` extra), on the test's event loop.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from eventstore.memory import InMemoryEventStore
+from eventstore.memory_async import AsyncInMemoryEventStore
 
 if TYPE_CHECKING:
-    from eventstore.postgres import PostgresEventStore
+    from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
 
 TEST_DSN_VARIABLE = "EVENTSTORE_TEST_DSN"
 """Environment variable naming a server to test against instead of an embedded one."""
@@ -41,6 +45,40 @@ def memory_store() -> Iterator[InMemoryEventStore]:
         The store; no other test sees it.
     """
     with InMemoryEventStore() as store:
+        yield store
+
+
+def _async_fixture(function: Callable[..., Any]) -> Any:
+    """Register *function* as a pytest-asyncio fixture, or as one that says what is missing."""
+    try:
+        import pytest_asyncio  # noqa: PLC0415  # the test extra brings it; the plugin loads without
+    except (
+        ImportError
+    ):  # pragma: no cover - tested by hand: pip uninstall pytest-asyncio
+        pass
+    else:
+        return pytest_asyncio.fixture(function)
+
+    def missing() -> None:
+        pytest.fail(
+            f"{function.__name__} is an async fixture: install pytest-asyncio "
+            "(pip install 'pg-eventstore[test]')"
+        )
+
+    missing.__name__ = missing.__qualname__ = function.__name__
+    missing.__doc__ = function.__doc__
+    return pytest.fixture(missing)
+
+
+@_async_fixture
+async def async_memory_store() -> AsyncIterator[AsyncInMemoryEventStore]:
+    """
+    Give the test a fresh, empty `AsyncInMemoryEventStore`, closed after the test.
+
+    Yields:
+        The store; no other test sees it.
+    """
+    async with AsyncInMemoryEventStore() as store:
         yield store
 
 
@@ -164,3 +202,33 @@ def _scrub(dsn: str, exc: BaseException) -> str:
     text = str(exc).strip()
     password = str(conninfo_to_dict(dsn).get("password") or "")
     return text.replace(password, "***") if password else text
+
+
+@_async_fixture
+async def async_postgres_store(
+    postgres_dsn: str, postgres_schema: str
+) -> AsyncIterator[AsyncPostgresEventStore]:
+    """
+    Give the test a migrated `AsyncPostgresEventStore` in its own schema, closed afterwards.
+
+    Its pool is set as ``postgres_store``'s, and runs on the test's event loop.
+
+    Args:
+        postgres_dsn: The session's server.
+        postgres_schema: The test's schema; `migrate` creates it.
+
+    Yields:
+        The store, its tables created.
+    """
+    from eventstore.postgres import AsyncPostgresEventStore, PoolConfig  # noqa: PLC0415  # optional dependency
+
+    store = AsyncPostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=4, timeout=10.0),
+    )
+    try:
+        await store.migrate()
+        yield store
+    finally:
+        await store.close()

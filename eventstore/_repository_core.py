@@ -1,0 +1,330 @@
+"""
+What `Repository` and `AsyncRepository` share: configuration, checks, hooks, and the decisions of a load and a save.
+
+Nothing here does I/O. The two repository shells (``repository_async.py``
+and the ``repository.py`` generated from it) fetch and append through their
+store and call into this core for everything else.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from eventstore.aggregate import Aggregate
+from eventstore.errors import (
+    AggregateNotFound,
+    ConfigError,
+    InvalidArgumentTypeError,
+    SerializationError,
+)
+from eventstore.events import AppendRequest, NewEvent, RecordedEvent
+from eventstore.retry import RetryPolicy
+from eventstore.serialization import Registry
+from eventstore.snapshots import LoadedStream, Snapshot, crosses_snapshot_boundary
+
+__all__ = ["UNSET", "CommandFailed", "RepositoryCore", "SavePlan", "plan_save"]
+
+A = TypeVar("A")
+
+_log = logging.getLogger("eventstore.repository")
+
+
+class CommandFailed(Exception):
+    """Carries an error of the host's command past the retry policy."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _ClassDefault(enum.Enum):
+    """The default of an ``__init__`` argument that keeps the class attribute."""
+
+    CLASS_ATTRIBUTE = "the class attribute"
+
+    def __repr__(self) -> str:
+        return "<the class attribute>"
+
+
+UNSET: Any = _ClassDefault.CLASS_ATTRIBUTE
+"""Default of ``snapshot_every``: keep the class attribute."""
+
+_AGGREGATE_BLANK: Any = vars(Aggregate)["blank"].__func__
+"""`Aggregate.blank`, which builds a subclass from its id and field defaults alone."""
+
+
+class RepositoryCore(Generic[A]):
+    """
+    The configuration, hooks and decisions of a repository, without its I/O.
+
+    `Repository` and `AsyncRepository` derive from it; see `Repository` for
+    the class attributes and the hooks a host overrides.
+    """
+
+    aggregate_type: type[A]
+    stream_prefix: str = ""
+    snapshot_every: int | None = None
+    snapshot_type: type | None = None
+    retry_policy: RetryPolicy = RetryPolicy()
+
+    def __init__(
+        self,
+        store: Any,
+        registry: Registry,
+        *,
+        stream_prefix: str | None = None,
+        snapshot_every: int | None = UNSET,
+        retry_policy: RetryPolicy | None = None,
+        **rest: Any,
+    ) -> None:
+        super().__init__(**rest)
+        self.store = store
+        self.registry = registry
+        if stream_prefix is not None:
+            self.stream_prefix = stream_prefix
+        if snapshot_every is not UNSET:
+            self.snapshot_every = snapshot_every
+        if retry_policy is not None:
+            self.retry_policy = retry_policy
+        if not isinstance(self.stream_prefix, str) or not self.stream_prefix:
+            raise ConfigError(
+                f"{type(self).__name__}.stream_prefix must be a non-empty str"
+            )
+        every = self.snapshot_every
+        if every is not None and (
+            isinstance(every, bool) or not isinstance(every, int) or every < 1
+        ):
+            raise ConfigError(
+                f"{type(self).__name__}.snapshot_every must be an int >= 1 or None, got {every!r}"
+            )
+        self._check_blank_aggregate()
+        if every is not None:
+            self._check_snapshot_type()
+
+    def _check_blank_aggregate(self) -> None:
+        """Refuse now an aggregate type the default `new_aggregate` could not build."""
+        if type(self).new_aggregate is not RepositoryCore.new_aggregate:
+            return  # the host builds its own
+        name = type(self).__name__
+        cls = getattr(self, "aggregate_type", None)
+        if not isinstance(cls, type):
+            raise ConfigError(
+                f"{name}.aggregate_type must be a class, got {cls!r}; set it, "
+                "or override new_aggregate()"
+            )
+        blank = getattr(cls, "blank", None)
+        if blank is None:
+            raise ConfigError(
+                f"{name}: {cls.__name__} has no blank() classmethod; add one, "
+                "derive it from eventstore.Aggregate, or override new_aggregate()"
+            )
+        if getattr(blank, "__func__", None) is not _AGGREGATE_BLANK:
+            return  # its own blank() knows how
+        required = [
+            field.alias
+            for field in attrs.fields(cls)
+            if field.init and field.default is attrs.NOTHING and field.name != "id"
+        ]
+        if required:
+            raise ConfigError(
+                f"{cls.__name__} cannot be built blank to replay its events: "
+                f"{', '.join(required)} {'has' if len(required) == 1 else 'have'} "
+                f"no default. Give {'it' if len(required) == 1 else 'them'} a "
+                f"default, or override {cls.__name__}.blank() (or "
+                f"{name}.new_aggregate())"
+            )
+
+    def _check_snapshot_type(self) -> None:
+        """Refuse now a snapshot type the registry would refuse at every save."""
+        cls = self.snapshot_type
+        if cls is None:
+            if type(self).snapshot_state is not RepositoryCore.snapshot_state:
+                return  # the host's snapshot_state decides; nothing to check
+            cls = self.aggregate_type
+        try:
+            self.registry.type_name_of(cls)
+        except SerializationError:
+            raise ConfigError(
+                f"{type(self).__name__}.snapshot_every is {self.snapshot_every}, but "
+                f"its snapshot type {getattr(cls, '__qualname__', cls)} is not "
+                "registered: register it (@registry.register('name', version=1)), "
+                "or set snapshot_every = None"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} prefix={self.stream_prefix!r} store={self.store!r}>"
+
+    def stream_id(self, aggregate_id: str) -> str:
+        """
+        Return the stream of *aggregate_id*: ``f"{stream_prefix}-{aggregate_id}"``.
+
+        Raises:
+            InvalidArgumentTypeError: *aggregate_id* is not a str.
+
+        """
+        if aggregate_id.__class__ is not str and not isinstance(aggregate_id, str):
+            raise InvalidArgumentTypeError(
+                f"aggregate id must be a str, got {type(aggregate_id).__name__} "
+                f"{aggregate_id!r}"
+            )
+        return f"{self.stream_prefix}-{aggregate_id}"
+
+    # --- hooks for aggregates of your own -----------------------------------------
+
+    def new_aggregate(self, aggregate_id: str) -> A:
+        """Return an aggregate with no history; default: ``aggregate_type.blank(id)``."""
+        blank: Callable[[str], A] | None = getattr(self.aggregate_type, "blank", None)
+        if blank is None:
+            raise ConfigError(
+                f"{type(self).__name__}: override new_aggregate() for {self.aggregate_type!r}"
+            )
+        return blank(aggregate_id)
+
+    def apply_event(self, aggregate: A, event: object) -> A:
+        """Apply a stored *event* during a load and return the aggregate (new or changed)."""
+        _as_aggregate(aggregate, "apply_event").apply(event)
+        return aggregate
+
+    def pending_events(self, aggregate: A) -> Sequence[object]:
+        """Return the events recorded on *aggregate* and not saved yet."""
+        return _as_aggregate(aggregate, "pending_events").pending_events
+
+    def mark_saved(self, aggregate: A, version: int) -> None:
+        """Record that *aggregate* is stored at *version* with nothing pending."""
+        _as_aggregate(aggregate, "mark_saved").mark_saved(version)
+
+    def version_of(self, aggregate: A) -> int:
+        """Return the stream version *aggregate* was loaded or last saved at (0: new)."""
+        return _as_aggregate(aggregate, "version_of").version
+
+    def id_of(self, aggregate: A) -> str:
+        """Return the id of *aggregate*."""
+        return _as_aggregate(aggregate, "id_of").id
+
+    def snapshot_state(self, aggregate: A) -> object:
+        """Return the object to snapshot for *aggregate*; default: the aggregate itself."""
+        return aggregate
+
+    def restore_snapshot(self, state: object, aggregate_id: str) -> A:
+        """
+        Turn a decoded snapshot state back into an aggregate.
+
+        Raises:
+            SerializationError: The state is not an aggregate of this repository's type.
+        """
+        if not isinstance(state, self.aggregate_type):
+            raise SerializationError(
+                f"snapshot holds a {type(state).__name__}, not a {self.aggregate_type.__name__}"
+            )
+        if self.id_of(state) != aggregate_id:
+            raise SerializationError(
+                f"snapshot holds aggregate {self.id_of(state)!r}, not {aggregate_id!r}"
+            )
+        return state
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _restore(self, snapshot: Snapshot, aggregate_id: str) -> A | None:
+        try:
+            return self.restore_snapshot(
+                self.registry.from_snapshot(snapshot), aggregate_id
+            )
+        except SerializationError as exc:
+            _log.warning(
+                "ignoring snapshot of stream %r at version %d (%s); replaying its events",
+                snapshot.stream_id,
+                snapshot.version,
+                exc,
+                extra={
+                    "stream_id": snapshot.stream_id,
+                    "snapshot_version": snapshot.version,
+                },
+            )
+            return None
+
+    def _encode_pending(
+        self, aggregate: A, metadata: Mapping[str, Any] | None
+    ) -> list[NewEvent]:
+        return [
+            self.registry.to_new_event(event, metadata=metadata)
+            for event in self.pending_events(aggregate)
+        ]
+
+    def _found(
+        self, loaded: LoadedStream, aggregate_id: str, version: int | None
+    ) -> None:
+        """Raise `AggregateNotFound` unless *loaded* holds the aggregate (at *version*)."""
+        if loaded.version == 0 or (version is not None and loaded.version < version):
+            raise AggregateNotFound(
+                loaded.stream_id, aggregate_id, version, loaded.version
+            )
+
+    def _rebuild(
+        self,
+        aggregate_id: str,
+        aggregate: A | None,
+        events: Iterable[RecordedEvent],
+        version: int,
+    ) -> A:
+        """Apply *events* to *aggregate* (or a blank one) and mark it saved at *version*."""
+        if aggregate is None:
+            aggregate = self.new_aggregate(aggregate_id)
+        for event in events:
+            aggregate = self.apply_event(aggregate, self.registry.from_recorded(event))
+        self.mark_saved(aggregate, version)
+        return aggregate
+
+    def _snapshot_due(self, old_version: int, new_version: int) -> bool:
+        """Whether a save from *old_version* to *new_version* crosses a snapshot boundary."""
+        return self.snapshot_every is not None and crosses_snapshot_boundary(
+            old_version, new_version, self.snapshot_every
+        )
+
+
+@attrs.frozen
+class SavePlan:
+    """The one append that saves several aggregates, and where each result goes."""
+
+    requests: list[AppendRequest]
+    saving: list[tuple[int, int]]
+    """Per request: the index of its aggregate in the items, and its expected version."""
+
+
+def plan_save(
+    items: Sequence[tuple[RepositoryCore[Any], Any]],
+    metadata: Mapping[str, Any] | None,
+) -> SavePlan:
+    """
+    Encode the pending events of ``(repository, aggregate)`` pairs as one atomic append.
+
+    Raises:
+        ConfigError: The repositories use different stores.
+    """
+    requests: list[AppendRequest] = []
+    saving: list[tuple[int, int]] = []
+    first = items[0][0] if items else None
+    for index, (repository, aggregate) in enumerate(items):
+        if first is not None and repository.store is not first.store:
+            raise ConfigError("save_together needs repositories that share one store")
+        events = repository._encode_pending(aggregate, metadata)
+        if not events:
+            continue
+        version = repository.version_of(aggregate)
+        stream_id = repository.stream_id(repository.id_of(aggregate))
+        requests.append(AppendRequest(stream_id, events, expected_version=version))
+        saving.append((index, version))
+    return SavePlan(requests, saving)
+
+
+def _as_aggregate(aggregate: object, hook: str) -> Aggregate:
+    if not isinstance(aggregate, Aggregate):
+        raise ConfigError(
+            f"{type(aggregate).__name__} does not derive from eventstore.Aggregate: "
+            f"override Repository.{hook}() for it"
+        )
+    return aggregate

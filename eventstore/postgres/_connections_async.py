@@ -1,0 +1,320 @@
+"""
+`AsyncConnections`: the store's pool, and everything between it and one call.
+
+A call gets a connection, runs its work, and gives the connection back;
+every driver error on the way becomes an eventstore error, chained to the
+psycopg error that explains it. While the server is in doubt (before the
+first connection, and after one failed) it is asked directly first
+(`ServerProbe`), so a refused connection fails at once with the server's
+reason rather than after the pool timeout. The SQL of a call is the store's
+business, not this module's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+from psycopg.conninfo import make_conninfo
+
+from eventstore.errors import EventStoreError, StoreUnavailableError
+from eventstore.health import PoolMetrics
+from eventstore.postgres._dsn import parse_dsn
+from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
+from eventstore.postgres._pool import (
+    AsyncWork,
+    Lending,
+    connection_kwargs,
+    libpq_connect_timeout,
+    pool_metrics,
+    pool_setting,
+    saturated_by_stats,
+)
+from eventstore.postgres._probe import AsyncServerProbe
+from eventstore.postgres.config import PoolConfig
+
+__all__ = [
+    "AsyncConnections",
+    "AsyncStoreConnection",
+    "AsyncStorePool",
+    "append_cursor",
+]
+
+_log = logging.getLogger("eventstore.postgres")
+
+_T = TypeVar("_T")
+_Connection = psycopg.AsyncConnection[Any]
+
+
+class AsyncStoreConnection(psycopg.AsyncConnection[Any]):
+    """A connection of a pool the store opened: it keeps one cursor for appends."""
+
+    append_cursor: psycopg.AsyncCursor[Any] | None = None
+
+
+class AsyncStorePool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]]):
+    """A pool the store opened: it counts what it lends, for `pool_metrics`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.lending = Lending()
+        super().__init__(*args, **kwargs)
+
+    async def getconn(
+        self, timeout: float | None = None
+    ) -> psycopg.AsyncConnection[Any]:
+        """Lend a connection (see `psycopg_pool.AsyncConnectionPool.getconn`), counting it."""
+        lending = self.lending
+        lending.start_waiting()
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            conn = await super().getconn(timeout)
+        finally:
+            lending.stop_waiting(got=conn is not None)
+        return conn
+
+    async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Take a lent connection back (see `psycopg_pool.AsyncConnectionPool.putconn`)."""
+        try:
+            await super().putconn(conn)
+        finally:
+            self.lending.returned()
+
+
+def append_cursor(conn: _Connection) -> psycopg.AsyncCursor[Any]:
+    """Return the cursor *conn* keeps for appends (a new one on a caller's pool)."""
+    # Creating a cursor costs ~30 µs of client CPU, a tenth of an append;
+    # the append cursor's results are one small row per event, so keeping
+    # it (and its last result) costs nothing worth mentioning.
+    if not isinstance(conn, AsyncStoreConnection):
+        return conn.cursor()
+    cursor = conn.append_cursor
+    if cursor is None or cursor.closed:
+        cursor = conn.append_cursor = conn.cursor()
+    return cursor
+
+
+class AsyncConnections:
+    """
+    A pool and the calls made on it.
+
+    Args:
+        pool: The pool calls borrow from.
+        owned: The store opened *pool* (and closes it); its `StorePool`
+            counts what it lends.
+        password: The DSN's password, scrubbed from every message.
+        connect_timeout: libpq's limit for opening one connection.
+    """
+
+    def __init__(
+        self,
+        pool: psycopg_pool.AsyncConnectionPool[Any],
+        *,
+        owned: bool,
+        password: str = "",
+        connect_timeout: float,
+    ) -> None:
+        self.pool = pool
+        self.owned = owned
+        self.closed = False
+        self._lending: Lending | None = (
+            pool.lending if isinstance(pool, AsyncStorePool) else None
+        )
+        self._password = password
+        self._connect_timeout = connect_timeout
+        self._seen_connection_errors = 0
+        # Until a connection succeeds, and after one failed, the server is
+        # asked directly before waiting on the pool.
+        self._suspect = True
+        self._probe = AsyncServerProbe(self._connect_directly)
+        if True:  # ASYNC
+            # A pool the store opened is opened by its first call: an async
+            # pool opens in a coroutine, and a constructor cannot await.
+            self._unopened = False
+
+    @classmethod
+    def open(
+        cls,
+        dsn: str,
+        config: PoolConfig,
+        *,
+        name: str,
+        connect_timeout: float,
+    ) -> tuple[AsyncConnections, str]:
+        """
+        Open a pool of the store's own from *dsn*.
+
+        Returns:
+            The connections, and the DSN without its password (for reprs).
+
+        Raises:
+            ConfigError: *dsn* cannot be parsed (the message says why,
+                never the password).
+
+        """
+        params = parse_dsn(dsn)
+        password = str(params.pop("password", "") or "")
+        pool = AsyncStorePool(
+            dsn,
+            connection_class=AsyncStoreConnection,
+            kwargs=connection_kwargs(params, config, connect_timeout),
+            min_size=config.min_size,
+            max_size=config.max_size,
+            timeout=config.timeout,
+            max_waiting=config.max_waiting,
+            max_idle=config.max_idle,
+            max_lifetime=config.max_lifetime,
+            name=name,
+            open=False,
+        )
+        connections = cls(
+            pool, owned=True, password=password, connect_timeout=connect_timeout
+        )
+        if True:  # ASYNC
+            connections._unopened = True
+        else:
+            pool.open()  # type: ignore[unreachable]
+        return connections, make_conninfo("", **params)
+
+    async def call(
+        self,
+        work: AsyncWork[_T],
+        *,
+        retry: bool,
+        timeout: float | None = None,
+    ) -> _T:
+        """
+        Run *work* on a pooled connection, translating every driver error.
+
+        A connection found broken (server restart, killed backend) makes the
+        pool check its idle connections, so the next call gets a live one;
+        with *retry* (reads) the call is repeated once on it.
+
+        Args:
+            work: What to do with the connection.
+            retry: Repeat once after a broken connection.
+            timeout: Most seconds to wait for a connection; default: the
+                pool's timeout (and ``connect_timeout`` for the direct ask).
+
+        Raises:
+            EventStoreError: What the driver error stands for (see
+                `translate`), ``from`` the psycopg error that explains it.
+
+        """
+        attempts = 2 if retry else 1
+        if True:  # ASYNC
+            if self._unopened:
+                # Once: a call that comes while this one awaits finds it open.
+                self._unopened = False
+                await self.pool.open()
+        for attempt in range(1, attempts + 1):
+            if self._suspect:
+                await self._refuse_if_unreachable(timeout)
+            conn: _Connection | None = None
+            try:
+                # getconn/putconn rather than connection(): no commit/rollback
+                # dance on an autocommit connection, a few µs per call.
+                conn = await self.pool.getconn(timeout)
+                self._suspect = False
+                try:
+                    return await work(conn)
+                finally:
+                    await self.pool.putconn(conn)
+            except DRIVER_ERRORS as exc:
+                if conn is not None and conn.broken:
+                    self._doubt_server()
+                    await self._drop_stale_connections()
+                    if attempt < attempts:
+                        continue
+                error, cause = await self._translate(exc, timeout)
+                if isinstance(error, StoreUnavailableError):
+                    self._doubt_server()
+                raise error from cause
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def scrub(self, text: str) -> str:
+        """Return *text* without the DSN's password."""
+        return text.replace(self._password, "***") if self._password else text
+
+    def metrics(self) -> PoolMetrics:
+        """Return the pool's figures (exact for the store's own pool)."""
+        return pool_metrics(
+            self.pool.get_stats(),
+            min_size=self.pool.min_size,
+            max_size=self.pool.max_size,
+            lending=self._lending,
+        )
+
+    async def close(self) -> None:
+        """Mark the connections closed, and close the pool if the store opened it."""
+        self.closed = True
+        if self.owned:
+            await self.pool.close()
+
+    def _doubt_server(self) -> None:
+        self._suspect = True
+        self._probe.forget()
+
+    async def _refuse_if_unreachable(self, timeout: float | None) -> None:
+        """Raise `StoreUnavailableError` with the server's reason if it refuses connections."""
+        error = await self._probe.check(self._probe_wait(timeout))
+        if error is not None:
+            raise unreachable(error, scrub=self.scrub) from error
+
+    def _probe_wait(self, timeout: float | None) -> float:
+        # psycopg bounds the attempt by connect_timeout (at least 2 s).
+        return max(self._connect_timeout, 2.0) + 1.0 if timeout is None else timeout
+
+    def _connect_directly(self) -> None:
+        """Open and close one connection with the pool's own settings."""
+        # psycopg_pool accepts callables for both (fresh credentials per connection).
+        kwargs = dict(pool_setting(self.pool.kwargs) or {})
+        kwargs.setdefault(
+            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
+        )
+        psycopg.connect(pool_setting(self.pool.conninfo), **kwargs).close()
+
+    async def _translate(
+        self, exc: BaseException, timeout: float | None
+    ) -> tuple[EventStoreError, BaseException]:
+        """Return the error standing for *exc*, and the driver error to chain it to."""
+        connect_error: BaseException | None = None
+        saturated = False
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            saturated, connect_error = await self._why_no_connection(timeout)
+        error = translate(
+            exc,
+            scrub=self.scrub,
+            pool_saturated=saturated,
+            pool_closed_by_us=self.closed,
+            connect_error=connect_error,
+        )
+        return error, exc if connect_error is None else connect_error
+
+    async def _why_no_connection(
+        self, timeout: float | None
+    ) -> tuple[bool, BaseException | None]:
+        """
+        Tell why the pool gave no connection: exhaustion, or an unreachable server.
+
+        Returns:
+            Whether every connection is lent out (exhaustion), and the
+            server's reason when a direct connection attempt fails.
+
+        """
+        error = await self._probe.check(self._probe_wait(timeout))
+        if error is not None:
+            return False, error
+        if self._lending is not None:
+            return self._lending.lent >= self.pool.max_size, None
+        saturated, self._seen_connection_errors = saturated_by_stats(
+            self.pool.get_stats(), self.pool.max_size, self._seen_connection_errors
+        )
+        return saturated, None
+
+    async def _drop_stale_connections(self) -> None:
+        try:
+            await self.pool.check()
+        except DRIVER_ERRORS:  # the server is still down; later calls will say so
+            _log.debug("pool check after a broken connection failed", exc_info=True)

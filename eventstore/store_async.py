@@ -1,0 +1,345 @@
+"""The `AsyncEventStore` contract that every backend of it fulfils, with the checks they share."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Self
+
+from eventstore import _validation as check
+from eventstore.errors import InvalidArgumentTypeError, StoreClosedError
+from eventstore.events import (
+    AppendRequest,
+    AppendResult,
+    ExpectedVersion,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+)
+from eventstore.health import HealthReport
+from eventstore.snapshots import LoadedStream, Snapshot
+
+__all__ = ["DEFAULT_SNAPSHOTS_TO_KEEP", "AsyncEventStore"]
+
+DEFAULT_SNAPSHOTS_TO_KEEP = 2
+"""How many snapshots per stream a store keeps unless told otherwise."""
+
+
+class AsyncEventStore(abc.ABC):
+    """
+    An append-only store of event streams with a global log and snapshots.
+
+    The public methods check their arguments, the same way for every backend,
+    and then call the backend's ``_``-prefixed hooks with validated, encoded
+    values. A backend implements the hooks; it never re-checks arguments.
+
+    Every backend behaves identically: `eventstore.testing.AsyncEventStoreContract`
+    is the executable form of this contract, and a third-party backend passes
+    by subclassing it.
+
+    Stores are context managers: ``async with AsyncPostgresEventStore(dsn) as store: …``
+    closes the store on exit.
+    """
+
+    _closed: bool = False
+
+    # --- writing ---------------------------------------------------------
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | ExpectedVersion = ExpectedVersion.ANY,
+    ) -> AppendResult:
+        """
+        Append *events* to *stream_id* atomically.
+
+        All events land, in order, or none do. Re-sending a batch that is
+        already stored in this stream, same ids in the same order, returns the
+        original result and stores nothing, whatever the stream's version is
+        now: a retry after a lost reply is always safe.
+
+        Args:
+            stream_id: 1 to 255 characters, no NUL.
+            events: In order; at least one.
+            expected_version: The version the caller last saw: an int (0: the
+                stream must not exist yet), `ExpectedVersion.ANY` (no check),
+                or `ExpectedVersion.EXISTS` (at least one event).
+
+        Returns:
+            The stream's new version and the events' log positions.
+
+        Raises:
+            ConcurrencyError: The stream is at another version.
+            DuplicateEventError: An event id is stored already and this is not
+                a retry of that batch, or an id repeats within the batch.
+            InvalidArgumentError: Bad arguments; nothing was written.
+            StoreUnavailableError: The store could not be reached; the append
+                may or may not have landed, and re-sending it is safe.
+
+        Example:
+            >>> from eventstore import AsyncInMemoryEventStore, NewEvent
+            >>> store = AsyncInMemoryEventStore()
+            >>> result = await store.append(
+            ...     "doc-1", [NewEvent("doc.created", {"title": "Q3"})], expected_version=0
+            ... )
+            >>> result.version
+            1
+        """
+        encoded = check.encode_append(stream_id, events, expected_version)
+        self._check_open()
+        results = await self._append((encoded,))
+        return results[0]
+
+    async def append_many(
+        self, requests: Sequence[AppendRequest]
+    ) -> list[AppendResult]:
+        """
+        Append to several streams in one atomic step.
+
+        Each request follows the rules of `append` (expected version,
+        idempotent retry); if any request is refused, nothing of any request
+        is stored.
+
+        Args:
+            requests: One per stream; a stream may appear only once.
+
+        Returns:
+            One result per request, in order.
+
+        Raises:
+            ConcurrencyError, DuplicateEventError, InvalidArgumentError: As
+                for `append`, for the first request refused.
+        """
+        encoded = check.encode_requests(requests)
+        self._check_open()
+        return await self._append(encoded)
+
+    async def save_snapshot(self, snapshot: Snapshot) -> None:
+        """
+        Store *snapshot*, replacing any at the same stream and version.
+
+        Older snapshots beyond the store's keep count are dropped.
+
+        Raises:
+            InvalidArgumentError: A bad stream id, version, type or state.
+        """
+        encoded = check.encode_snapshot(snapshot)
+        self._check_open()
+        await self._save_snapshot(encoded)
+
+    # --- reading ---------------------------------------------------------
+
+    def read_stream(
+        self,
+        stream_id: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """
+        Iterate over the events of *stream_id* between two versions, inclusive.
+
+        Forwards from *from_version*, or, when *backwards*, from *to_version*
+        (or the stream's end) down to *from_version*. Events are fetched in
+        pages, so a long stream is read in constant memory. A stream that does
+        not exist reads as empty.
+
+        Args:
+            stream_id: The stream to read.
+            from_version: Lowest version to include, at least 1.
+            to_version: Highest version to include; ``None`` for the end.
+            backwards: Newest first.
+            limit: Most events to return; ``None`` for all.
+
+        Raises:
+            InvalidArgumentError: A bad stream id, version or limit (raised
+                by this call, not by the first ``anext()``).
+        """
+        check.check_stream_id(stream_id)
+        check.check_int(from_version, "from_version", minimum=1)
+        check.check_optional_int(to_version, "to_version", minimum=1)
+        check.check_optional_int(limit, "limit", minimum=1)
+        if not isinstance(backwards, bool):
+            raise InvalidArgumentTypeError("backwards must be a bool")
+        self._check_open()
+        return self._read_stream(stream_id, from_version, to_version, backwards, limit)
+
+    async def stream_version(self, stream_id: str) -> int:
+        """
+        Return the version of *stream_id*: its number of events, 0 if it does not exist.
+
+        Raises:
+            InvalidArgumentError: A bad stream id.
+        """
+        check.check_stream_id(stream_id)
+        self._check_open()
+        return await self._stream_version(stream_id)
+
+    async def read_all(
+        self, after: LogPosition | None = None, *, limit: int = 1000
+    ) -> list[RecordedEvent]:
+        """
+        Return one page of the global log: the events after *after*, oldest first.
+
+        Every committed event appears exactly once, in an order that never
+        changes once read, so a reader that checkpoints the position of the
+        last event it handled never skips or repeats one, even while writers
+        run concurrently. An event may show up a moment after its `append`
+        returned, while older transactions that could still commit before it
+        are open.
+
+        Args:
+            after: The checkpoint; ``None`` to start at the beginning.
+            limit: Most events to return, at least 1.
+
+        Raises:
+            InvalidArgumentError: *after* is not a `LogPosition`, or a bad limit.
+        """
+        check.check_log_position(after)
+        check.check_int(limit, "limit", minimum=1)
+        self._check_open()
+        return await self._read_all(after, limit)
+
+    async def load_snapshot(
+        self, stream_id: str, *, max_version: int | None = None
+    ) -> Snapshot | None:
+        """
+        Return the newest snapshot of *stream_id* at or below *max_version*, or ``None``.
+
+        Raises:
+            InvalidArgumentError: A bad stream id or version.
+        """
+        check.check_stream_id(stream_id)
+        check.check_optional_int(max_version, "max_version", minimum=1)
+        self._check_open()
+        return await self._load_snapshot(stream_id, max_version)
+
+    async def load(
+        self,
+        stream_id: str,
+        *,
+        to_version: int | None = None,
+        use_snapshot: bool = True,
+    ) -> LoadedStream:
+        """
+        Fetch what rebuilding an aggregate needs: its newest snapshot and the events after it.
+
+        On PostgreSQL this is one round trip.
+
+        Args:
+            stream_id: The aggregate's stream.
+            to_version: Load the state as of this version; ``None`` for the latest.
+            use_snapshot: ``False`` to skip snapshots and return every event.
+
+        Raises:
+            InvalidArgumentError: A bad stream id or version.
+        """
+        check.check_stream_id(stream_id)
+        check.check_optional_int(to_version, "to_version", minimum=1)
+        self._check_open()
+        return await self._load(stream_id, to_version, use_snapshot)
+
+    # --- lifecycle -------------------------------------------------------
+
+    async def health(self) -> HealthReport:
+        """
+        Report whether the store is usable, with latency and pool figures.
+
+        Never raises: a store that cannot be reached, or is closed, reports
+        `HealthStatus.UNAVAILABLE`.
+        """
+        return await self._health()
+
+    async def close(self) -> None:
+        """Release the store's resources; further calls raise `StoreClosedError`."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._closed
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{type(self).__name__} is closed")
+
+    # --- what a backend implements ---------------------------------------
+
+    async def _load(
+        self, stream_id: str, to_version: int | None, use_snapshot: bool
+    ) -> LoadedStream:
+        """Fetch a snapshot and the later events; backends may do it in one round trip."""
+        snapshot = (
+            await self._load_snapshot(stream_id, to_version) if use_snapshot else None
+        )
+        start = 1 if snapshot is None else snapshot.version + 1
+        events = [
+            event
+            async for event in self._read_stream(
+                stream_id, start, to_version, False, None
+            )
+        ]
+        return LoadedStream.of(stream_id, snapshot, tuple(events))
+
+    @abc.abstractmethod
+    async def _append(
+        self, appends: Sequence[check.EncodedAppend]
+    ) -> list[AppendResult]:
+        """Store validated appends atomically, all or none."""
+
+    @abc.abstractmethod
+    def _read_stream(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Iterate over a stream's events in the given range and direction."""
+
+    @abc.abstractmethod
+    async def _stream_version(self, stream_id: str) -> int:
+        """Return a stream's version, 0 when absent."""
+
+    @abc.abstractmethod
+    async def _read_all(
+        self, after: LogPosition | None, limit: int
+    ) -> list[RecordedEvent]:
+        """Return a page of the global log after *after*."""
+
+    @abc.abstractmethod
+    async def _save_snapshot(self, snapshot: check.EncodedSnapshot) -> None:
+        """Store a validated snapshot and drop the ones beyond the keep count."""
+
+    @abc.abstractmethod
+    async def _load_snapshot(
+        self, stream_id: str, max_version: int | None
+    ) -> Snapshot | None:
+        """Return the newest snapshot at or below *max_version*."""
+
+    @abc.abstractmethod
+    async def _health(self) -> HealthReport:
+        """Report health; must not raise."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Release resources; called once."""

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import attrs
 
-from eventstore import Aggregate, Registry, Repository, RetryPolicy, applies
+from eventstore import (
+    Aggregate,
+    AsyncRepository,
+    Registry,
+    Repository,
+    RetryPolicy,
+    applies,
+)
 
 
 @attrs.frozen
@@ -71,3 +78,12 @@ class CounterRepository(Repository[Counter]):
     retry_policy = RetryPolicy(
         max_retries=3, base_delay=0.0, max_delay=0.0, jitter=False
     )
+
+
+class AsyncCounterRepository(AsyncRepository[Counter]):
+    """`CounterRepository`'s async twin: the same class attributes."""
+
+    aggregate_type = Counter
+    stream_prefix = "counter"
+    snapshot_every: int | None = 10
+    retry_policy = CounterRepository.retry_policy

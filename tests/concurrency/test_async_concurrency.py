@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ async def test_concurrent_updates_with_retries_never_lose_an_increment(
 
     async def work() -> tuple[int, list[BaseException]]:
         await barrier.wait()
-        successes, failures = 0, []
+        successes, failures = 0, list[BaseException]()
         for _ in range(calls_each):
             try:
                 await repo.update("shared", lambda counter: counter.increment())
@@ -136,6 +137,7 @@ async def test_a_task_cancelled_mid_append_leaves_all_or_nothing_and_every_conne
         with server_faults.held_before_commit(
             postgres_dsn, postgres_schema, server_faults.in_stream("held")
         ) as hold:
+            append: Coroutine[Any, Any, object]
             if kind == "one stream":
                 append = store.append("held", events, expected_version=0)
             else:

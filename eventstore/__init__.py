@@ -9,6 +9,7 @@ backend of your own implements in `eventstore.backend`.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from eventstore._subscribing import OnError, SubscriptionState, SubscriptionStatus
 from eventstore.aggregate import Aggregate, applies
 from eventstore.errors import (
     AggregateNotFound,
@@ -26,6 +27,8 @@ from eventstore.errors import (
     StoreTimeoutError,
     StoreUnavailableError,
     StreamNotFound,
+    SubscriptionConflictError,
+    SubscriptionFailedError,
     UnhandledEventError,
     UnknownTypeError,
 )
@@ -47,6 +50,8 @@ from eventstore.serialization import TRANSIENT, Payload, Registry, Upcaster
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import EventStore
 from eventstore.store_async import AsyncEventStore
+from eventstore.subscription import Subscription
+from eventstore.subscription_async import AsyncSubscription
 
 _DISTRIBUTION = "pg-eventstore"
 """The name on PyPI, where ``eventstore`` is an unrelated project; the import name stays."""
@@ -65,6 +70,7 @@ __all__ = [
     "AsyncEventStore",
     "AsyncInMemoryEventStore",
     "AsyncRepository",
+    "AsyncSubscription",
     "ConcurrencyError",
     "ConfigError",
     "DuplicateEventError",
@@ -80,6 +86,7 @@ __all__ = [
     "LoadedStream",
     "LogPosition",
     "NewEvent",
+    "OnError",
     "Payload",
     "PoolExhaustedError",
     "PoolMetrics",
@@ -94,6 +101,11 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamNotFound",
+    "Subscription",
+    "SubscriptionConflictError",
+    "SubscriptionFailedError",
+    "SubscriptionState",
+    "SubscriptionStatus",
     "UnhandledEventError",
     "UnknownTypeError",
     "Upcaster",

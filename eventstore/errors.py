@@ -34,6 +34,8 @@ __all__ = [
     "StoreTimeoutError",
     "StoreUnavailableError",
     "StreamNotFound",
+    "SubscriptionConflictError",
+    "SubscriptionFailedError",
     "UnhandledEventError",
     "UnknownTypeError",
 ]
@@ -290,3 +292,55 @@ def _describe(value: Any) -> str:
     """Render *value* for an error message without dumping huge payloads."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+class SubscriptionConflictError(EventStoreError):
+    """
+    A subscription's checkpoint moved under a runner: another instance handles it.
+
+    Attributes:
+        name: The subscription.
+        member: ``""``, or ``"i/n"`` for a member of a consumer group.
+        expected: The checkpoint this runner started its batch from.
+        actual: The checkpoint it found instead.
+    """
+
+    def __init__(self, name: str, member: str, expected: Any, actual: Any) -> None:
+        super().__init__(name, member, expected, actual)
+        self.name = name
+        self.member = member
+        self.expected = expected
+        self.actual = actual
+
+    def __str__(self) -> str:
+        who = self.name + (f" [{self.member}]" if self.member else "")
+        return (
+            f"subscription {who!r} is at {self.actual}, not {self.expected}: "
+            "another runner moved its checkpoint"
+        )
+
+
+class SubscriptionFailedError(EventStoreError):
+    """
+    A subscription stopped on an event its handler kept failing on (`OnError.STOP`).
+
+    The checkpoint stays just before the event; the handler's last error is
+    the ``__cause__``.
+
+    Attributes:
+        name: The subscription.
+        stream_id: The event's stream.
+        version: The event's version in its stream.
+    """
+
+    def __init__(self, name: str, stream_id: str, version: int) -> None:
+        super().__init__(name, stream_id, version)
+        self.name = name
+        self.stream_id = stream_id
+        self.version = version
+
+    def __str__(self) -> str:
+        return (
+            f"subscription {self.name!r} stopped: its handler failed on event "
+            f"{self.version} of stream {self.stream_id!r}"
+        )

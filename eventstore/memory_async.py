@@ -15,6 +15,7 @@ import attrs
 from eventstore._decide import judge_append
 from eventstore._json import load_json
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
+from eventstore.errors import SubscriptionConflictError
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus
 from eventstore.snapshots import Snapshot
@@ -115,6 +116,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         # hashing an int is a C call, a UUID's a Python one.
         self._event_ids: dict[str, dict[int, _StoredEvent]] = {}
         self._snapshots: dict[str, dict[int, _StoredSnapshot]] = {}
+        self._checkpoints: dict[tuple[str, str], LogPosition] = {}
         self._transactions = 0
 
     def __repr__(self) -> str:
@@ -228,6 +230,23 @@ class AsyncInMemoryEventStore(AsyncEventStore):
             ]
             return kept[max(versions)].to_snapshot() if versions else None
 
+    async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
+        with self._lock:
+            return self._checkpoints.get((name, member))
+
+    async def _save_checkpoint(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> None:
+        with self._lock:
+            actual = self._checkpoints.get((name, member))
+            if actual != expected:
+                raise SubscriptionConflictError(name, member, expected, actual)
+            self._checkpoints[name, member] = new
+
     async def _health(self) -> HealthReport:
         if self._closed:
             return HealthReport(
@@ -245,3 +264,4 @@ class AsyncInMemoryEventStore(AsyncEventStore):
             self._log.clear()
             self._event_ids.clear()
             self._snapshots.clear()
+            self._checkpoints.clear()

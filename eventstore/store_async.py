@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from eventstore import _validation as check
-from eventstore.errors import InvalidArgumentTypeError, StoreClosedError
+from eventstore._subscribing import LogFilter, LogPage, page_of
+from eventstore.errors import ConfigError, InvalidArgumentTypeError, StoreClosedError
 from eventstore.events import (
     AppendRequest,
     AppendResult,
@@ -298,6 +300,63 @@ class AsyncEventStore(abc.ABC):
             )
         ]
         return LoadedStream.of(stream_id, snapshot, tuple(events))
+
+    # --- what a backend implements for subscriptions ----------------------
+
+    async def _read_log_page(
+        self, after: LogPosition | None, limit: int, log_filter: LogFilter
+    ) -> LogPage:
+        """
+        Read up to *limit* events of the log after *after*; keep those *log_filter* passes.
+
+        The default filters a page of `read_all` in process; a backend that
+        can filter where the events are stored overrides it.
+        """
+        return page_of(await self._read_all(after, limit), log_filter)
+
+    async def _log_behind(
+        self, after: LogPosition | None, log_filter: LogFilter, cap: int
+    ) -> tuple[int, datetime | None]:
+        """
+        Count the events after *after* that pass *log_filter* (at most *cap*).
+
+        Returns:
+            The count, and when the oldest of them was recorded (``None``
+            when there is none).
+        """
+        count, oldest, position = 0, None, after
+        while count < cap:
+            page = await self._read_log_page(position, 1000, log_filter)
+            if page.scanned_to is None:
+                break
+            if oldest is None and page.events:
+                oldest = page.events[0].recorded_at
+            count += len(page.events)
+            position = page.scanned_to
+        return min(count, cap), oldest
+
+    async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
+        """Return the checkpoint of subscription *name* (``None``: the log's start)."""
+        raise ConfigError(
+            f"{type(self).__name__} does not store subscription checkpoints"
+        )
+
+    async def _save_checkpoint(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> None:
+        """
+        Move the checkpoint of *name* from *expected* to *new*, atomically.
+
+        Raises:
+            SubscriptionConflictError: The checkpoint is not at *expected*.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} does not store subscription checkpoints"
+        )
 
     @abc.abstractmethod
     async def _append(

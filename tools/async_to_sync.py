@@ -44,6 +44,7 @@ PAIRS: dict[str, str] = {
     "eventstore/postgres/_connections_async.py": "eventstore/postgres/_connections.py",
     "eventstore/postgres/store_async.py": "eventstore/postgres/store.py",
     "eventstore/testing/contract_async.py": "eventstore/testing/contract.py",
+    "eventstore/subscription_async.py": "eventstore/subscription.py",
 }
 """Async source -> generated sync module, relative to the project root."""
 
@@ -71,6 +72,8 @@ RENAMES: dict[str, str] = {
     "_connections_async": "_connections",
     "concurrency_async": "concurrency",
     "contract_async": "contract",
+    "subscription_async": "subscription",
+    "AsyncSubscription": "Subscription",
     # psycopg, psycopg_pool and the standard library
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",

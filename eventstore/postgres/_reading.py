@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import attrs
 
+from eventstore._subscribing import LogFilter
 from eventstore.events import LogPosition, RecordedEvent
 
 __all__ = [
@@ -121,4 +122,52 @@ def load_params(
         "stream_id": stream_id,
         "high": MAX_VERSION if to_version is None else to_version,
         "use_snapshot": use_snapshot,
+    }
+
+
+def _filter_params(log_filter: LogFilter) -> dict[str, Any]:
+    group = log_filter.group
+    return {
+        "types": None if log_filter.types is None else list(log_filter.types),
+        "prefix": log_filter.stream_prefix,
+        "members": None if group is None else group[1],
+        "member_index": None if group is None else group[0],
+    }
+
+
+def _after_params(after: LogPosition | None) -> dict[str, Any]:
+    # (0, 0) sorts before every position: transaction ids start at 3.
+    return {
+        "transaction_id": 0 if after is None else after.transaction_id,
+        "position": 0 if after is None else after.position,
+    }
+
+
+def log_page_params(
+    after: LogPosition | None, limit: int, log_filter: LogFilter
+) -> dict[str, Any]:
+    """Return the parameters of ``log_page``."""
+    return {**_after_params(after), "limit": limit, **_filter_params(log_filter)}
+
+
+def log_behind_params(
+    after: LogPosition | None, log_filter: LogFilter, cap: int
+) -> dict[str, Any]:
+    """Return the parameters of ``log_behind``."""
+    return {**_after_params(after), "cap": cap, **_filter_params(log_filter)}
+
+
+def checkpoint_params(
+    name: str, member: str, expected: LogPosition | None, new: LogPosition
+) -> dict[str, Any]:
+    """Return the parameters of ``save_checkpoint``."""
+    return {
+        "name": name,
+        "member": member,
+        "transaction_id": new.transaction_id,
+        "position": new.position,
+        "expected_transaction_id": None
+        if expected is None
+        else expected.transaction_id,
+        "expected_position": None if expected is None else expected.position,
     }

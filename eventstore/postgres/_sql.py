@@ -20,6 +20,7 @@ import attrs
 from psycopg import sql
 
 from eventstore._json import load_json
+from eventstore._subscribing import LogPage
 from eventstore._validation import EncodedAppend, EncodedSnapshot
 from eventstore.errors import ConfigError
 from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
@@ -78,8 +79,11 @@ def _compose(template: str, schema: str) -> bytes:
         events=sql.Identifier(schema, "events"),
         snapshots=sql.Identifier(schema, "snapshots"),
         migrations=sql.Identifier(schema, "schema_migrations"),
+        subscriptions=sql.Identifier(schema, "subscriptions"),
         event_columns=_EVENT_COLUMNS,
         stream_event_columns=_STREAM_EVENT_COLUMNS,
+        page_filter=sql.SQL(_LOG_FILTER.replace("{t}", "page")),
+        events_filter=sql.SQL(_LOG_FILTER.replace("{t}", "events")),
     )
     return query.as_bytes(None)
 
@@ -266,6 +270,16 @@ def append_params(append: EncodedAppend) -> dict[str, Any]:
 
 # --- reads ----------------------------------------------------------------
 
+# The filter of a subscription's page, on table {t}: types, stream prefix,
+# and the member of a consumer group (a 63-bit hash of the stream id).
+_LOG_FILTER = (
+    "(%(types)s::text[] IS NULL OR {t}.type = ANY(%(types)s::text[]))"
+    " AND (%(prefix)s::text IS NULL OR starts_with({t}.stream_id, %(prefix)s::text))"
+    " AND (%(members)s::bigint IS NULL OR"
+    " mod(hashtextextended({t}.stream_id, 0) & 9223372036854775807, %(members)s::bigint)"
+    " = %(member_index)s::bigint)"
+)
+
 _TEMPLATES = {
     "stream_version": "SELECT version FROM {streams} WHERE stream_id = %s",
     # Why an append wrote nothing: the stream's version, and where any of its
@@ -314,6 +328,45 @@ _TEMPLATES = {
         "WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) "
         "AND (transaction_id, position) > (%(transaction_id)s::text::xid8, %(position)s) "
         "ORDER BY {events}.transaction_id, {events}.position LIMIT %(limit)s"
+    ),
+    # --- subscriptions ---
+    # A page of the log for a subscription: up to `limit` events are scanned
+    # in log order, those passing the filter are returned, and one marker row
+    # (its last column true) says where the scan ended, so the checkpoint
+    # moves past the events the filter skipped. The filters run on the
+    # server; a NULL parameter turns its filter off.
+    "log_page": (
+        "WITH page AS MATERIALIZED ("
+        " SELECT {event_columns} FROM {events}"
+        " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        " AND (transaction_id, position) > (%(transaction_id)s::text::xid8, %(position)s)"
+        " ORDER BY {events}.transaction_id, {events}.position LIMIT %(limit)s) "
+        "SELECT *, false FROM page WHERE {page_filter} "
+        "UNION ALL (SELECT *, true FROM page ORDER BY 3 DESC, 4 DESC LIMIT 1) "
+        "ORDER BY 3, 4, 11"
+    ),
+    "log_behind": (
+        "SELECT count(*), min(recorded_at) FROM ("
+        " SELECT recorded_at FROM {events}"
+        " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        " AND (transaction_id, position) > (%(transaction_id)s::text::xid8, %(position)s)"
+        " AND {events_filter}"
+        " ORDER BY {events}.transaction_id, {events}.position LIMIT %(cap)s) AS behind"
+    ),
+    "load_checkpoint": (
+        "SELECT transaction_id::text::bigint, position FROM {subscriptions} "
+        "WHERE name = %(name)s AND member = %(member)s"
+    ),
+    # Compare-and-set: the row moves only from the position the runner
+    # started its batch at; zero rows back mean another runner moved it.
+    "save_checkpoint": (
+        "INSERT INTO {subscriptions} AS s (name, member, transaction_id, position) "
+        "VALUES (%(name)s, %(member)s, %(transaction_id)s::text::xid8, %(position)s) "
+        "ON CONFLICT (name, member) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, "
+        "position = EXCLUDED.position, updated_at = now() "
+        "WHERE s.transaction_id IS NOT DISTINCT FROM %(expected_transaction_id)s::text::xid8 "
+        "AND s.position IS NOT DISTINCT FROM %(expected_position)s "
+        "RETURNING 1"
     ),
     # --- snapshots ---
     "save_snapshot": (
@@ -372,6 +425,10 @@ class Statements:
     stream_page_backwards: bytes
     read_all_first: bytes
     read_all_after: bytes
+    log_page: bytes
+    log_behind: bytes
+    load_checkpoint: bytes
+    save_checkpoint: bytes
     save_snapshot: bytes
     prune_snapshots: bytes
     load_snapshot: bytes
@@ -474,6 +531,22 @@ def load_rows(
         else:
             events.append(stream_event_from_row(stream_id, row))
     return snapshot, tuple(events)
+
+
+def log_page_from_rows(rows: Sequence[Sequence[Any]]) -> LogPage:
+    """Map the rows of ``log_page``: the events, then the marker of where the scan ended."""
+    if not rows:
+        return LogPage([], None)
+    marker = rows[-1]
+    return LogPage(
+        [event_from_row(row) for row in rows[:-1]],
+        _new_tuple(LogPosition, (marker[2], marker[3])),
+    )
+
+
+def checkpoint_from_rows(rows: Sequence[Sequence[Any]]) -> LogPosition | None:
+    """Map the row of ``load_checkpoint``, if any, to its position."""
+    return _new_tuple(LogPosition, (rows[0][0], rows[0][1])) if rows else None
 
 
 def result_from_rows(stream_id: str, rows: list[tuple[Any, ...]]) -> AppendResult:
@@ -598,10 +671,29 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
             ADD CONSTRAINT events_stream_id_event_id_key UNIQUE (stream_id, event_id);
         """,
     ),
+    (
+        3,
+        "subscriptions: checkpoints",
+        # One row per subscription (and per member of a consumer group):
+        # the last log position it handled or skipped.
+        """
+        CREATE TABLE {subscriptions} (
+            name text NOT NULL,
+            member text NOT NULL DEFAULT '',
+            transaction_id xid8 NOT NULL,
+            position bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (name, member)
+        );
+        """,
+    ),
 )
 """Versioned migrations: (version, description, statements). Append only; never edit one."""
 
 LATEST_MIGRATION: Final = MIGRATIONS[-1][0]
+
+PARTITIONED_LAYOUT_MIGRATION: Final = 2
+"""`partitioned_layout` makes what migrations 1 to this one make; later ones run as they are."""
 
 # The layout migrations 1 and 2 make, hash-partitioned by stream_id: a new
 # schema with `partitions=N` is created like this at once (a table cannot be

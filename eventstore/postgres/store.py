@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -17,11 +18,13 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
+from eventstore._subscribing import LogFilter, LogPage
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
     PoolExhaustedError,
+    SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
@@ -29,7 +32,10 @@ from eventstore.postgres import _sql
 from eventstore.postgres._connections import Connections, append_cursor
 from eventstore.postgres._reading import (
     StreamPaging,
+    checkpoint_params,
     load_params,
+    log_behind_params,
+    log_page_params,
     read_all_params,
     snapshot_params_upto,
 )
@@ -215,8 +221,10 @@ class PostgresEventStore(EventStore):
                 row = cursor.fetchone()
                 applied = int(row[0]) if row else 0
                 if applied == 0 and self._partitions is not None:
-                    return self._create_partitioned(conn, statements, self._partitions)
-                if applied and self._partitions is not None:
+                    applied = self._create_partitioned(
+                        conn, statements, self._partitions
+                    )
+                elif applied and self._partitions is not None:
                     self._check_layout(conn, statements)
                 for version, description, _ in _sql.MIGRATIONS:
                     if version > applied:
@@ -243,14 +251,15 @@ class PostgresEventStore(EventStore):
             )
         conn.execute(_sql.partitioned_layout(self._schema, partitions))
         for version, description, _ in _sql.MIGRATIONS:
-            conn.execute(statements["record"], (version, description))
+            if version <= _sql.PARTITIONED_LAYOUT_MIGRATION:
+                conn.execute(statements["record"], (version, description))
         _log.info(
             "created schema %s at migration %d in %d hash partitions",
             self._schema,
-            _sql.LATEST_MIGRATION,
+            _sql.PARTITIONED_LAYOUT_MIGRATION,
             partitions,
         )
-        return _sql.LATEST_MIGRATION
+        return _sql.PARTITIONED_LAYOUT_MIGRATION
 
     def _check_layout(self, conn: _Connection, statements: dict[str, bytes]) -> None:
         cursor = conn.execute(statements["partitions"], (self._sql.events_table,))
@@ -475,6 +484,50 @@ class PostgresEventStore(EventStore):
         )
         snapshot, events = _sql.load_rows(stream_id, rows)
         return LoadedStream.of(stream_id, snapshot, events)
+
+    # --- subscriptions -------------------------------------------------
+
+    def _read_log_page(
+        self, after: LogPosition | None, limit: int, log_filter: LogFilter
+    ) -> LogPage:
+        params = log_page_params(after, limit, log_filter)
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
+        )
+        return _sql.log_page_from_rows(rows)
+
+    def _log_behind(
+        self, after: LogPosition | None, log_filter: LogFilter, cap: int
+    ) -> tuple[int, datetime | None]:
+        params = log_behind_params(after, log_filter, cap)
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
+        )
+        return int(rows[0][0]), rows[0][1]
+
+    def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
+        params = {"name": name, "member": member}
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.load_checkpoint, params),
+            retry=True,
+        )
+        return _sql.checkpoint_from_rows(rows)
+
+    def _save_checkpoint(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
+            retry=False,
+        )
+        if not rows:
+            actual = self._load_checkpoint(name, member)
+            raise SubscriptionConflictError(name, member, expected, actual)
 
     # --- lifecycle -----------------------------------------------------
 

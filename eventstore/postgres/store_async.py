@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -15,11 +16,13 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
+from eventstore._subscribing import LogFilter, LogPage
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
     PoolExhaustedError,
+    SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import HealthReport, HealthStatus, PoolMetrics
@@ -27,7 +30,10 @@ from eventstore.postgres import _sql
 from eventstore.postgres._connections_async import AsyncConnections, append_cursor
 from eventstore.postgres._reading import (
     StreamPaging,
+    checkpoint_params,
     load_params,
+    log_behind_params,
+    log_page_params,
     read_all_params,
     snapshot_params_upto,
 )
@@ -213,10 +219,10 @@ class AsyncPostgresEventStore(AsyncEventStore):
                 row = await cursor.fetchone()
                 applied = int(row[0]) if row else 0
                 if applied == 0 and self._partitions is not None:
-                    return await self._create_partitioned(
+                    applied = await self._create_partitioned(
                         conn, statements, self._partitions
                     )
-                if applied and self._partitions is not None:
+                elif applied and self._partitions is not None:
                     await self._check_layout(conn, statements)
                 for version, description, _ in _sql.MIGRATIONS:
                     if version > applied:
@@ -243,14 +249,15 @@ class AsyncPostgresEventStore(AsyncEventStore):
             )
         await conn.execute(_sql.partitioned_layout(self._schema, partitions))
         for version, description, _ in _sql.MIGRATIONS:
-            await conn.execute(statements["record"], (version, description))
+            if version <= _sql.PARTITIONED_LAYOUT_MIGRATION:
+                await conn.execute(statements["record"], (version, description))
         _log.info(
             "created schema %s at migration %d in %d hash partitions",
             self._schema,
-            _sql.LATEST_MIGRATION,
+            _sql.PARTITIONED_LAYOUT_MIGRATION,
             partitions,
         )
-        return _sql.LATEST_MIGRATION
+        return _sql.PARTITIONED_LAYOUT_MIGRATION
 
     async def _check_layout(
         self, conn: _Connection, statements: dict[str, bytes]
@@ -491,6 +498,50 @@ class AsyncPostgresEventStore(AsyncEventStore):
         )
         snapshot, events = _sql.load_rows(stream_id, rows)
         return LoadedStream.of(stream_id, snapshot, events)
+
+    # --- subscriptions -------------------------------------------------
+
+    async def _read_log_page(
+        self, after: LogPosition | None, limit: int, log_filter: LogFilter
+    ) -> LogPage:
+        params = log_page_params(after, limit, log_filter)
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
+        )
+        return _sql.log_page_from_rows(rows)
+
+    async def _log_behind(
+        self, after: LogPosition | None, log_filter: LogFilter, cap: int
+    ) -> tuple[int, datetime | None]:
+        params = log_behind_params(after, log_filter, cap)
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
+        )
+        return int(rows[0][0]), rows[0][1]
+
+    async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
+        params = {"name": name, "member": member}
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.load_checkpoint, params),
+            retry=True,
+        )
+        return _sql.checkpoint_from_rows(rows)
+
+    async def _save_checkpoint(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
+            retry=False,
+        )
+        if not rows:
+            actual = await self._load_checkpoint(name, member)
+            raise SubscriptionConflictError(name, member, expected, actual)
 
     # --- lifecycle -----------------------------------------------------
 

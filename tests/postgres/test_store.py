@@ -171,9 +171,9 @@ def test_an_unreachable_server_is_unavailable_and_leaks_no_password(
 
 def test_migrate_is_idempotent(make_store: Callable[..., PostgresEventStore]) -> None:
     store = make_store()
-    assert store.migrate() == 2
-    assert store.migrate() == 2
-    assert store.health().schema_version == 2
+    assert store.migrate() == 3
+    assert store.migrate() == 3
+    assert store.health().schema_version == 3
 
 
 def test_several_stores_migrating_at_once_apply_each_migration_once(
@@ -197,13 +197,13 @@ def test_several_stores_migrating_at_once_apply_each_migration_once(
         thread.start()
     for thread in threads:
         thread.join()
-    assert outcomes == [2, 2, 2, 2]
+    assert outcomes == [3, 3, 3, 3]
     rows = raw.execute(
         sql.SQL("SELECT version FROM {} ORDER BY version").format(
             sql.Identifier(postgres_schema, "schema_migrations")
         )
     ).fetchall()
-    assert rows == [(1,), (2,)]
+    assert rows == [(1,), (2,), (3,)]
 
 
 def test_an_unmigrated_schema_is_a_config_error_and_unhealthy(
@@ -431,7 +431,7 @@ def test_health_reports_latency_schema_version_and_pool_figures(
     store = make_store(min_size=1, max_size=4)
     report = store.health().to_dict()
     assert report["status"] == "ok"
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
     assert report["latency_ms"] >= 0
     assert set(report["pool"]) == {
         "min_size",

@@ -1,0 +1,201 @@
+"""
+What `Subscription` and `AsyncSubscription` share: their filter, pages, states and status.
+
+Nothing here does I/O: the runners (``subscription_async.py`` and the
+``subscription.py`` generated from it) read pages and move checkpoints
+through their store, and decide with these values.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+
+import attrs
+
+from eventstore._validation import check_int, check_name
+from eventstore.errors import InvalidArgumentError, InvalidArgumentTypeError
+from eventstore.events import LogPosition, RecordedEvent
+
+__all__ = [
+    "LogFilter",
+    "LogPage",
+    "OnError",
+    "SubscriptionState",
+    "SubscriptionStatus",
+    "group_of",
+]
+
+MAX_BATCH_SIZE = 10_000
+"""The most events a handler is given at once."""
+
+
+def group_of(stream_id: str, members: int) -> int:
+    """
+    Return the member of a group of *members* that takes *stream_id*.
+
+    The in-memory store and any backend without a hash of its own use this
+    one (CRC-32 of the UTF-8 id); PostgreSQL hashes on the server. Each
+    backend keeps every stream with one member, always the same.
+    """
+    return zlib.crc32(stream_id.encode("utf-8")) % members
+
+
+@attrs.frozen
+class LogFilter:
+    """
+    Which events of the global log a subscription takes; the others are skipped.
+
+    Attributes:
+        types: Only events of these types; ``None`` for every type.
+        stream_prefix: Only streams whose id starts with this; ``None`` for all.
+        group: ``(index, members)``: only the streams of this member of a
+            consumer group; ``None`` for every stream.
+    """
+
+    types: tuple[str, ...] | None = None
+    stream_prefix: str | None = None
+    group: tuple[int, int] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        types: Sequence[str] | None,
+        stream_prefix: str | None,
+        group: tuple[int, int] | None,
+    ) -> LogFilter:
+        """
+        Check and build a filter from a subscription's arguments.
+
+        Raises:
+            InvalidArgumentError: A blank or non-str type or prefix, an empty
+                list of types, or a group that is not ``(i, n)`` with
+                ``0 <= i < n``.
+        """
+        if types is not None:
+            if isinstance(types, str) or not isinstance(types, Sequence):
+                raise InvalidArgumentTypeError(
+                    f"types must be a sequence of str, got {types!r}"
+                )
+            if not types:
+                raise InvalidArgumentError(
+                    "types must name at least one type, or be None"
+                )
+            types = tuple(check_name(t, "event type") for t in types)
+        if stream_prefix is not None:
+            stream_prefix = check_name(stream_prefix, "stream_prefix")
+        if group is not None:
+            if not isinstance(group, tuple) or len(group) != 2:
+                raise InvalidArgumentTypeError(
+                    f"group must be a tuple (index, members), got {group!r}"
+                )
+            members = check_int(group[1], "group members", minimum=1)
+            index = check_int(group[0], "group index", minimum=0, maximum=members - 1)
+            group = (index, members)
+        return cls(types, stream_prefix, group)
+
+    @property
+    def member(self) -> str:
+        """The checkpoint's member key: ``""``, or ``"i/n"`` in a consumer group."""
+        return "" if self.group is None else f"{self.group[0]}/{self.group[1]}"
+
+    def matches(self, event: RecordedEvent) -> bool:
+        """Tell whether *event* passes the filter (the runner's own, in-process check)."""
+        if self.types is not None and event.type not in self.types:
+            return False
+        if self.stream_prefix is not None and not event.stream_id.startswith(
+            self.stream_prefix
+        ):
+            return False
+        return self.group is None or (
+            group_of(event.stream_id, self.group[1]) == self.group[0]
+        )
+
+
+@attrs.frozen
+class LogPage:
+    """
+    One page of the global log read for a subscription.
+
+    Attributes:
+        events: The events that pass the filter, in log order.
+        scanned_to: The position of the last event the page looked at,
+            passing or not: where the checkpoint moves once *events* are
+            handled. ``None`` when nothing new was visible.
+    """
+
+    events: list[RecordedEvent]
+    scanned_to: LogPosition | None
+
+
+def page_of(events: Sequence[RecordedEvent], log_filter: LogFilter) -> LogPage:
+    """Filter a page of `read_all` in process: the default of a backend that cannot do it itself."""
+    return LogPage(
+        [event for event in events if log_filter.matches(event)],
+        events[-1].position if events else None,
+    )
+
+
+class OnError(enum.Enum):
+    """What a subscription does with an event its handler keeps failing on."""
+
+    STOP = "stop"
+    """Stop, with the checkpoint just before the event (the default)."""
+
+
+class SubscriptionState(enum.Enum):
+    """Where a subscription runner is."""
+
+    IDLE = "idle"
+    """Built, not started, or between `catch_up` calls."""
+
+    RUNNING = "running"
+    """Following the log."""
+
+    STOPPED = "stopped"
+    """`run` returned because it was asked to stop."""
+
+    FAILED = "failed"
+    """Stopped on an event its handler failed on (`OnError.STOP`)."""
+
+
+@attrs.frozen
+class SubscriptionStatus:
+    """
+    Where a subscription is, and how far behind the log.
+
+    Attributes:
+        name: The subscription's name.
+        member: ``""``, or ``"i/n"`` for a member of a consumer group.
+        state: The runner's state.
+        position: The checkpoint: the last log position handled or skipped;
+            ``None`` before the first event.
+        events_behind: Events after the checkpoint that pass the filter,
+            counted up to ``behind_cap`` (then it is ``behind_cap``).
+        seconds_behind: Age of the oldest such event, ``0.0`` when none.
+        handled: Events this runner handed to its handler and checkpointed.
+        last_error: ``"<type>: <message>"`` of the error that stopped it.
+        failed_event: ``(stream_id, version)`` of the event it stopped on.
+    """
+
+    name: str
+    member: str
+    state: SubscriptionState
+    position: LogPosition | None
+    events_behind: int
+    seconds_behind: float
+    handled: int
+    last_error: str | None = None
+    failed_event: tuple[str, int] | None = None
+
+
+def seconds_since(at: datetime | None, now: datetime) -> float:
+    """Return how long ago *at* was, ``0.0`` for ``None`` (nothing waiting)."""
+    return 0.0 if at is None else max((now - at).total_seconds(), 0.0)
+
+
+def check_batch_size(value: object) -> int:
+    """Return *value* as a batch size: an int from 1 to `MAX_BATCH_SIZE`."""
+    return check_int(value, "batch_size", minimum=1, maximum=MAX_BATCH_SIZE)

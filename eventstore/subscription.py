@@ -1,0 +1,244 @@
+# Generated from subscription_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
+"""`Subscription`: a named, durable consumer of the global log, with its checkpoint in the store."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from threading import Event
+from typing import Final
+
+from eventstore._subscribing import (
+    LogFilter,
+    LogPage,
+    OnError,
+    SubscriptionState,
+    SubscriptionStatus,
+    check_batch_size,
+    seconds_since,
+)
+from eventstore._validation import check_name
+from eventstore.errors import (
+    ConfigError,
+    InvalidArgumentTypeError,
+    SubscriptionFailedError,
+)
+from eventstore.events import LogPosition, RecordedEvent
+from eventstore.retry import RetryPolicy
+from eventstore.store import EventStore
+
+__all__ = ["Subscription"]
+
+_log = logging.getLogger("eventstore.subscription")
+
+BEHIND_CAP: Final = 1_000_000
+"""`status` counts the events behind up to this many."""
+
+
+class Subscription:
+    """
+    A named, durable consumer of the global log: it hands new events to a handler, in batches.
+
+    It reads the log from its checkpoint, which lives in the store, gives
+    each batch to *handler*, then moves the checkpoint past the batch (at
+    least once: after a crash between the two, the batch comes again, so a
+    handler deduplicates by ``(stream_id, version)``). The log's order is
+    commit-safe, so an event that commits late is never skipped. A handler
+    error is retried per *retry_policy*; an event it still fails on stops the
+    subscription there (`OnError.STOP`), its checkpoint just before it.
+
+    Args:
+        store: The store whose log it follows, and that keeps its checkpoint.
+        name: Its name, the key of its checkpoint: 1 to 255 characters.
+        handler: Called with each batch (a list of `RecordedEvent`, in log
+            order).
+        types: Only events of these types reach the handler.
+        stream_prefix: Only events of streams whose id starts with this.
+        group: ``(index, members)``: this runner takes the streams of one
+            member of a consumer group, with a checkpoint of its own.
+        batch_size: Most events read, and handed over, at once (1-10,000).
+        on_error: What to do with an event the handler keeps failing on.
+        retry_policy: How often to retry a failing handler; default
+            ``RetryPolicy()``.
+        poll_interval: Seconds `run` waits before looking at the log again
+            when it found nothing new.
+
+    Raises:
+        InvalidArgumentError: A bad name, filter or batch size.
+        ConfigError: A bad poll interval, or a store that keeps no checkpoints.
+
+    Example:
+        >>> from eventstore import InMemoryEventStore, Subscription, NewEvent
+        >>> store = InMemoryEventStore()
+        >>> _ = store.append("order-1", [NewEvent("order.placed", {"total": 5})])
+        >>> seen = []
+        >>> orders = Subscription(store, "totals", seen.extend)
+        >>> orders.catch_up()
+        1
+        >>> [event.data["total"] for event in seen]
+        [5]
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        name: str,
+        handler: Callable[[list[RecordedEvent]], object],
+        *,
+        types: Sequence[str] | None = None,
+        stream_prefix: str | None = None,
+        group: tuple[int, int] | None = None,
+        batch_size: int = 500,
+        on_error: OnError = OnError.STOP,
+        retry_policy: RetryPolicy | None = None,
+        poll_interval: float = 0.5,
+    ) -> None:
+        if not isinstance(store, EventStore):
+            raise InvalidArgumentTypeError(
+                f"store must be an EventStore, got {type(store).__name__}"
+            )
+        if not callable(handler):
+            raise InvalidArgumentTypeError("handler must be callable")
+        if not isinstance(on_error, OnError):
+            raise InvalidArgumentTypeError(
+                f"on_error must be an OnError member, got {on_error!r}"
+            )
+        if (
+            not isinstance(poll_interval, int | float)
+            or isinstance(poll_interval, bool)
+            or not math.isfinite(poll_interval)
+            or poll_interval <= 0
+        ):
+            raise ConfigError(
+                f"poll_interval must be a positive number of seconds, got {poll_interval!r}"
+            )
+        self.store = store
+        self.name = check_name(name, "subscription name")
+        self.handler = handler
+        self.filter = LogFilter.of(types, stream_prefix, group)
+        self.batch_size = check_batch_size(batch_size)
+        self.on_error = on_error
+        self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
+        self.poll_interval = float(poll_interval)
+        self._state = SubscriptionState.IDLE
+        self._handled = 0
+        self._last_error: str | None = None
+        self._failed_event: tuple[str, int] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self._state.value}>"
+
+    @property
+    def state(self) -> SubscriptionState:
+        """Where the runner is now."""
+        return self._state
+
+    def catch_up(self) -> int:
+        """
+        Handle every event visible in the log now, then return.
+
+        Returns:
+            How many events the handler was given and the checkpoint moved past.
+
+        Raises:
+            SubscriptionFailedError: The handler kept failing on an event;
+                the checkpoint stays just before it, and the handler's last
+                error is the ``__cause__``.
+            SubscriptionConflictError: Another runner moved the checkpoint.
+        """
+        member = self.filter.member
+        position = self.store._load_checkpoint(self.name, member)
+        handled = 0
+        while True:
+            page = self.store._read_log_page(position, self.batch_size, self.filter)
+            if page.scanned_to is None:
+                return handled
+            position = self._deliver(position, page)
+            handled += len(page.events)
+
+    def run(self, stop: Event) -> None:
+        """
+        Follow the log until *stop* is set: catch up, wait for new events, repeat.
+
+        Raises:
+            SubscriptionFailedError, SubscriptionConflictError: As for
+                `catch_up`; the runner then stops.
+        """
+        self._state = SubscriptionState.RUNNING
+        try:
+            while not stop.is_set():
+                self.catch_up()
+                stop.wait(self.poll_interval)
+        finally:
+            if self._state is SubscriptionState.RUNNING:
+                self._state = SubscriptionState.STOPPED
+
+    def status(self) -> SubscriptionStatus:
+        """Return where the subscription is, and how far behind the log."""
+        member = self.filter.member
+        position = self.store._load_checkpoint(self.name, member)
+        behind, oldest = self.store._log_behind(position, self.filter, BEHIND_CAP)
+        return SubscriptionStatus(
+            name=self.name,
+            member=member,
+            state=self._state,
+            position=position,
+            events_behind=behind,
+            seconds_behind=seconds_since(oldest, datetime.now(UTC)),
+            handled=self._handled,
+            last_error=self._last_error,
+            failed_event=self._failed_event,
+        )
+
+    def _deliver(self, position: LogPosition | None, page: LogPage) -> LogPosition:
+        """Hand *page* to the handler and move the checkpoint past it; return the new checkpoint."""
+        assert page.scanned_to is not None  # noqa: S101  # callers pass non-empty pages
+        if page.events:
+            try:
+                self._handle(page.events)
+            except Exception:  # the handler's, whatever it is: isolate the event
+                position = self._deliver_one_by_one(position, page.events)
+            else:
+                self._handled += len(page.events)
+        self._move(position, page.scanned_to)
+        return page.scanned_to
+
+    def _deliver_one_by_one(
+        self, position: LogPosition | None, events: list[RecordedEvent]
+    ) -> LogPosition | None:
+        """Hand *events* over one at a time, to stop exactly at the one the handler fails on."""
+        for event in events:
+            try:
+                self._handle([event])
+            except Exception as exc:  # the handler's, whatever it is
+                self._state = SubscriptionState.FAILED
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                self._failed_event = (event.stream_id, event.version)
+                _log.error(
+                    "subscription %r stopped at event %d of stream %r: %s",
+                    self.name,
+                    event.version,
+                    event.stream_id,
+                    self._last_error,
+                    extra={"subscription": self.name, "stream_id": event.stream_id},
+                )
+                raise SubscriptionFailedError(
+                    self.name, event.stream_id, event.version
+                ) from exc
+            self._move(position, event.position)
+            self._handled += 1
+            position = event.position
+        return position
+
+    def _handle(self, events: list[RecordedEvent]) -> None:
+        def attempt() -> None:
+            self.handler(events)
+
+        self.retry_policy.call(attempt, retry_on=(Exception,))
+
+    def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
+        if new != expected:
+            self.store._save_checkpoint(self.name, self.filter.member, expected, new)

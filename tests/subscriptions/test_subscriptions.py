@@ -1,0 +1,315 @@
+"""Subscriptions on both backends, sync and async: delivery, checkpoints, filters, groups, failures, status."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from eventstore import (
+    AsyncInMemoryEventStore,
+    AsyncSubscription,
+    ConfigError,
+    InMemoryEventStore,
+    InvalidArgumentError,
+    NewEvent,
+    RecordedEvent,
+    RetryPolicy,
+    Subscription,
+    SubscriptionConflictError,
+    SubscriptionFailedError,
+    SubscriptionState,
+)
+from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
+from eventstore.testing import async_read_log, read_log
+from tests.backend.list_store import ListStore
+
+BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
+NO_WAIT = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, jitter=False)
+
+
+@attrs.define
+class Side:
+    """One store and its subscriptions, sync or async, driven from an async test."""
+
+    store: Any
+    is_async: bool
+
+    async def call(self, outcome: Any) -> Any:
+        return await outcome if inspect.isawaitable(outcome) else outcome
+
+    async def append(
+        self, stream_id: str, *data: dict[str, Any], type_: str = "t"
+    ) -> None:
+        events = [NewEvent(type_, item) for item in data]
+        await self.call(self.store.append(stream_id, events))
+
+    async def wait_for_log(self, count: int) -> list[RecordedEvent]:
+        if self.is_async:
+            return await async_read_log(self.store, count)
+        return read_log(self.store, count)
+
+    def subscription(
+        self, name: str, handler: Callable[..., Any], **options: Any
+    ) -> Any:
+        options.setdefault("retry_policy", NO_WAIT)
+        kind = AsyncSubscription if self.is_async else Subscription
+        return kind(self.store, name, handler, **options)
+
+    async def catch_up(self, subscription: Any) -> int:
+        return int(await self.call(subscription.catch_up()))
+
+    async def status(self, subscription: Any) -> Any:
+        return await self.call(subscription.status())
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=BACKENDS)
+async def side(request: pytest.FixtureRequest, flavour: str) -> AsyncIterator[Side]:
+    if request.param == "memory":
+        store: Any = (
+            AsyncInMemoryEventStore() if flavour == "async" else InMemoryEventStore()
+        )
+        yield Side(store, flavour == "async")
+        await Side(store, flavour == "async").call(store.close())
+        return
+    dsn = request.getfixturevalue("postgres_dsn")
+    schema = request.getfixturevalue("postgres_schema")
+    config = PoolConfig(min_size=1, max_size=4, timeout=10.0)
+    if flavour == "async":
+        async with AsyncPostgresEventStore(
+            dsn, schema=schema, pool_config=config
+        ) as store:
+            await store.migrate()
+            yield Side(store, True)
+    else:
+        with PostgresEventStore(dsn, schema=schema, pool_config=config) as store:
+            store.migrate()
+            yield Side(store, False)
+
+
+def _collector() -> tuple[list[RecordedEvent], Callable[[list[RecordedEvent]], None]]:
+    seen: list[RecordedEvent] = []
+    return seen, seen.extend
+
+
+async def test_catch_up_hands_every_event_once_in_log_order(side: Side) -> None:
+    for n in range(7):
+        await side.append(f"s-{n % 3}", {"n": n})
+    log = await side.wait_for_log(7)
+    seen, handler = _collector()
+    subscription = side.subscription("all", handler, batch_size=3)
+    assert await side.catch_up(subscription) == 7
+    assert seen == log
+    assert await side.catch_up(subscription) == 0
+    assert len(seen) == 7
+
+
+async def test_the_checkpoint_survives_the_runner(side: Side) -> None:
+    await side.append("s", {"n": 0}, {"n": 1})
+    await side.wait_for_log(2)
+    first_seen, first = _collector()
+    assert await side.catch_up(side.subscription("durable", first)) == 2
+    await side.append("s", {"n": 2})
+    await side.wait_for_log(3)
+    # A new runner (a restart) starts where the first stopped.
+    later_seen, later = _collector()
+    assert await side.catch_up(side.subscription("durable", later)) == 1
+    assert [e.data["n"] for e in first_seen + later_seen] == [0, 1, 2]
+    # Another name has a checkpoint of its own.
+    _, other = _collector()
+    assert await side.catch_up(side.subscription("other", other)) == 3
+
+
+async def test_filters_skip_events_and_move_the_checkpoint_past_them(
+    side: Side,
+) -> None:
+    await side.append("order-1", {"n": 0}, type_="order.placed")
+    await side.append("user-1", {"n": 1}, type_="order.placed")
+    await side.append("order-2", {"n": 2}, type_="order.cancelled")
+    await side.append("order-3", {"n": 3}, type_="order.placed")
+    await side.append("user-2", {"n": 4}, type_="user.joined")
+    log = await side.wait_for_log(5)
+    seen, handler = _collector()
+    placed = side.subscription(
+        "placed", handler, types=("order.placed",), stream_prefix="order-", batch_size=2
+    )
+    assert await side.catch_up(placed) == 2
+    assert [e.data["n"] for e in seen] == [0, 3]
+    status = await side.status(placed)
+    # The checkpoint is at the last event of the log, skipped or not.
+    assert status.position == log[-1].position
+    assert status.events_behind == 0
+    assert status.handled == 2
+
+
+async def test_a_consumer_group_splits_streams_keeping_each_streams_order(
+    side: Side,
+) -> None:
+    for n in range(60):
+        await side.append(f"s-{n % 12}", {"n": n})
+    log = await side.wait_for_log(60)
+    per_member = []
+    for index in range(3):
+        seen, handler = _collector()
+        member = side.subscription("grouped", handler, group=(index, 3), batch_size=7)
+        await side.catch_up(member)
+        per_member.append(seen)
+        status = await side.status(member)
+        assert status.member == f"{index}/3"
+    handled = [event for seen in per_member for event in seen]
+    assert sorted(e.position for e in handled) == [e.position for e in log]
+    streams = [{e.stream_id for e in seen} for seen in per_member]
+    assert not streams[0] & streams[1]
+    assert not streams[0] & streams[2]
+    assert not streams[1] & streams[2]
+    for seen in per_member:
+        for stream_id in {e.stream_id for e in seen}:
+            versions = [e.version for e in seen if e.stream_id == stream_id]
+            assert versions == sorted(versions) == list(range(1, len(versions) + 1))
+
+
+async def test_a_failing_event_stops_the_subscription_just_before_it(
+    side: Side,
+) -> None:
+    for n in range(6):
+        await side.append("s", {"n": n})
+    await side.wait_for_log(6)
+    seen: list[int] = []
+    calls_on_poison = 0
+
+    def handler(events: list[RecordedEvent]) -> None:
+        nonlocal calls_on_poison
+        if any(e.data["n"] == 3 for e in events):
+            if len(events) == 1:
+                calls_on_poison += 1
+            raise ValueError("cannot handle n=3")
+        seen.extend(e.data["n"] for e in events)
+
+    subscription = side.subscription("poisoned", handler, batch_size=4)
+    with pytest.raises(SubscriptionFailedError) as caught:
+        await side.catch_up(subscription)
+    assert (caught.value.stream_id, caught.value.version) == ("s", 4)
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert seen == [0, 1, 2]
+    assert calls_on_poison == NO_WAIT.max_attempts
+    status = await side.status(subscription)
+    assert status.state is SubscriptionState.FAILED
+    assert status.failed_event == ("s", 4)
+    assert status.last_error == "ValueError: cannot handle n=3"
+    assert status.events_behind == 3
+    # Fixed, a new runner goes on from exactly that event.
+    later, fixed = _collector()
+    assert await side.catch_up(side.subscription("poisoned", fixed)) == 3
+    assert [e.data["n"] for e in later] == [3, 4, 5]
+
+
+async def test_a_flaky_handler_is_retried_and_loses_nothing(side: Side) -> None:
+    await side.append("s", {"n": 0}, {"n": 1})
+    await side.wait_for_log(2)
+    seen: list[int] = []
+    failures = [RuntimeError("once"), RuntimeError("twice")]
+
+    def flaky(events: list[RecordedEvent]) -> None:
+        if failures:
+            raise failures.pop()
+        seen.extend(e.data["n"] for e in events)
+
+    assert await side.catch_up(side.subscription("flaky", flaky)) == 2
+    assert seen == [0, 1]
+
+
+async def test_an_async_handler_is_awaited() -> None:
+    store = AsyncInMemoryEventStore()
+    await store.append("s", [NewEvent("t", {"n": 1})])
+    seen: list[int] = []
+
+    async def handler(events: list[RecordedEvent]) -> None:
+        seen.extend(e.data["n"] for e in events)
+
+    assert await AsyncSubscription(store, "a", handler).catch_up() == 1
+    assert seen == [1]
+
+
+async def test_status_counts_what_is_behind(side: Side) -> None:
+    _, handler = _collector()
+    subscription = side.subscription("lagging", handler)
+    status = await side.status(subscription)
+    assert (status.position, status.events_behind, status.seconds_behind) == (
+        None,
+        0,
+        0.0,
+    )
+    assert status.state is SubscriptionState.IDLE
+    await side.append("s", {"n": 0}, {"n": 1}, {"n": 2})
+    await side.wait_for_log(3)
+    status = await side.status(subscription)
+    assert status.events_behind == 3
+    assert status.seconds_behind >= 0.0
+    await side.catch_up(subscription)
+    status = await side.status(subscription)
+    assert status.events_behind == 0
+    assert status.handled == 3
+
+
+async def test_a_checkpoint_moved_by_another_runner_is_a_conflict(side: Side) -> None:
+    await side.append("s", {"n": 0})
+    log = await side.wait_for_log(1)
+    # Interleaved by hand: this runner read the checkpoint (the start), then
+    # another runner of the same name handled the event and moved it.
+    started_at = await side.call(side.store._load_checkpoint("shared", ""))
+    other = side.subscription("shared", lambda events: None)
+    assert await side.catch_up(other) == 1
+    with pytest.raises(SubscriptionConflictError) as caught:
+        await side.call(
+            side.store._save_checkpoint("shared", "", started_at, log[0].position)
+        )
+    assert caught.value.expected is None
+    assert caught.value.actual == log[0].position
+    assert "another runner moved its checkpoint" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"types": ()},
+        {"types": "order.placed"},
+        {"stream_prefix": ""},
+        {"group": (3, 3)},
+        {"group": (0, 0)},
+        {"batch_size": 0},
+        {"name": ""},
+    ],
+    ids=repr,
+)
+def test_bad_arguments_are_refused(options: dict[str, Any]) -> None:
+    name = options.pop("name", "s")
+    with pytest.raises(InvalidArgumentError):
+        Subscription(InMemoryEventStore(), name, lambda events: None, **options)
+    with pytest.raises(InvalidArgumentError):
+        AsyncSubscription(
+            AsyncInMemoryEventStore(), name, lambda events: None, **options
+        )
+
+
+def test_a_bad_poll_interval_or_store_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        Subscription(InMemoryEventStore(), "s", lambda events: None, poll_interval=0)
+    with pytest.raises(InvalidArgumentError):
+        Subscription(AsyncInMemoryEventStore(), "s", lambda events: None)  # type: ignore[arg-type]  # bad on purpose
+    with pytest.raises(InvalidArgumentError):
+        AsyncSubscription(InMemoryEventStore(), "s", lambda events: None)  # type: ignore[arg-type]  # bad on purpose
+
+
+def test_a_backend_without_checkpoints_says_so() -> None:
+    store = ListStore()
+    store.append("s", [NewEvent("t", {})])
+    with pytest.raises(ConfigError, match="does not store subscription checkpoints"):
+        Subscription(store, "s", lambda events: None).catch_up()

@@ -12,6 +12,7 @@ import enum
 import zlib
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 import attrs
 
@@ -20,9 +21,12 @@ from eventstore.errors import InvalidArgumentError, InvalidArgumentTypeError
 from eventstore.events import LogPosition, RecordedEvent
 
 __all__ = [
+    "AsyncSubscriptionLock",
+    "Delivery",
     "LogFilter",
     "LogPage",
     "OnError",
+    "SubscriptionLock",
     "SubscriptionState",
     "SubscriptionStatus",
     "group_of",
@@ -145,6 +149,20 @@ class OnError(enum.Enum):
     """Stop, with the checkpoint just before the event (the default)."""
 
 
+class Delivery(enum.Enum):
+    """How a subscription hands events to its handler, and when its checkpoint moves."""
+
+    AT_LEAST_ONCE = "at-least-once"
+    """The handler gets ``(events)``; the checkpoint moves after it returns.
+    After a crash between the two the batch comes again: deduplicate by
+    ``(stream_id, version)``."""
+
+    TRANSACTIONAL = "transactional"
+    """PostgreSQL: the handler gets ``(events, conn)``, a connection in an
+    open transaction; the checkpoint moves in that transaction, so what the
+    handler writes through *conn* is stored exactly once."""
+
+
 class SubscriptionState(enum.Enum):
     """Where a subscription runner is."""
 
@@ -152,7 +170,10 @@ class SubscriptionState(enum.Enum):
     """Built, not started, or between `catch_up` calls."""
 
     RUNNING = "running"
-    """Following the log."""
+    """Following the log, the one active runner of its name."""
+
+    STANDBY = "standby"
+    """In `run`, waiting: another runner of its name is active."""
 
     STOPPED = "stopped"
     """`run` returned because it was asked to stop."""
@@ -189,6 +210,26 @@ class SubscriptionStatus:
     handled: int
     last_error: str | None = None
     failed_event: tuple[str, int] | None = None
+
+
+class SubscriptionLock(Protocol):
+    """What makes a runner the one active instance of its subscription, while it holds it."""
+
+    def alive(self) -> bool:
+        """Tell whether the lock is still held (its session may have died)."""
+
+    def release(self) -> None:
+        """Let another runner take the subscription."""
+
+
+class AsyncSubscriptionLock(Protocol):
+    """`SubscriptionLock` for an async store."""
+
+    async def alive(self) -> bool:
+        """Tell whether the lock is still held (its session may have died)."""
+
+    async def release(self) -> None:
+        """Let another runner take the subscription."""
 
 
 def seconds_since(at: datetime | None, now: datetime) -> float:

@@ -125,6 +125,7 @@ class RetryPolicy:
         *,
         retry_on: tuple[type[BaseException], ...] = (ConcurrencyError,),
         on_error: Callable[[BaseException, int], None] | None = None,
+        give_up_on: tuple[type[BaseException], ...] = (),
     ) -> T:
         """
         Call *fn* until it returns, retrying the errors in *retry_on*.
@@ -138,12 +139,16 @@ class RetryPolicy:
             retry_on: The error types worth another attempt.
             on_error: Called with every error of *retry_on* types and its
                 attempt number (1 for the first), the last one included.
+            give_up_on: Error types never retried, even if they are also
+                *retry_on* types.
 
         Returns:
             What *fn* returned.
         """
         attempts = _Attempts(retry_on, on_error)
-        retrying = tenacity.Retrying(sleep=self.sleep, **self._tenacity(retry_on))
+        retrying = tenacity.Retrying(
+            sleep=self.sleep, **self._tenacity(retry_on, give_up_on)
+        )
 
         def attempt() -> T:
             attempts.number += 1
@@ -165,6 +170,7 @@ class RetryPolicy:
         *,
         retry_on: tuple[type[BaseException], ...] = (ConcurrencyError,),
         on_error: Callable[[BaseException, int], None] | None = None,
+        give_up_on: tuple[type[BaseException], ...] = (),
     ) -> T:
         """
         Await *fn()* until it returns, retrying the errors in *retry_on*: `call`'s async twin.
@@ -178,13 +184,14 @@ class RetryPolicy:
                 each retry.
             retry_on: The error types worth another attempt.
             on_error: As for `call`.
+            give_up_on: As for `call`.
 
         Returns:
             What *fn()* returned.
         """
         attempts = _Attempts(retry_on, on_error)
         retrying = tenacity.AsyncRetrying(
-            sleep=self.async_sleep, **self._tenacity(retry_on)
+            sleep=self.async_sleep, **self._tenacity(retry_on, give_up_on)
         )
 
         async def attempt() -> T:
@@ -228,12 +235,19 @@ class RetryPolicy:
 
         return retried
 
-    def _tenacity(self, retry_on: tuple[type[BaseException], ...]) -> dict[str, Any]:
+    def _tenacity(
+        self,
+        retry_on: tuple[type[BaseException], ...],
+        give_up_on: tuple[type[BaseException], ...] = (),
+    ) -> dict[str, Any]:
         """Return the arguments of tenacity's `Retrying` that both paths share."""
+        retry: tenacity.retry_base = tenacity.retry_if_exception_type(retry_on)
+        if give_up_on:
+            retry = retry & tenacity.retry_if_not_exception_type(give_up_on)
         return {
             "stop": tenacity.stop_after_attempt(self.max_attempts),
             "wait": self._wait(),
-            "retry": tenacity.retry_if_exception_type(retry_on),
+            "retry": retry,
             "reraise": True,
         }
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+import attrs
 
 from eventstore import _validation as check
-from eventstore._subscribing import LogFilter, LogPage, page_of
+from eventstore._subscribing import (
+    AsyncSubscriptionLock,
+    LogFilter,
+    LogPage,
+    page_of,
+)
 from eventstore.errors import ConfigError, InvalidArgumentTypeError, StoreClosedError
 from eventstore.events import (
     AppendRequest,
@@ -22,10 +30,51 @@ from eventstore.events import (
 from eventstore.health import HealthReport
 from eventstore.snapshots import LoadedStream, Snapshot
 
-__all__ = ["DEFAULT_SNAPSHOTS_TO_KEEP", "AsyncEventStore"]
+__all__ = ["DEFAULT_SNAPSHOTS_TO_KEEP", "AsyncEventStore", "AsyncLocalLock"]
 
 DEFAULT_SNAPSHOTS_TO_KEEP = 2
 """How many snapshots per stream a store keeps unless told otherwise."""
+
+
+_LOCAL_LOCKS = threading.Lock()
+"""Guards every store's set of subscription locks held in this process."""
+
+
+@attrs.define
+class AsyncLocalLock:
+    """
+    A subscription lock held in this process: the default of a backend without one of its own.
+
+    Attributes:
+        held: The keys held in the store (shared by its locks).
+        key: ``(name, member)`` of the subscription.
+    """
+
+    held: set[tuple[str, str]]
+    key: tuple[str, str]
+    released: bool = False
+
+    @classmethod
+    def take(
+        cls, held: set[tuple[str, str]], key: tuple[str, str]
+    ) -> AsyncLocalLock | None:
+        """Return the lock of *key*, or ``None`` when another runner holds it."""
+        with _LOCAL_LOCKS:
+            if key in held:
+                return None
+            held.add(key)
+        return cls(held, key)
+
+    async def alive(self) -> bool:
+        """Whether it is still held: until released, in one process."""
+        return not self.released
+
+    async def release(self) -> None:
+        """Let another runner take the subscription."""
+        with _LOCAL_LOCKS:
+            if not self.released:
+                self.released = True
+                self.held.discard(self.key)
 
 
 class AsyncEventStore(abc.ABC):
@@ -45,6 +94,7 @@ class AsyncEventStore(abc.ABC):
     """
 
     _closed: bool = False
+    _held_subscriptions: set[tuple[str, str]] | None = None
 
     # --- writing ---------------------------------------------------------
 
@@ -356,6 +406,42 @@ class AsyncEventStore(abc.ABC):
         """
         raise ConfigError(
             f"{type(self).__name__} does not store subscription checkpoints"
+        )
+
+    async def _lock_subscription(
+        self, name: str, member: str
+    ) -> AsyncSubscriptionLock | None:
+        """
+        Take the lock that makes the caller the one active runner of *name*.
+
+        Returns:
+            The lock, or ``None`` when another runner holds it. The default
+            is a lock in this process, per store object.
+        """
+        with _LOCAL_LOCKS:
+            if self._held_subscriptions is None:
+                self._held_subscriptions = set()
+        return AsyncLocalLock.take(self._held_subscriptions, (name, member))
+
+    async def _deliver_in_transaction(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+        work: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        """
+        Run *work* with a connection in a transaction that also moves the checkpoint.
+
+        Raises:
+            ConfigError: The backend has no transactions (the default).
+            SubscriptionConflictError: The checkpoint is not at *expected*;
+                nothing of the transaction is kept.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} has no transactions to share with a handler: "
+            "transactional delivery needs PostgreSQL"
         )
 
     @abc.abstractmethod

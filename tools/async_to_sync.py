@@ -74,6 +74,9 @@ RENAMES: dict[str, str] = {
     "contract_async": "contract",
     "subscription_async": "subscription",
     "AsyncSubscription": "Subscription",
+    "AsyncSubscriptionLock": "SubscriptionLock",
+    "AsyncLocalLock": "LocalLock",
+    "AsyncAdvisoryLock": "AdvisoryLock",
     # psycopg, psycopg_pool and the standard library
     "AsyncConnectionPool": "ConnectionPool",
     "AsyncConnection": "Connection",

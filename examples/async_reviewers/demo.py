@@ -71,7 +71,8 @@ async def feedback_events(store: AsyncEventStore, stream_id: str) -> int:
     feedback_type = registry.type_name_of(FeedbackRecorded)
     count = 0
     async for event in store.read_stream(stream_id):
-        count += event.type == feedback_type
+        if event.type == feedback_type:
+            count += 1
     return count
 
 

@@ -1,7 +1,8 @@
 """
 The interface of a backend: what a store of your own implements, and receives.
 
-A backend subclasses `EventStore` and implements its ``_``-prefixed hooks.
+A backend subclasses `EventStore` (or `AsyncEventStore`, whose hooks are the
+same, awaited) and implements its ``_``-prefixed hooks.
 The public methods have already checked and encoded every argument, the
 same way for every backend, so a hook receives validated values and never
 re-checks them:
@@ -37,9 +38,11 @@ from __future__ import annotations
 from eventstore._decide import StoredEvent, judge_append
 from eventstore._validation import EncodedAppend, EncodedEvent, EncodedSnapshot
 from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
+from eventstore.store_async import AsyncEventStore
 
 __all__ = [
     "DEFAULT_SNAPSHOTS_TO_KEEP",
+    "AsyncEventStore",
     "EncodedAppend",
     "EncodedEvent",
     "EncodedSnapshot",

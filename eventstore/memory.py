@@ -185,8 +185,36 @@ class InMemoryEventStore(EventStore):
         backwards: bool,
         limit: int | None,
     ) -> Iterator[RecordedEvent]:
-        # Bounds are fixed now, at the call; the list only ever grows, so the
-        # slice it describes never changes under a concurrent append.
+        # Bounds are fixed now, at the call.
+        return _recorded(
+            *self._range(stream_id, from_version, to_version, backwards, limit)
+        )
+
+    def _recorded_later(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> Iterator[RecordedEvent]:
+        stream, indexes = self._range(
+            stream_id, from_version, to_version, backwards, limit
+        )
+        for index in indexes:
+            yield stream[index].to_recorded()
+
+    def _range(
+        self,
+        stream_id: str,
+        from_version: int,
+        to_version: int | None,
+        backwards: bool,
+        limit: int | None,
+    ) -> tuple[list[_StoredEvent], range]:
+        """Return a stream's list and the indexes of the range, fixed now."""
+        # The list only ever grows, so the slice it describes never changes
+        # under a concurrent append.
         with self._lock:
             stream = self._streams.get(stream_id, [])
             end = len(stream) if to_version is None else min(to_version, len(stream))
@@ -194,7 +222,7 @@ class InMemoryEventStore(EventStore):
         indexes = range(end - 1, start - 1, -1) if backwards else range(start, end)
         if limit is not None:
             indexes = indexes[:limit]
-        return _recorded(stream, indexes)
+        return stream, indexes
 
     def _stream_version(self, stream_id: str) -> int:
         return len(self._streams.get(stream_id, ()))

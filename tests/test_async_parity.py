@@ -54,7 +54,7 @@ def _public(cls: type) -> dict[str, Any]:
     return {
         name: member
         for name, member in inspect.getmembers(cls)
-        if not name.startswith("_") or name == "__init__"
+        if (not name.startswith("_") or name == "__init__") and name != "pytestmark"
     }
 
 

@@ -635,6 +635,20 @@ class EventStoreContract:
         first = next(iterator)
         assert first.version == 1
 
+    def test_read_streams_range_is_fixed_by_its_first_step(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event()])
+        iterator = store.read_stream("s")
+        store.append("s", [_event()])
+        # The range is fixed at the call.
+        assert [e.version for e in iterator] == [1]
+        later = store.read_stream("s")
+        first = next(later)
+        store.append("s", [_event()])
+        rest = [e.version for e in later]
+        assert [first.version, *rest] == [1, 2]
+
     @settings(
         max_examples=25,
         deadline=None,

@@ -9,7 +9,12 @@ backend of your own implements in `eventstore.backend`.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from eventstore._subscribing import OnError, SubscriptionState, SubscriptionStatus
+from eventstore._subscribing import (
+    Delivery,
+    OnError,
+    SubscriptionState,
+    SubscriptionStatus,
+)
 from eventstore.aggregate import Aggregate, applies
 from eventstore.errors import (
     AggregateNotFound,
@@ -73,6 +78,7 @@ __all__ = [
     "AsyncSubscription",
     "ConcurrencyError",
     "ConfigError",
+    "Delivery",
     "DuplicateEventError",
     "EventStore",
     "EventStoreError",

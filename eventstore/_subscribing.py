@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import enum
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeAlias
 
 import attrs
 
@@ -22,6 +22,7 @@ from eventstore.events import LogPosition, RecordedEvent
 
 __all__ = [
     "AsyncSubscriptionLock",
+    "AsyncTransactionWork",
     "Delivery",
     "LogFilter",
     "LogPage",
@@ -29,8 +30,15 @@ __all__ = [
     "SubscriptionLock",
     "SubscriptionState",
     "SubscriptionStatus",
+    "TransactionWork",
     "group_of",
 ]
+
+TransactionWork: TypeAlias = Callable[[Any], None]
+"""What a store runs in the transaction that moves a checkpoint: given its connection."""
+
+AsyncTransactionWork: TypeAlias = Callable[[Any], Awaitable[None]]
+"""`TransactionWork` of an async store: awaited."""
 
 MAX_BATCH_SIZE = 10_000
 """The most events a handler is given at once."""

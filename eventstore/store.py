@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import attrs
 
@@ -18,6 +18,7 @@ from eventstore._subscribing import (
     LogFilter,
     LogPage,
     SubscriptionLock,
+    TransactionWork,
     page_of,
 )
 from eventstore.errors import ConfigError, InvalidArgumentTypeError, StoreClosedError
@@ -421,7 +422,7 @@ class EventStore(abc.ABC):
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
-        work: Callable[[Any], Awaitable[None]],
+        work: TransactionWork,
     ) -> None:
         """
         Run *work* with a connection in a transaction that also moves the checkpoint.

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import attrs
 
 from eventstore import _validation as check
 from eventstore._subscribing import (
     AsyncSubscriptionLock,
+    AsyncTransactionWork,
     LogFilter,
     LogPage,
     page_of,
@@ -429,7 +430,7 @@ class AsyncEventStore(abc.ABC):
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
-        work: Callable[[Any], Awaitable[None]],
+        work: AsyncTransactionWork,
     ) -> None:
         """
         Run *work* with a connection in a transaction that also moves the checkpoint.

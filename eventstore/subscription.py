@@ -12,9 +12,11 @@ from threading import Event
 from typing import Final
 
 from eventstore._subscribing import (
+    Delivery,
     LogFilter,
     LogPage,
     OnError,
+    SubscriptionLock,
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
@@ -24,6 +26,7 @@ from eventstore._validation import check_name
 from eventstore.errors import (
     ConfigError,
     InvalidArgumentTypeError,
+    SubscriptionConflictError,
     SubscriptionFailedError,
 )
 from eventstore.events import LogPosition, RecordedEvent
@@ -43,23 +46,35 @@ class Subscription:
     A named, durable consumer of the global log: it hands new events to a handler, in batches.
 
     It reads the log from its checkpoint, which lives in the store, gives
-    each batch to *handler*, then moves the checkpoint past the batch (at
-    least once: after a crash between the two, the batch comes again, so a
-    handler deduplicates by ``(stream_id, version)``). The log's order is
-    commit-safe, so an event that commits late is never skipped. A handler
-    error is retried per *retry_policy*; an event it still fails on stops the
-    subscription there (`OnError.STOP`), its checkpoint just before it.
+    each batch to *handler*, then moves the checkpoint past the batch. The
+    log's order is commit-safe, so an event that commits late is never
+    skipped. A handler error is retried per *retry_policy*; an event it
+    still fails on stops the subscription there (`OnError.STOP`), its
+    checkpoint just before it.
+
+    Delivery is at least once by default: after a crash between the handler
+    and the checkpoint, the batch comes again, so a handler deduplicates by
+    ``(stream_id, version)``. With ``delivery=Delivery.TRANSACTIONAL``
+    (PostgreSQL) the handler is called as ``handler(events, conn)`` inside a
+    transaction that also moves the checkpoint: what it writes through
+    *conn* is kept exactly once.
+
+    `run` makes the runner the one active instance of its name (a session
+    advisory lock on PostgreSQL); other runners of the name wait as
+    standbys and take over when it stops or its connection dies.
 
     Args:
         store: The store whose log it follows, and that keeps its checkpoint.
         name: Its name, the key of its checkpoint: 1 to 255 characters.
         handler: Called with each batch (a list of `RecordedEvent`, in log
-            order).
+            order), and a connection in transactional delivery. A coroutine
+            function is awaited.
         types: Only events of these types reach the handler.
         stream_prefix: Only events of streams whose id starts with this.
         group: ``(index, members)``: this runner takes the streams of one
             member of a consumer group, with a checkpoint of its own.
         batch_size: Most events read, and handed over, at once (1-10,000).
+        delivery: At least once (the default), or transactional.
         on_error: What to do with an event the handler keeps failing on.
         retry_policy: How often to retry a failing handler; default
             ``RetryPolicy()``.
@@ -68,7 +83,8 @@ class Subscription:
 
     Raises:
         InvalidArgumentError: A bad name, filter or batch size.
-        ConfigError: A bad poll interval, or a store that keeps no checkpoints.
+        ConfigError: A bad poll interval, or transactional delivery on a
+            store without transactions (every store but PostgreSQL's).
 
     Example:
         >>> from eventstore import InMemoryEventStore, Subscription, NewEvent
@@ -86,12 +102,13 @@ class Subscription:
         self,
         store: EventStore,
         name: str,
-        handler: Callable[[list[RecordedEvent]], object],
+        handler: Callable[..., object],
         *,
         types: Sequence[str] | None = None,
         stream_prefix: str | None = None,
         group: tuple[int, int] | None = None,
         batch_size: int = 500,
+        delivery: Delivery = Delivery.AT_LEAST_ONCE,
         on_error: OnError = OnError.STOP,
         retry_policy: RetryPolicy | None = None,
         poll_interval: float = 0.5,
@@ -102,6 +119,19 @@ class Subscription:
             )
         if not callable(handler):
             raise InvalidArgumentTypeError("handler must be callable")
+        if not isinstance(delivery, Delivery):
+            raise InvalidArgumentTypeError(
+                f"delivery must be a Delivery member, got {delivery!r}"
+            )
+        if (
+            delivery is Delivery.TRANSACTIONAL
+            and type(store)._deliver_in_transaction
+            is EventStore._deliver_in_transaction
+        ):
+            raise ConfigError(
+                f"{type(store).__name__} has no transactions to share with a "
+                "handler: transactional delivery needs PostgreSQL"
+            )
         if not isinstance(on_error, OnError):
             raise InvalidArgumentTypeError(
                 f"on_error must be an OnError member, got {on_error!r}"
@@ -120,6 +150,7 @@ class Subscription:
         self.handler = handler
         self.filter = LogFilter.of(types, stream_prefix, group)
         self.batch_size = check_batch_size(batch_size)
+        self.delivery = delivery
         self.on_error = on_error
         self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
         self.poll_interval = float(poll_interval)
@@ -161,20 +192,46 @@ class Subscription:
 
     def run(self, stop: Event) -> None:
         """
-        Follow the log until *stop* is set: catch up, wait for new events, repeat.
+        Follow the log until *stop* is set, as the one active runner of its name.
+
+        While another runner of the name is active, this one waits as a
+        standby (`SubscriptionState.STANDBY`) and tries again every
+        *poll_interval*; it takes over when the other stops or its session
+        dies. Active, it catches up, waits for new events, and repeats.
 
         Raises:
-            SubscriptionFailedError, SubscriptionConflictError: As for
-                `catch_up`; the runner then stops.
+            SubscriptionFailedError: As for `catch_up`; the runner then stops.
         """
-        self._state = SubscriptionState.RUNNING
+        lock: SubscriptionLock | None = None
+        self._state = SubscriptionState.STANDBY
         try:
             while not stop.is_set():
-                self.catch_up()
+                lock = self._keep_lock(lock)
+                if lock is not None:
+                    try:
+                        self.catch_up()
+                    except SubscriptionConflictError as conflict:
+                        # Another runner moved the checkpoint: it took over
+                        # while this one's lock was dying. Check the lock.
+                        _log.warning("%s; checking this runner's lock", conflict)
                 stop.wait(self.poll_interval)
         finally:
-            if self._state is SubscriptionState.RUNNING:
+            if lock is not None:
+                lock.release()
+            if self._state is not SubscriptionState.FAILED:
                 self._state = SubscriptionState.STOPPED
+
+    def _keep_lock(self, lock: SubscriptionLock | None) -> SubscriptionLock | None:
+        """Return the lock still held, or newly taken; ``None`` to stand by."""
+        if lock is not None:
+            if lock.alive():
+                return lock
+            _log.warning("subscription %r lost its lock; standing by", self.name)
+        lock = self.store._lock_subscription(self.name, self.filter.member)
+        self._state = (
+            SubscriptionState.STANDBY if lock is None else SubscriptionState.RUNNING
+        )
+        return lock
 
     def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""
@@ -198,11 +255,15 @@ class Subscription:
         assert page.scanned_to is not None  # noqa: S101  # callers pass non-empty pages
         if page.events:
             try:
-                self._handle(page.events)
+                moved = self._handle(page.events, position, page.scanned_to)
+            except SubscriptionConflictError:
+                raise
             except Exception:  # the handler's, whatever it is: isolate the event
                 position = self._deliver_one_by_one(position, page.events)
             else:
                 self._handled += len(page.events)
+                if moved:
+                    return page.scanned_to
         self._move(position, page.scanned_to)
         return page.scanned_to
 
@@ -212,32 +273,67 @@ class Subscription:
         """Hand *events* over one at a time, to stop exactly at the one the handler fails on."""
         for event in events:
             try:
-                self._handle([event])
+                moved = self._handle([event], position, event.position)
+            except SubscriptionConflictError:
+                raise
             except Exception as exc:  # the handler's, whatever it is
-                self._state = SubscriptionState.FAILED
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._failed_event = (event.stream_id, event.version)
-                _log.error(
-                    "subscription %r stopped at event %d of stream %r: %s",
-                    self.name,
-                    event.version,
-                    event.stream_id,
-                    self._last_error,
-                    extra={"subscription": self.name, "stream_id": event.stream_id},
-                )
+                self._fail(event, exc)
                 raise SubscriptionFailedError(
                     self.name, event.stream_id, event.version
                 ) from exc
-            self._move(position, event.position)
+            if not moved:
+                self._move(position, event.position)
             self._handled += 1
             position = event.position
         return position
 
-    def _handle(self, events: list[RecordedEvent]) -> None:
-        def attempt() -> None:
-            self.handler(events)
+    def _fail(self, event: RecordedEvent, exc: Exception) -> None:
+        self._state = SubscriptionState.FAILED
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._failed_event = (event.stream_id, event.version)
+        _log.error(
+            "subscription %r stopped at event %d of stream %r: %s",
+            self.name,
+            event.version,
+            event.stream_id,
+            self._last_error,
+            extra={"subscription": self.name, "stream_id": event.stream_id},
+        )
 
-        self.retry_policy.call(attempt, retry_on=(Exception,))
+    def _handle(
+        self,
+        events: list[RecordedEvent],
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> bool:
+        """
+        Run the handler on *events*, retried per the policy.
+
+        Returns:
+            Whether the checkpoint moved to *new* with it (transactional
+            delivery); otherwise the caller moves it.
+        """
+        transactional = self.delivery is Delivery.TRANSACTIONAL
+
+        def call(*args: object) -> None:
+            self.handler(*args)
+
+        def attempt() -> None:
+            if not transactional:
+                call(events)
+                return
+
+            def work(conn: object) -> None:
+                call(events, conn)
+
+            self.store._deliver_in_transaction(
+                self.name, self.filter.member, expected, new, work
+            )
+
+        self.retry_policy.call(
+            attempt, retry_on=(Exception,), give_up_on=(SubscriptionConflictError,)
+        )
+        return transactional
 
     def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
         if new != expected:

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Final
 
 from eventstore._subscribing import (
+    AsyncSubscriptionLock,
+    Delivery,
     LogFilter,
     LogPage,
     OnError,
@@ -24,6 +26,7 @@ from eventstore._validation import check_name
 from eventstore.errors import (
     ConfigError,
     InvalidArgumentTypeError,
+    SubscriptionConflictError,
     SubscriptionFailedError,
 )
 from eventstore.events import LogPosition, RecordedEvent
@@ -48,23 +51,35 @@ class AsyncSubscription:
     A named, durable consumer of the global log: it hands new events to a handler, in batches.
 
     It reads the log from its checkpoint, which lives in the store, gives
-    each batch to *handler*, then moves the checkpoint past the batch (at
-    least once: after a crash between the two, the batch comes again, so a
-    handler deduplicates by ``(stream_id, version)``). The log's order is
-    commit-safe, so an event that commits late is never skipped. A handler
-    error is retried per *retry_policy*; an event it still fails on stops the
-    subscription there (`OnError.STOP`), its checkpoint just before it.
+    each batch to *handler*, then moves the checkpoint past the batch. The
+    log's order is commit-safe, so an event that commits late is never
+    skipped. A handler error is retried per *retry_policy*; an event it
+    still fails on stops the subscription there (`OnError.STOP`), its
+    checkpoint just before it.
+
+    Delivery is at least once by default: after a crash between the handler
+    and the checkpoint, the batch comes again, so a handler deduplicates by
+    ``(stream_id, version)``. With ``delivery=Delivery.TRANSACTIONAL``
+    (PostgreSQL) the handler is called as ``handler(events, conn)`` inside a
+    transaction that also moves the checkpoint: what it writes through
+    *conn* is kept exactly once.
+
+    `run` makes the runner the one active instance of its name (a session
+    advisory lock on PostgreSQL); other runners of the name wait as
+    standbys and take over when it stops or its connection dies.
 
     Args:
         store: The store whose log it follows, and that keeps its checkpoint.
         name: Its name, the key of its checkpoint: 1 to 255 characters.
         handler: Called with each batch (a list of `RecordedEvent`, in log
-            order). A coroutine function is awaited.
+            order), and a connection in transactional delivery. A coroutine
+            function is awaited.
         types: Only events of these types reach the handler.
         stream_prefix: Only events of streams whose id starts with this.
         group: ``(index, members)``: this runner takes the streams of one
             member of a consumer group, with a checkpoint of its own.
         batch_size: Most events read, and handed over, at once (1-10,000).
+        delivery: At least once (the default), or transactional.
         on_error: What to do with an event the handler keeps failing on.
         retry_policy: How often to retry a failing handler; default
             ``RetryPolicy()``.
@@ -73,7 +88,8 @@ class AsyncSubscription:
 
     Raises:
         InvalidArgumentError: A bad name, filter or batch size.
-        ConfigError: A bad poll interval, or a store that keeps no checkpoints.
+        ConfigError: A bad poll interval, or transactional delivery on a
+            store without transactions (every store but PostgreSQL's).
 
     Example:
         >>> from eventstore import AsyncInMemoryEventStore, AsyncSubscription, NewEvent
@@ -91,12 +107,13 @@ class AsyncSubscription:
         self,
         store: AsyncEventStore,
         name: str,
-        handler: Callable[[list[RecordedEvent]], object],
+        handler: Callable[..., object],
         *,
         types: Sequence[str] | None = None,
         stream_prefix: str | None = None,
         group: tuple[int, int] | None = None,
         batch_size: int = 500,
+        delivery: Delivery = Delivery.AT_LEAST_ONCE,
         on_error: OnError = OnError.STOP,
         retry_policy: RetryPolicy | None = None,
         poll_interval: float = 0.5,
@@ -107,6 +124,19 @@ class AsyncSubscription:
             )
         if not callable(handler):
             raise InvalidArgumentTypeError("handler must be callable")
+        if not isinstance(delivery, Delivery):
+            raise InvalidArgumentTypeError(
+                f"delivery must be a Delivery member, got {delivery!r}"
+            )
+        if (
+            delivery is Delivery.TRANSACTIONAL
+            and type(store)._deliver_in_transaction
+            is AsyncEventStore._deliver_in_transaction
+        ):
+            raise ConfigError(
+                f"{type(store).__name__} has no transactions to share with a "
+                "handler: transactional delivery needs PostgreSQL"
+            )
         if not isinstance(on_error, OnError):
             raise InvalidArgumentTypeError(
                 f"on_error must be an OnError member, got {on_error!r}"
@@ -125,6 +155,7 @@ class AsyncSubscription:
         self.handler = handler
         self.filter = LogFilter.of(types, stream_prefix, group)
         self.batch_size = check_batch_size(batch_size)
+        self.delivery = delivery
         self.on_error = on_error
         self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
         self.poll_interval = float(poll_interval)
@@ -168,24 +199,52 @@ class AsyncSubscription:
 
     async def run(self, stop: Event) -> None:
         """
-        Follow the log until *stop* is set: catch up, wait for new events, repeat.
+        Follow the log until *stop* is set, as the one active runner of its name.
+
+        While another runner of the name is active, this one waits as a
+        standby (`SubscriptionState.STANDBY`) and tries again every
+        *poll_interval*; it takes over when the other stops or its session
+        dies. Active, it catches up, waits for new events, and repeats.
 
         Raises:
-            SubscriptionFailedError, SubscriptionConflictError: As for
-                `catch_up`; the runner then stops.
+            SubscriptionFailedError: As for `catch_up`; the runner then stops.
         """
-        self._state = SubscriptionState.RUNNING
+        lock: AsyncSubscriptionLock | None = None
+        self._state = SubscriptionState.STANDBY
         try:
             while not stop.is_set():
-                await self.catch_up()
+                lock = await self._keep_lock(lock)
+                if lock is not None:
+                    try:
+                        await self.catch_up()
+                    except SubscriptionConflictError as conflict:
+                        # Another runner moved the checkpoint: it took over
+                        # while this one's lock was dying. Check the lock.
+                        _log.warning("%s; checking this runner's lock", conflict)
                 if True:  # ASYNC
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), self.poll_interval)
                 else:
                     stop.wait(self.poll_interval)  # type: ignore[unreachable]
         finally:
-            if self._state is SubscriptionState.RUNNING:
+            if lock is not None:
+                await lock.release()
+            if self._state is not SubscriptionState.FAILED:
                 self._state = SubscriptionState.STOPPED
+
+    async def _keep_lock(
+        self, lock: AsyncSubscriptionLock | None
+    ) -> AsyncSubscriptionLock | None:
+        """Return the lock still held, or newly taken; ``None`` to stand by."""
+        if lock is not None:
+            if await lock.alive():
+                return lock
+            _log.warning("subscription %r lost its lock; standing by", self.name)
+        lock = await self.store._lock_subscription(self.name, self.filter.member)
+        self._state = (
+            SubscriptionState.STANDBY if lock is None else SubscriptionState.RUNNING
+        )
+        return lock
 
     async def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""
@@ -211,11 +270,15 @@ class AsyncSubscription:
         assert page.scanned_to is not None  # noqa: S101  # callers pass non-empty pages
         if page.events:
             try:
-                await self._handle(page.events)
+                moved = await self._handle(page.events, position, page.scanned_to)
+            except SubscriptionConflictError:
+                raise
             except Exception:  # the handler's, whatever it is: isolate the event
                 position = await self._deliver_one_by_one(position, page.events)
             else:
                 self._handled += len(page.events)
+                if moved:
+                    return page.scanned_to
         await self._move(position, page.scanned_to)
         return page.scanned_to
 
@@ -225,37 +288,72 @@ class AsyncSubscription:
         """Hand *events* over one at a time, to stop exactly at the one the handler fails on."""
         for event in events:
             try:
-                await self._handle([event])
+                moved = await self._handle([event], position, event.position)
+            except SubscriptionConflictError:
+                raise
             except Exception as exc:  # the handler's, whatever it is
-                self._state = SubscriptionState.FAILED
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._failed_event = (event.stream_id, event.version)
-                _log.error(
-                    "subscription %r stopped at event %d of stream %r: %s",
-                    self.name,
-                    event.version,
-                    event.stream_id,
-                    self._last_error,
-                    extra={"subscription": self.name, "stream_id": event.stream_id},
-                )
+                self._fail(event, exc)
                 raise SubscriptionFailedError(
                     self.name, event.stream_id, event.version
                 ) from exc
-            await self._move(position, event.position)
+            if not moved:
+                await self._move(position, event.position)
             self._handled += 1
             position = event.position
         return position
 
-    async def _handle(self, events: list[RecordedEvent]) -> None:
-        async def attempt() -> None:
+    def _fail(self, event: RecordedEvent, exc: Exception) -> None:
+        self._state = SubscriptionState.FAILED
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._failed_event = (event.stream_id, event.version)
+        _log.error(
+            "subscription %r stopped at event %d of stream %r: %s",
+            self.name,
+            event.version,
+            event.stream_id,
+            self._last_error,
+            extra={"subscription": self.name, "stream_id": event.stream_id},
+        )
+
+    async def _handle(
+        self,
+        events: list[RecordedEvent],
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> bool:
+        """
+        Run the handler on *events*, retried per the policy.
+
+        Returns:
+            Whether the checkpoint moved to *new* with it (transactional
+            delivery); otherwise the caller moves it.
+        """
+        transactional = self.delivery is Delivery.TRANSACTIONAL
+
+        async def call(*args: object) -> None:
             if True:  # ASYNC
-                outcome = self.handler(events)
+                outcome = self.handler(*args)
                 if inspect.isawaitable(outcome):
                     await outcome
             else:
-                self.handler(events)  # type: ignore[unreachable]
+                self.handler(*args)  # type: ignore[unreachable]
 
-        await self.retry_policy.acall(attempt, retry_on=(Exception,))
+        async def attempt() -> None:
+            if not transactional:
+                await call(events)
+                return
+
+            async def work(conn: object) -> None:
+                await call(events, conn)
+
+            await self.store._deliver_in_transaction(
+                self.name, self.filter.member, expected, new, work
+            )
+
+        await self.retry_policy.acall(
+            attempt, retry_on=(Exception,), give_up_on=(SubscriptionConflictError,)
+        )
+        return transactional
 
     async def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
         if new != expected:

@@ -75,6 +75,7 @@ RENAMES: dict[str, str] = {
     "subscription_async": "subscription",
     "AsyncSubscription": "Subscription",
     "AsyncSubscriptionLock": "SubscriptionLock",
+    "AsyncTransactionWork": "TransactionWork",
     "AsyncLocalLock": "LocalLock",
     "AsyncAdvisoryLock": "AdvisoryLock",
     # psycopg, psycopg_pool and the standard library

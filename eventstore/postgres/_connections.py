@@ -221,6 +221,33 @@ class Connections:
                 raise error from cause
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def dedicated(self) -> _Connection:
+        """
+        Open a connection with the pool's settings, outside the pool, for a session of its own.
+
+        A subscription holds its advisory lock on one: the lock lasts as long
+        as the session, and no pooled connection is taken from the store.
+
+        Raises:
+            StoreUnavailableError: The server refused it, with its reason.
+        """
+        # Values, or callables (fresh credentials per connection), or
+        # coroutine functions: psycopg_pool takes any of them.
+        conninfo: Any = self.pool.conninfo
+        kwargs: Any = self.pool.kwargs
+        if callable(conninfo):
+            conninfo = conninfo()
+        if callable(kwargs):
+            kwargs = kwargs()
+        options = dict(kwargs or {})
+        options.setdefault(
+            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
+        )
+        try:
+            return psycopg.Connection.connect(conninfo, **options)
+        except DRIVER_ERRORS as exc:
+            raise unreachable(exc, scrub=self.scrub) from exc
+
     def scrub(self, text: str) -> str:
         """Return *text* without the DSN's password."""
         return text.replace(self._password, "***") if self._password else text

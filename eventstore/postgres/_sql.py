@@ -353,6 +353,9 @@ _TEMPLATES = {
         " AND {events_filter}"
         " ORDER BY {events}.transaction_id, {events}.position LIMIT %(cap)s) AS behind"
     ),
+    "try_subscription_lock": (
+        "SELECT pg_try_advisory_lock(%(namespace)s, hashtext(%(key)s))"
+    ),
     "load_checkpoint": (
         "SELECT transaction_id::text::bigint, position FROM {subscriptions} "
         "WHERE name = %(name)s AND member = %(member)s"
@@ -427,6 +430,7 @@ class Statements:
     read_all_after: bytes
     log_page: bytes
     log_behind: bytes
+    try_subscription_lock: bytes
     load_checkpoint: bytes
     save_checkpoint: bytes
     save_snapshot: bytes
@@ -819,3 +823,9 @@ def migration_statements(schema: str) -> dict[str, bytes]:
 
 
 MIGRATION_LOCK_NAMESPACE: Final = 0x45_56_53  # "EVS": our advisory-lock key space
+SUBSCRIPTION_LOCK_NAMESPACE: Final = 0x45_56_42  # "EVB": subscriptions' active runners
+
+
+def subscription_lock_key(schema: str, name: str, member: str) -> str:
+    """Return the text hashed into a subscription's advisory-lock key."""
+    return f"{schema}/{name}/{member}"

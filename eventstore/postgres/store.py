@@ -13,12 +13,13 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
+import attrs
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
-from eventstore._subscribing import LogFilter, LogPage
+from eventstore._subscribing import LogFilter, LogPage, TransactionWork
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
@@ -53,6 +54,28 @@ _Row = tuple[Any, ...]
 
 _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
+
+
+@attrs.define
+class AdvisoryLock:
+    """A subscription's session advisory lock, held on a connection of its own."""
+
+    conn: _Connection
+
+    def alive(self) -> bool:
+        """Whether the session, and so the lock, still lives: one round trip."""
+        if self.conn.closed:
+            return False
+        try:
+            self.conn.execute(b"SELECT 1")
+        except psycopg.Error:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """End the session, which releases the lock."""
+        self.conn.close()
 
 
 class _Rerun(Exception):  # control flow inside this module, never raised out
@@ -504,6 +527,47 @@ class PostgresEventStore(EventStore):
             lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
         )
         return int(rows[0][0]), rows[0][1]
+
+    def _lock_subscription(self, name: str, member: str) -> AdvisoryLock | None:
+        conn = self._connections.dedicated()
+        try:
+            cursor = conn.execute(
+                self._sql.try_subscription_lock,
+                {
+                    "namespace": _sql.SUBSCRIPTION_LOCK_NAMESPACE,
+                    "key": _sql.subscription_lock_key(self._schema, name, member),
+                },
+            )
+            row = cursor.fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if row is None or not row[0]:
+            conn.close()
+            return None
+        return AdvisoryLock(conn)
+
+    def _deliver_in_transaction(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+        work: TransactionWork,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        key = {"name": name, "member": member}
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                work(conn)
+                moved = _fetchall(conn, self._sql.save_checkpoint, params)
+                if not moved:
+                    found = _fetchall(conn, self._sql.load_checkpoint, key)
+                    actual = _sql.checkpoint_from_rows(found)
+                    raise SubscriptionConflictError(name, member, expected, actual)
+
+        self._call(run, retry=False)
 
     def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         params = {"name": name, "member": member}

@@ -1,0 +1,350 @@
+"""Delivery guarantees on a real PostgreSQL: exactly once in a transaction, at least once after a crash, one active runner."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from eventstore import (
+    AsyncSubscription,
+    ConfigError,
+    Delivery,
+    InMemoryEventStore,
+    NewEvent,
+    RecordedEvent,
+    RetryPolicy,
+    StoreUnavailableError,
+    Subscription,
+    SubscriptionState,
+)
+from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
+
+pytestmark = pytest.mark.postgres
+
+DEADLINE = 60.0
+NO_WAIT = RetryPolicy(max_retries=2, base_delay=0.0, max_delay=0.0, jitter=False)
+
+
+@pytest.fixture
+def store(postgres_dsn: str, postgres_schema: str) -> Iterator[PostgresEventStore]:
+    with PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=6, timeout=30.0),
+    ) as store:
+        store.migrate()
+        yield store
+
+
+@pytest.fixture
+def projection(
+    store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
+) -> sql.Identifier:
+    """A read model in the store's schema: one row per event it was given."""
+    table = sql.Identifier(postgres_schema, "projection")
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (stream_id text, version bigint, n bigint)"
+            ).format(table)
+        )
+    return table
+
+
+def _rows(dsn: str, table: sql.Identifier) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            sql.SQL("SELECT stream_id, version FROM {} ORDER BY n").format(table)
+        ).fetchall()
+
+
+def _project(table: sql.Identifier) -> Callable[[list[RecordedEvent], Any], None]:
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(table),
+                [(e.stream_id, e.version, e.data["n"]) for e in events],
+            )
+
+    return handler
+
+
+def _append(store: PostgresEventStore, count: int, start: int = 0) -> None:
+    for n in range(start, start + count):
+        store.append(f"s-{n % 5}", [NewEvent("t", {"n": n})])
+
+
+def _wait(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_transactional_delivery_writes_the_projection_and_checkpoint_together(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 12)
+    subscription = Subscription(
+        store,
+        "projected",
+        _project(projection),
+        delivery=Delivery.TRANSACTIONAL,
+        batch_size=5,
+    )
+    _wait(lambda: subscription.status().events_behind == 12)
+    assert subscription.catch_up() == 12
+    assert len(_rows(postgres_dsn, projection)) == 12
+    assert subscription.status().events_behind == 0
+
+
+def test_a_backend_killed_between_the_handlers_write_and_the_commit_keeps_exactly_one_row_per_event(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 10)
+    project = _project(projection)
+    killed: list[int] = []
+
+    def dies_once(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)
+        if any(e.data["n"] == 7 for e in events) and not killed:
+            # The rows are written; the commit never comes: the backend
+            # ends, and the runner's process with it.
+            killed.append(conn.info.backend_pid)
+            try:
+                conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            except psycopg.OperationalError:
+                raise SystemExit("the runner dies") from None
+
+    crashing = Subscription(
+        store, "exactly-once", dies_once, delivery=Delivery.TRANSACTIONAL, batch_size=4
+    )
+    _wait(lambda: crashing.status().events_behind == 10)
+    with pytest.raises(SystemExit):
+        crashing.catch_up()
+    assert killed
+    assert len(_rows(postgres_dsn, projection)) == 4  # the first batch, committed
+    # Restarted, a runner of the same name finishes the job.
+    restarted = Subscription(
+        store, "exactly-once", project, delivery=Delivery.TRANSACTIONAL, batch_size=4
+    )
+    restarted.catch_up()
+    rows = _rows(postgres_dsn, projection)
+    assert sorted(rows) == sorted({(f"s-{n % 5}", n // 5 + 1) for n in range(10)})
+    assert len(rows) == 10
+
+
+def test_at_least_once_redelivers_after_a_crash_between_handler_and_checkpoint(
+    store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
+) -> None:
+    _append(store, 6)
+    handled: list[int] = []
+    checkpoints = sql.Identifier(postgres_schema, "subscriptions")
+    function = sql.Identifier(postgres_schema, "crash_once")
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        # The checkpoint's first write ends its own backend: a crash after
+        # the handler returned and before the checkpoint was stored.
+        admin.execute(
+            sql.SQL(
+                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
+            ).format(function)
+        )
+        admin.execute(
+            sql.SQL(
+                "CREATE TRIGGER crash_once BEFORE INSERT ON {} "
+                "FOR EACH ROW EXECUTE FUNCTION {}()"
+            ).format(checkpoints, function)
+        )
+        subscription = Subscription(
+            store,
+            "at-least-once",
+            lambda events: handled.extend(e.data["n"] for e in events),
+            batch_size=4,
+            retry_policy=NO_WAIT,
+        )
+        _wait(lambda: subscription.status().events_behind == 6)
+        with pytest.raises(StoreUnavailableError):
+            subscription.catch_up()
+        assert handled == [0, 1, 2, 3]
+        admin.execute(sql.SQL("DROP TRIGGER crash_once ON {}").format(checkpoints))
+    # After the restart the first batch comes again, and nothing is lost.
+    restarted = Subscription(
+        store,
+        "at-least-once",
+        lambda events: handled.extend(e.data["n"] for e in events),
+        batch_size=4,
+    )
+    assert restarted.catch_up() == 6
+    assert handled == [0, 1, 2, 3, 0, 1, 2, 3, 4, 5]
+
+
+def _lock_pid(dsn: str, application_name: str) -> int | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s "
+            "AND a.application_name = %s",
+            (0x45_56_42, application_name),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+
+def test_a_standby_takes_over_when_the_active_runner_dies_with_no_double_handling(
+    postgres_dsn: str, postgres_schema: str, projection: sql.Identifier
+) -> None:
+    def make(application_name: str) -> PostgresEventStore:
+        store = PostgresEventStore(
+            postgres_dsn,
+            schema=postgres_schema,
+            pool_config=PoolConfig(
+                min_size=1, max_size=4, application_name=application_name
+            ),
+        )
+        store.migrate()
+        return store
+
+    first_store, second_store = make("runner-a"), make("runner-b")
+    project = _project(projection)
+    dying = threading.Event()
+
+    def first_handler(
+        events: list[RecordedEvent], conn: psycopg.Connection[Any]
+    ) -> None:
+        project(events, conn)
+        if any(e.data["n"] == 30 for e in events):
+            # The active runner's process dies in the middle of a batch: its
+            # lock's session ends, and this transaction never commits.
+            pid = _lock_pid(postgres_dsn, "runner-a")
+            assert pid is not None
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            dying.set()
+            raise SystemExit("runner a dies")
+
+    stops = [threading.Event(), threading.Event()]
+    first = Subscription(
+        first_store,
+        "ha",
+        first_handler,
+        delivery=Delivery.TRANSACTIONAL,
+        batch_size=4,
+        poll_interval=0.01,
+    )
+    second = Subscription(
+        second_store,
+        "ha",
+        project,
+        delivery=Delivery.TRANSACTIONAL,
+        batch_size=4,
+        poll_interval=0.01,
+    )
+    crashed: list[BaseException] = []
+
+    def run_first() -> None:
+        try:
+            first.run(stops[0])
+        except BaseException as exc:  # SystemExit: the simulated death
+            crashed.append(exc)
+
+    try:
+        runner_a = threading.Thread(target=run_first)
+        runner_a.start()
+        _wait(lambda: first.state is SubscriptionState.RUNNING)
+        runner_b = threading.Thread(target=second.run, args=(stops[1],))
+        runner_b.start()
+        _wait(lambda: second.state is SubscriptionState.STANDBY)
+        _append(first_store, 60)
+        _wait(dying.is_set)
+        runner_a.join(timeout=DEADLINE)
+        _wait(lambda: second.state is SubscriptionState.RUNNING)
+        _wait(lambda: len(_rows(postgres_dsn, projection)) >= 60)
+        time.sleep(0.1)  # a duplicate, if any, would land now
+    finally:
+        for stop in stops:
+            stop.set()
+        runner_b.join(timeout=DEADLINE)
+        first_store.close()
+        second_store.close()
+    assert crashed
+    assert isinstance(crashed[0], SystemExit)
+    rows = _rows(postgres_dsn, projection)
+    assert len(rows) == len(set(rows)) == 60
+
+
+async def test_an_async_transactional_subscription_gets_an_async_connection(
+    postgres_dsn: str, postgres_schema: str, projection: sql.Identifier
+) -> None:
+    async with AsyncPostgresEventStore(postgres_dsn, schema=postgres_schema) as store:
+        await store.migrate()
+        for n in range(5):
+            await store.append("s", [NewEvent("t", {"n": n})])
+
+        async def handler(
+            events: list[RecordedEvent], conn: psycopg.AsyncConnection[Any]
+        ) -> None:
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(projection),
+                    [(e.stream_id, e.version, e.data["n"]) for e in events],
+                )
+
+        subscription = AsyncSubscription(
+            store, "async-projected", handler, delivery=Delivery.TRANSACTIONAL
+        )
+        async with asyncio.timeout(DEADLINE):
+            while (await subscription.status()).events_behind < 5:
+                await asyncio.sleep(0.01)
+        assert await subscription.catch_up() == 5
+    assert len(_rows(postgres_dsn, projection)) == 5
+
+
+def test_transactional_delivery_needs_postgresql() -> None:
+    with pytest.raises(ConfigError, match="transactional delivery needs PostgreSQL"):
+        Subscription(
+            InMemoryEventStore(),
+            "s",
+            lambda events, conn: None,
+            delivery=Delivery.TRANSACTIONAL,
+        )
+
+
+def test_a_second_runner_of_a_name_stands_by_until_the_first_stops(
+    store: PostgresEventStore,
+) -> None:
+    handled: list[str] = []
+    first = Subscription(
+        store, "solo", lambda e: handled.extend("a" for _ in e), poll_interval=0.01
+    )
+    second = Subscription(
+        store, "solo", lambda e: handled.extend("b" for _ in e), poll_interval=0.01
+    )
+    stop_first, stop_second = threading.Event(), threading.Event()
+    runner_a = threading.Thread(target=first.run, args=(stop_first,))
+    runner_a.start()
+    try:
+        _wait(lambda: first.state is SubscriptionState.RUNNING)
+        runner_b = threading.Thread(target=second.run, args=(stop_second,))
+        runner_b.start()
+        _wait(lambda: second.state is SubscriptionState.STANDBY)
+        _append(store, 3)
+        _wait(lambda: len(handled) == 3)
+        assert handled == ["a", "a", "a"]
+        stop_first.set()
+        runner_a.join(timeout=DEADLINE)
+        assert first.state is SubscriptionState.STOPPED
+        _wait(lambda: second.state is SubscriptionState.RUNNING)
+        _append(store, 2, start=3)
+        _wait(lambda: len(handled) == 5)
+        assert handled == ["a", "a", "a", "b", "b"]
+    finally:
+        stop_first.set()
+        stop_second.set()
+        runner_a.join(timeout=DEADLINE)
+        runner_b.join(timeout=DEADLINE)

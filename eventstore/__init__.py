@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from eventstore._subscribing import (
     Delivery,
     OnError,
+    ParkedEvent,
     SubscriptionState,
     SubscriptionStatus,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "LogPosition",
     "NewEvent",
     "OnError",
+    "ParkedEvent",
     "Payload",
     "PoolExhaustedError",
     "PoolMetrics",

@@ -27,6 +27,7 @@ __all__ = [
     "LogFilter",
     "LogPage",
     "OnError",
+    "ParkedEvent",
     "SubscriptionLock",
     "SubscriptionState",
     "SubscriptionStatus",
@@ -156,6 +157,28 @@ class OnError(enum.Enum):
     STOP = "stop"
     """Stop, with the checkpoint just before the event (the default)."""
 
+    PARK = "park"
+    """Record the event and the error as parked, and go on with the next;
+    `Subscription.replay_parked` hands parked events back."""
+
+
+@attrs.frozen
+class ParkedEvent:
+    """
+    An event a subscription's handler kept failing on, set aside under `OnError.PARK`.
+
+    Attributes:
+        event: The event, read from the log.
+        error: ``"<type>: <message>"`` of the handler's last error.
+        attempts: How many times the handler failed on it, replays included.
+        parked_at: When it was (last) parked, in UTC.
+    """
+
+    event: RecordedEvent
+    error: str
+    attempts: int
+    parked_at: datetime
+
 
 class Delivery(enum.Enum):
     """How a subscription hands events to its handler, and when its checkpoint moves."""
@@ -207,6 +230,7 @@ class SubscriptionStatus:
         handled: Events this runner handed to its handler and checkpointed.
         last_error: ``"<type>: <message>"`` of the error that stopped it.
         failed_event: ``(stream_id, version)`` of the event it stopped on.
+        parked: Events parked under `OnError.PARK`, not replayed yet.
     """
 
     name: str
@@ -218,6 +242,7 @@ class SubscriptionStatus:
     handled: int
     last_error: str | None = None
     failed_event: tuple[str, int] | None = None
+    parked: int = 0
 
 
 class SubscriptionLock(Protocol):

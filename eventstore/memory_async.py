@@ -14,6 +14,7 @@ import attrs
 
 from eventstore._decide import judge_append
 from eventstore._json import load_json
+from eventstore._subscribing import ParkedEvent
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import SubscriptionConflictError
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
@@ -117,6 +118,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         self._event_ids: dict[str, dict[int, _StoredEvent]] = {}
         self._snapshots: dict[str, dict[int, _StoredSnapshot]] = {}
         self._checkpoints: dict[tuple[str, str], LogPosition] = {}
+        self._parked_events: dict[tuple[str, str], dict[LogPosition, ParkedEvent]] = {}
         self._transactions = 0
 
     def __repr__(self) -> str:
@@ -282,6 +284,36 @@ class AsyncInMemoryEventStore(AsyncEventStore):
                 raise SubscriptionConflictError(name, member, expected, actual)
             self._checkpoints[name, member] = new
 
+    async def _park(
+        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+    ) -> None:
+        with self._lock:
+            parked = self._parked_events.setdefault((name, member), {})
+            before = parked.get(event.position)
+            total = attempts + (0 if before is None else before.attempts)
+            parked[event.position] = ParkedEvent(event, error, total, datetime.now(UTC))
+
+    async def _parked(
+        self, name: str, member: str, after: LogPosition | None, limit: int
+    ) -> list[ParkedEvent]:
+        with self._lock:
+            parked = self._parked_events.get((name, member), {})
+            later = sorted(p for p in parked if after is None or p > after)
+            return [parked[position] for position in later[:limit]]
+
+    async def _parked_count(self, name: str, member: str) -> int:
+        with self._lock:
+            return len(self._parked_events.get((name, member), {}))
+
+    async def _unpark(
+        self, name: str, member: str, stream_id: str, version: int
+    ) -> None:
+        with self._lock:
+            parked = self._parked_events.get((name, member), {})
+            for position, item in list(parked.items()):
+                if (item.event.stream_id, item.event.version) == (stream_id, version):
+                    del parked[position]
+
     async def _health(self) -> HealthReport:
         if self._closed:
             return HealthReport(
@@ -300,3 +332,4 @@ class AsyncInMemoryEventStore(AsyncEventStore):
             self._event_ids.clear()
             self._snapshots.clear()
             self._checkpoints.clear()
+            self._parked_events.clear()

@@ -17,6 +17,7 @@ from eventstore import _validation as check
 from eventstore._subscribing import (
     LogFilter,
     LogPage,
+    ParkedEvent,
     SubscriptionLock,
     TransactionWork,
     page_of,
@@ -401,6 +402,40 @@ class EventStore(abc.ABC):
         """
         raise ConfigError(
             f"{type(self).__name__} does not store subscription checkpoints"
+        )
+
+    def _park(
+        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+    ) -> None:
+        """Record *event* as parked by *name*, with the handler's error (again: add the attempts)."""
+        raise ConfigError(f"{type(self).__name__} does not store parked events")
+
+    def _parked(
+        self, name: str, member: str, after: LogPosition | None, limit: int
+    ) -> list[ParkedEvent]:
+        """Return up to *limit* events parked by *name* after *after*, in log order."""
+        raise ConfigError(f"{type(self).__name__} does not store parked events")
+
+    def _parked_count(self, name: str, member: str) -> int:
+        """Return how many events *name* has parked; 0 without parking."""
+        return 0
+
+    def _unpark(self, name: str, member: str, stream_id: str, version: int) -> None:
+        """Forget that *name* parked event *version* of *stream_id*."""
+        raise ConfigError(f"{type(self).__name__} does not store parked events")
+
+    def _replay_in_transaction(
+        self,
+        name: str,
+        member: str,
+        stream_id: str,
+        version: int,
+        work: TransactionWork,
+    ) -> None:
+        """Run *work* in a transaction that also unparks the event."""
+        raise ConfigError(
+            f"{type(self).__name__} has no transactions to share with a handler: "
+            "transactional delivery needs PostgreSQL"
         )
 
     def _lock_subscription(self, name: str, member: str) -> SubscriptionLock | None:

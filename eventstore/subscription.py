@@ -16,13 +16,14 @@ from eventstore._subscribing import (
     LogFilter,
     LogPage,
     OnError,
+    ParkedEvent,
     SubscriptionLock,
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
     seconds_since,
 )
-from eventstore._validation import check_name
+from eventstore._validation import check_int, check_name
 from eventstore.errors import (
     ConfigError,
     InvalidArgumentTypeError,
@@ -75,7 +76,8 @@ class Subscription:
             member of a consumer group, with a checkpoint of its own.
         batch_size: Most events read, and handed over, at once (1-10,000).
         delivery: At least once (the default), or transactional.
-        on_error: What to do with an event the handler keeps failing on.
+        on_error: What to do with an event the handler keeps failing on:
+            stop there (`OnError.STOP`), or park it and go on (`OnError.PARK`).
         retry_policy: How often to retry a failing handler; default
             ``RetryPolicy()``.
         poll_interval: Seconds `run` waits before looking at the log again
@@ -83,8 +85,9 @@ class Subscription:
 
     Raises:
         InvalidArgumentError: A bad name, filter or batch size.
-        ConfigError: A bad poll interval, or transactional delivery on a
-            store without transactions (every store but PostgreSQL's).
+        ConfigError: A bad poll interval, transactional delivery on a store
+            without transactions (every store but PostgreSQL's), or
+            `OnError.PARK` on a store that cannot park events.
 
     Example:
         >>> from eventstore import InMemoryEventStore, Subscription, NewEvent
@@ -136,6 +139,8 @@ class Subscription:
             raise InvalidArgumentTypeError(
                 f"on_error must be an OnError member, got {on_error!r}"
             )
+        if on_error is OnError.PARK and type(store)._park is EventStore._park:
+            raise ConfigError(f"{type(store).__name__} does not store parked events")
         if (
             not isinstance(poll_interval, int | float)
             or isinstance(poll_interval, bool)
@@ -172,7 +177,8 @@ class Subscription:
         Handle every event visible in the log now, then return.
 
         Returns:
-            How many events the handler was given and the checkpoint moved past.
+            How many events the handler took (parked ones not counted) and
+            the checkpoint moved past.
 
         Raises:
             SubscriptionFailedError: The handler kept failing on an event;
@@ -182,13 +188,12 @@ class Subscription:
         """
         member = self.filter.member
         position = self.store._load_checkpoint(self.name, member)
-        handled = 0
+        handled_before = self._handled
         while True:
             page = self.store._read_log_page(position, self.batch_size, self.filter)
             if page.scanned_to is None:
-                return handled
+                return self._handled - handled_before
             position = self._deliver(position, page)
-            handled += len(page.events)
 
     def run(self, stop: Event) -> None:
         """
@@ -233,6 +238,37 @@ class Subscription:
         )
         return lock
 
+    def replay_parked(self) -> int:
+        """
+        Hand the parked events back to the handler, oldest first, one at a time.
+
+        An event the handler now takes is unparked (in the handler's
+        transaction, with transactional delivery); one it still fails on
+        stays parked, with its new error and the attempts added. The
+        checkpoint does not move.
+
+        Returns:
+            How many parked events were handled and unparked.
+        """
+        member = self.filter.member
+        after: LogPosition | None = None
+        replayed = 0
+        while parked := self.store._parked(self.name, member, after, self.batch_size):
+            for item in parked:
+                after = item.event.position
+                try:
+                    self._replay(item.event)
+                except Exception as exc:  # the handler's: it stays parked
+                    self._park(item.event, exc)
+                else:
+                    replayed += 1
+        return replayed
+
+    def parked(self, *, limit: int = 100) -> list[ParkedEvent]:
+        """Return up to *limit* of the events this subscription parked, oldest first."""
+        check_int(limit, "limit", minimum=1)
+        return self.store._parked(self.name, self.filter.member, None, limit)
+
     def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""
         member = self.filter.member
@@ -248,6 +284,7 @@ class Subscription:
             handled=self._handled,
             last_error=self._last_error,
             failed_event=self._failed_event,
+            parked=self.store._parked_count(self.name, member),
         )
 
     def _deliver(self, position: LogPosition | None, page: LogPage) -> LogPosition:
@@ -277,6 +314,11 @@ class Subscription:
             except SubscriptionConflictError:
                 raise
             except Exception as exc:  # the handler's, whatever it is
+                if self.on_error is OnError.PARK:
+                    self._park(event, exc)
+                    self._move(position, event.position)
+                    position = event.position
+                    continue
                 self._fail(event, exc)
                 raise SubscriptionFailedError(
                     self.name, event.stream_id, event.version
@@ -286,6 +328,24 @@ class Subscription:
             self._handled += 1
             position = event.position
         return position
+
+    def _park(self, event: RecordedEvent, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        _log.warning(
+            "subscription %r parked event %d of stream %r: %s",
+            self.name,
+            event.version,
+            event.stream_id,
+            error,
+            extra={"subscription": self.name, "stream_id": event.stream_id},
+        )
+        self.store._park(
+            self.name,
+            self.filter.member,
+            event,
+            error,
+            self.retry_policy.max_attempts,
+        )
 
     def _fail(self, event: RecordedEvent, exc: Exception) -> None:
         self._state = SubscriptionState.FAILED
@@ -315,16 +375,13 @@ class Subscription:
         """
         transactional = self.delivery is Delivery.TRANSACTIONAL
 
-        def call(*args: object) -> None:
-            self.handler(*args)
-
         def attempt() -> None:
             if not transactional:
-                call(events)
+                self._call_handler(events)
                 return
 
             def work(conn: object) -> None:
-                call(events, conn)
+                self._call_handler(events, conn)
 
             self.store._deliver_in_transaction(
                 self.name, self.filter.member, expected, new, work
@@ -334,6 +391,29 @@ class Subscription:
             attempt, retry_on=(Exception,), give_up_on=(SubscriptionConflictError,)
         )
         return transactional
+
+    def _call_handler(self, *args: object) -> None:
+        self.handler(*args)
+
+    def _replay(self, event: RecordedEvent) -> None:
+        """Hand one parked *event* to the handler, retried, and unpark it."""
+        member = self.filter.member
+        if self.delivery is Delivery.TRANSACTIONAL:
+
+            def work(conn: object) -> None:
+                self._call_handler([event], conn)
+
+            self.retry_policy.call(
+                lambda: self.store._replay_in_transaction(
+                    self.name, member, event.stream_id, event.version, work
+                ),
+                retry_on=(Exception,),
+            )
+            return
+        self.retry_policy.call(
+            lambda: self._call_handler([event]), retry_on=(Exception,)
+        )
+        self.store._unpark(self.name, member, event.stream_id, event.version)
 
     def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
         if new != expected:

@@ -17,12 +17,13 @@ from eventstore._subscribing import (
     LogFilter,
     LogPage,
     OnError,
+    ParkedEvent,
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
     seconds_since,
 )
-from eventstore._validation import check_name
+from eventstore._validation import check_int, check_name
 from eventstore.errors import (
     ConfigError,
     InvalidArgumentTypeError,
@@ -80,7 +81,8 @@ class AsyncSubscription:
             member of a consumer group, with a checkpoint of its own.
         batch_size: Most events read, and handed over, at once (1-10,000).
         delivery: At least once (the default), or transactional.
-        on_error: What to do with an event the handler keeps failing on.
+        on_error: What to do with an event the handler keeps failing on:
+            stop there (`OnError.STOP`), or park it and go on (`OnError.PARK`).
         retry_policy: How often to retry a failing handler; default
             ``RetryPolicy()``.
         poll_interval: Seconds `run` waits before looking at the log again
@@ -88,8 +90,9 @@ class AsyncSubscription:
 
     Raises:
         InvalidArgumentError: A bad name, filter or batch size.
-        ConfigError: A bad poll interval, or transactional delivery on a
-            store without transactions (every store but PostgreSQL's).
+        ConfigError: A bad poll interval, transactional delivery on a store
+            without transactions (every store but PostgreSQL's), or
+            `OnError.PARK` on a store that cannot park events.
 
     Example:
         >>> from eventstore import AsyncInMemoryEventStore, AsyncSubscription, NewEvent
@@ -141,6 +144,8 @@ class AsyncSubscription:
             raise InvalidArgumentTypeError(
                 f"on_error must be an OnError member, got {on_error!r}"
             )
+        if on_error is OnError.PARK and type(store)._park is AsyncEventStore._park:
+            raise ConfigError(f"{type(store).__name__} does not store parked events")
         if (
             not isinstance(poll_interval, int | float)
             or isinstance(poll_interval, bool)
@@ -177,7 +182,8 @@ class AsyncSubscription:
         Handle every event visible in the log now, then return.
 
         Returns:
-            How many events the handler was given and the checkpoint moved past.
+            How many events the handler took (parked ones not counted) and
+            the checkpoint moved past.
 
         Raises:
             SubscriptionFailedError: The handler kept failing on an event;
@@ -187,15 +193,14 @@ class AsyncSubscription:
         """
         member = self.filter.member
         position = await self.store._load_checkpoint(self.name, member)
-        handled = 0
+        handled_before = self._handled
         while True:
             page = await self.store._read_log_page(
                 position, self.batch_size, self.filter
             )
             if page.scanned_to is None:
-                return handled
+                return self._handled - handled_before
             position = await self._deliver(position, page)
-            handled += len(page.events)
 
     async def run(self, stop: Event) -> None:
         """
@@ -246,6 +251,39 @@ class AsyncSubscription:
         )
         return lock
 
+    async def replay_parked(self) -> int:
+        """
+        Hand the parked events back to the handler, oldest first, one at a time.
+
+        An event the handler now takes is unparked (in the handler's
+        transaction, with transactional delivery); one it still fails on
+        stays parked, with its new error and the attempts added. The
+        checkpoint does not move.
+
+        Returns:
+            How many parked events were handled and unparked.
+        """
+        member = self.filter.member
+        after: LogPosition | None = None
+        replayed = 0
+        while parked := await self.store._parked(
+            self.name, member, after, self.batch_size
+        ):
+            for item in parked:
+                after = item.event.position
+                try:
+                    await self._replay(item.event)
+                except Exception as exc:  # the handler's: it stays parked
+                    await self._park(item.event, exc)
+                else:
+                    replayed += 1
+        return replayed
+
+    async def parked(self, *, limit: int = 100) -> list[ParkedEvent]:
+        """Return up to *limit* of the events this subscription parked, oldest first."""
+        check_int(limit, "limit", minimum=1)
+        return await self.store._parked(self.name, self.filter.member, None, limit)
+
     async def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""
         member = self.filter.member
@@ -261,6 +299,7 @@ class AsyncSubscription:
             handled=self._handled,
             last_error=self._last_error,
             failed_event=self._failed_event,
+            parked=await self.store._parked_count(self.name, member),
         )
 
     async def _deliver(
@@ -292,6 +331,11 @@ class AsyncSubscription:
             except SubscriptionConflictError:
                 raise
             except Exception as exc:  # the handler's, whatever it is
+                if self.on_error is OnError.PARK:
+                    await self._park(event, exc)
+                    await self._move(position, event.position)
+                    position = event.position
+                    continue
                 self._fail(event, exc)
                 raise SubscriptionFailedError(
                     self.name, event.stream_id, event.version
@@ -301,6 +345,24 @@ class AsyncSubscription:
             self._handled += 1
             position = event.position
         return position
+
+    async def _park(self, event: RecordedEvent, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        _log.warning(
+            "subscription %r parked event %d of stream %r: %s",
+            self.name,
+            event.version,
+            event.stream_id,
+            error,
+            extra={"subscription": self.name, "stream_id": event.stream_id},
+        )
+        await self.store._park(
+            self.name,
+            self.filter.member,
+            event,
+            error,
+            self.retry_policy.max_attempts,
+        )
 
     def _fail(self, event: RecordedEvent, exc: Exception) -> None:
         self._state = SubscriptionState.FAILED
@@ -330,21 +392,13 @@ class AsyncSubscription:
         """
         transactional = self.delivery is Delivery.TRANSACTIONAL
 
-        async def call(*args: object) -> None:
-            if True:  # ASYNC
-                outcome = self.handler(*args)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            else:
-                self.handler(*args)  # type: ignore[unreachable]
-
         async def attempt() -> None:
             if not transactional:
-                await call(events)
+                await self._call_handler(events)
                 return
 
             async def work(conn: object) -> None:
-                await call(events, conn)
+                await self._call_handler(events, conn)
 
             await self.store._deliver_in_transaction(
                 self.name, self.filter.member, expected, new, work
@@ -354,6 +408,34 @@ class AsyncSubscription:
             attempt, retry_on=(Exception,), give_up_on=(SubscriptionConflictError,)
         )
         return transactional
+
+    async def _call_handler(self, *args: object) -> None:
+        if True:  # ASYNC
+            outcome = self.handler(*args)
+            if inspect.isawaitable(outcome):
+                await outcome
+        else:
+            self.handler(*args)  # type: ignore[unreachable]
+
+    async def _replay(self, event: RecordedEvent) -> None:
+        """Hand one parked *event* to the handler, retried, and unpark it."""
+        member = self.filter.member
+        if self.delivery is Delivery.TRANSACTIONAL:
+
+            async def work(conn: object) -> None:
+                await self._call_handler([event], conn)
+
+            await self.retry_policy.acall(
+                lambda: self.store._replay_in_transaction(
+                    self.name, member, event.stream_id, event.version, work
+                ),
+                retry_on=(Exception,),
+            )
+            return
+        await self.retry_policy.acall(
+            lambda: self._call_handler([event]), retry_on=(Exception,)
+        )
+        await self.store._unpark(self.name, member, event.stream_id, event.version)
 
     async def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
         if new != expected:

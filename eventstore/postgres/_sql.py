@@ -20,7 +20,7 @@ import attrs
 from psycopg import sql
 
 from eventstore._json import load_json
-from eventstore._subscribing import LogPage
+from eventstore._subscribing import LogPage, ParkedEvent
 from eventstore._validation import EncodedAppend, EncodedSnapshot
 from eventstore.errors import ConfigError
 from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
@@ -80,6 +80,7 @@ def _compose(template: str, schema: str) -> bytes:
         snapshots=sql.Identifier(schema, "snapshots"),
         migrations=sql.Identifier(schema, "schema_migrations"),
         subscriptions=sql.Identifier(schema, "subscriptions"),
+        parked_events=sql.Identifier(schema, "parked_events"),
         event_columns=_EVENT_COLUMNS,
         stream_event_columns=_STREAM_EVENT_COLUMNS,
         page_filter=sql.SQL(_LOG_FILTER.replace("{t}", "page")),
@@ -353,6 +354,29 @@ _TEMPLATES = {
         " AND {events_filter}"
         " ORDER BY {events}.transaction_id, {events}.position LIMIT %(cap)s) AS behind"
     ),
+    # Parking keeps the event's key and the error; the event itself stays in
+    # the log, where a replay reads it again.
+    "park": (
+        "INSERT INTO {parked_events} AS p (name, member, stream_id, version, "
+        "error, attempts) VALUES (%(name)s, %(member)s, %(stream_id)s, %(version)s, "
+        "%(error)s, %(attempts)s) ON CONFLICT (name, member, stream_id, version) "
+        "DO UPDATE SET error = EXCLUDED.error, attempts = p.attempts + EXCLUDED.attempts, "
+        "parked_at = now()"
+    ),
+    "parked": (
+        "SELECT p.stream_id, p.version, p.error, p.attempts, p.parked_at, {event_columns} "
+        "FROM {parked_events} p JOIN {events} e USING (stream_id, version) "
+        "WHERE p.name = %(name)s AND p.member = %(member)s "
+        "AND (e.transaction_id, e.position) > (%(transaction_id)s::text::xid8, %(position)s) "
+        "ORDER BY e.transaction_id, e.position LIMIT %(limit)s"
+    ),
+    "parked_count": (
+        "SELECT count(*) FROM {parked_events} WHERE name = %(name)s AND member = %(member)s"
+    ),
+    "unpark": (
+        "DELETE FROM {parked_events} WHERE name = %(name)s AND member = %(member)s "
+        "AND stream_id = %(stream_id)s AND version = %(version)s"
+    ),
     "try_subscription_lock": (
         "SELECT pg_try_advisory_lock(%(namespace)s, hashtext(%(key)s))"
     ),
@@ -430,6 +454,10 @@ class Statements:
     read_all_after: bytes
     log_page: bytes
     log_behind: bytes
+    park: bytes
+    parked: bytes
+    parked_count: bytes
+    unpark: bytes
     try_subscription_lock: bytes
     load_checkpoint: bytes
     save_checkpoint: bytes
@@ -546,6 +574,14 @@ def log_page_from_rows(rows: Sequence[Sequence[Any]]) -> LogPage:
         [event_from_row(row) for row in rows[:-1]],
         _new_tuple(LogPosition, (marker[2], marker[3])),
     )
+
+
+def parked_from_rows(rows: Sequence[Sequence[Any]]) -> list[ParkedEvent]:
+    """Map the rows of ``parked``: the parking's columns, then the event's."""
+    return [
+        ParkedEvent(event_from_row(row[5:]), row[2], row[3], _utc(row[4]))
+        for row in rows
+    ]
 
 
 def checkpoint_from_rows(rows: Sequence[Sequence[Any]]) -> LogPosition | None:
@@ -677,9 +713,10 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
     ),
     (
         3,
-        "subscriptions: checkpoints",
+        "subscriptions: checkpoints, parked events",
         # One row per subscription (and per member of a consumer group):
-        # the last log position it handled or skipped.
+        # the last log position it handled or skipped; and the events its
+        # handler kept failing on, with the error, under OnError.PARK.
         """
         CREATE TABLE {subscriptions} (
             name text NOT NULL,
@@ -688,6 +725,16 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
             position bigint NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (name, member)
+        );
+        CREATE TABLE {parked_events} (
+            name text NOT NULL,
+            member text NOT NULL,
+            stream_id text NOT NULL,
+            version bigint NOT NULL,
+            error text NOT NULL,
+            attempts integer NOT NULL,
+            parked_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (name, member, stream_id, version)
         );
         """,
     ),

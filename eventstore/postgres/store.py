@@ -19,7 +19,12 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
-from eventstore._subscribing import LogFilter, LogPage, TransactionWork
+from eventstore._subscribing import (
+    LogFilter,
+    LogPage,
+    ParkedEvent,
+    TransactionWork,
+)
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
@@ -94,6 +99,11 @@ def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
     with _in_transaction(conn):
         cursor = conn.execute(query, params, prepare=True, binary=True)
         return cursor.fetchall()
+
+
+def _execute(conn: _Connection, query: bytes, params: Any) -> None:
+    with _in_transaction(conn):
+        conn.execute(query, params, prepare=True)
 
 
 class PostgresEventStore(EventStore):
@@ -528,6 +538,58 @@ class PostgresEventStore(EventStore):
         )
         return int(rows[0][0]), rows[0][1]
 
+    def _park(
+        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+    ) -> None:
+        params = {
+            "name": name,
+            "member": member,
+            "stream_id": event.stream_id,
+            "version": event.version,
+            "error": error,
+            "attempts": attempts,
+        }
+        self._call(lambda conn: _execute(conn, self._sql.park, params), retry=True)
+
+    def _parked(
+        self, name: str, member: str, after: LogPosition | None, limit: int
+    ) -> list[ParkedEvent]:
+        params = {"name": name, "member": member, **read_all_params(after, limit)}
+        params.setdefault("transaction_id", 0)
+        params.setdefault("position", 0)
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.parked, params), retry=True
+        )
+        return _sql.parked_from_rows(rows)
+
+    def _parked_count(self, name: str, member: str) -> int:
+        params = {"name": name, "member": member}
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.parked_count, params), retry=True
+        )
+        return int(rows[0][0])
+
+    def _unpark(self, name: str, member: str, stream_id: str, version: int) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+        self._call(lambda conn: _execute(conn, self._sql.unpark, params), retry=True)
+
+    def _replay_in_transaction(
+        self,
+        name: str,
+        member: str,
+        stream_id: str,
+        version: int,
+        work: TransactionWork,
+    ) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                work(conn)
+                conn.execute(self._sql.unpark, params)
+
+        self._call(run, retry=False)
+
     def _lock_subscription(self, name: str, member: str) -> AdvisoryLock | None:
         conn = self._connections.dedicated()
         try:
@@ -636,6 +698,12 @@ class PostgresEventStore(EventStore):
 
     def _close(self) -> None:
         self._connections.close()
+
+
+def _unpark_params(
+    name: str, member: str, stream_id: str, version: int
+) -> dict[str, Any]:
+    return {"name": name, "member": member, "stream_id": stream_id, "version": version}
 
 
 def _check_seconds(value: object, name: str) -> float:

@@ -17,7 +17,12 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
-from eventstore._subscribing import AsyncTransactionWork, LogFilter, LogPage
+from eventstore._subscribing import (
+    AsyncTransactionWork,
+    LogFilter,
+    LogPage,
+    ParkedEvent,
+)
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
@@ -92,6 +97,11 @@ async def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
     async with _in_transaction(conn):
         cursor = await conn.execute(query, params, prepare=True, binary=True)
         return await cursor.fetchall()
+
+
+async def _execute(conn: _Connection, query: bytes, params: Any) -> None:
+    async with _in_transaction(conn):
+        await conn.execute(query, params, prepare=True)
 
 
 class AsyncPostgresEventStore(AsyncEventStore):
@@ -542,6 +552,64 @@ class AsyncPostgresEventStore(AsyncEventStore):
         )
         return int(rows[0][0]), rows[0][1]
 
+    async def _park(
+        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+    ) -> None:
+        params = {
+            "name": name,
+            "member": member,
+            "stream_id": event.stream_id,
+            "version": event.version,
+            "error": error,
+            "attempts": attempts,
+        }
+        await self._call(
+            lambda conn: _execute(conn, self._sql.park, params), retry=True
+        )
+
+    async def _parked(
+        self, name: str, member: str, after: LogPosition | None, limit: int
+    ) -> list[ParkedEvent]:
+        params = {"name": name, "member": member, **read_all_params(after, limit)}
+        params.setdefault("transaction_id", 0)
+        params.setdefault("position", 0)
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.parked, params), retry=True
+        )
+        return _sql.parked_from_rows(rows)
+
+    async def _parked_count(self, name: str, member: str) -> int:
+        params = {"name": name, "member": member}
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.parked_count, params), retry=True
+        )
+        return int(rows[0][0])
+
+    async def _unpark(
+        self, name: str, member: str, stream_id: str, version: int
+    ) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+        await self._call(
+            lambda conn: _execute(conn, self._sql.unpark, params), retry=True
+        )
+
+    async def _replay_in_transaction(
+        self,
+        name: str,
+        member: str,
+        stream_id: str,
+        version: int,
+        work: AsyncTransactionWork,
+    ) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+
+        async def run(conn: _Connection) -> None:
+            async with conn.transaction():
+                await work(conn)
+                await conn.execute(self._sql.unpark, params)
+
+        await self._call(run, retry=False)
+
     async def _lock_subscription(
         self, name: str, member: str
     ) -> AsyncAdvisoryLock | None:
@@ -652,6 +720,12 @@ class AsyncPostgresEventStore(AsyncEventStore):
 
     async def _close(self) -> None:
         await self._connections.close()
+
+
+def _unpark_params(
+    name: str, member: str, stream_id: str, version: int
+) -> dict[str, Any]:
+    return {"name": name, "member": member, "stream_id": stream_id, "version": version}
 
 
 def _check_seconds(value: object, name: str) -> float:

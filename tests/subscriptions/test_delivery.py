@@ -18,6 +18,7 @@ from eventstore import (
     Delivery,
     InMemoryEventStore,
     NewEvent,
+    OnError,
     RecordedEvent,
     RetryPolicy,
     StoreUnavailableError,
@@ -348,3 +349,40 @@ def test_a_second_runner_of_a_name_stands_by_until_the_first_stops(
         stop_second.set()
         runner_a.join(timeout=DEADLINE)
         runner_b.join(timeout=DEADLINE)
+
+
+def test_a_parked_event_replays_into_the_projection_in_its_transaction(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 5)
+    project = _project(projection)
+    broken = {3}
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)  # written, then rolled back if the event is broken
+        if any(e.data["n"] in broken for e in events):
+            raise ValueError("cannot project n=3")
+
+    subscription = Subscription(
+        store,
+        "parks",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        on_error=OnError.PARK,
+        retry_policy=NO_WAIT,
+    )
+    _wait(lambda: subscription.status().events_behind == 5)
+    assert subscription.catch_up() == 4
+    assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2, 4]
+    assert subscription.status().parked == 1
+    broken.clear()
+    assert subscription.replay_parked() == 1
+    assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2, 3, 4]
+    assert subscription.status().parked == 0
+
+
+def _numbers(dsn: str, table: sql.Identifier) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            sql.SQL("SELECT stream_id, n FROM {}").format(table)
+        ).fetchall()

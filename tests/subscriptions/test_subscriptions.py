@@ -16,6 +16,7 @@ from eventstore import (
     InMemoryEventStore,
     InvalidArgumentError,
     NewEvent,
+    OnError,
     RecordedEvent,
     RetryPolicy,
     Subscription,
@@ -313,3 +314,47 @@ def test_a_backend_without_checkpoints_says_so() -> None:
     store.append("s", [NewEvent("t", {})])
     with pytest.raises(ConfigError, match="does not store subscription checkpoints"):
         Subscription(store, "s", lambda events: None).catch_up()
+
+
+async def test_a_parked_poison_event_never_blocks_the_others_nor_disappears(
+    side: Side,
+) -> None:
+    for n in range(6):
+        await side.append(f"s-{n % 2}", {"n": n})
+    await side.wait_for_log(6)
+    seen: list[int] = []
+    poison = {2, 4}
+
+    def handler(events: list[RecordedEvent]) -> None:
+        if any(e.data["n"] in poison for e in events):
+            raise ValueError("poison")
+        seen.extend(e.data["n"] for e in events)
+
+    subscription = side.subscription(
+        "parking", handler, on_error=OnError.PARK, batch_size=4
+    )
+    assert await side.catch_up(subscription) == 4
+    assert seen == [0, 1, 3, 5]
+    status = await side.status(subscription)
+    assert (status.parked, status.events_behind) == (2, 0)
+    assert status.state is SubscriptionState.IDLE
+    parked = await side.call(subscription.parked())
+    assert [p.event.data["n"] for p in parked] == [2, 4]
+    assert parked[0].error == "ValueError: poison"
+    assert parked[0].attempts == NO_WAIT.max_attempts
+    # Still failing on 4: it stays parked, with the attempts added up.
+    poison.discard(2)
+    assert await side.call(subscription.replay_parked()) == 1
+    assert seen == [0, 1, 3, 5, 2]
+    (still,) = await side.call(subscription.parked())
+    assert still.event.data["n"] == 4
+    assert still.attempts == 2 * NO_WAIT.max_attempts
+    poison.clear()
+    assert await side.call(subscription.replay_parked()) == 1
+    assert seen == [0, 1, 3, 5, 2, 4]
+    assert (await side.status(subscription)).parked == 0
+
+
+def test_park_needs_a_store_that_parks() -> None:
+    with pytest.raises(ConfigError, match="does not store parked events"):
+        Subscription(ListStore(), "s", lambda events: None, on_error=OnError.PARK)

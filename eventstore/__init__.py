@@ -46,7 +46,13 @@ from eventstore.events import (
     NewEvent,
     RecordedEvent,
 )
-from eventstore.health import HealthReport, HealthStatus, PoolMetrics
+from eventstore.health import (
+    HealthReport,
+    HealthStatus,
+    LogHolder,
+    PoolMetrics,
+    SubscriptionHealth,
+)
 from eventstore.memory import InMemoryEventStore
 from eventstore.memory_async import AsyncInMemoryEventStore
 from eventstore.repository import Repository, save_together
@@ -91,6 +97,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "LoadedStream",
+    "LogHolder",
     "LogPosition",
     "NewEvent",
     "OnError",
@@ -112,6 +119,7 @@ __all__ = [
     "Subscription",
     "SubscriptionConflictError",
     "SubscriptionFailedError",
+    "SubscriptionHealth",
     "SubscriptionState",
     "SubscriptionStatus",
     "UnhandledEventError",

@@ -19,6 +19,7 @@ import attrs
 from eventstore._validation import check_int, check_name
 from eventstore.errors import InvalidArgumentError, InvalidArgumentTypeError
 from eventstore.events import LogPosition, RecordedEvent
+from eventstore.health import LogHolder
 
 __all__ = [
     "AsyncSubscriptionLock",
@@ -231,6 +232,9 @@ class SubscriptionStatus:
         last_error: ``"<type>: <message>"`` of the error that stopped it.
         failed_event: ``(stream_id, version)`` of the event it stopped on.
         parked: Events parked under `OnError.PARK`, not replayed yet.
+        held_by: The open transaction holding the log back, when events wait
+            behind it (PostgreSQL): what to look at when a subscription
+            lags and nothing seems to arrive.
     """
 
     name: str
@@ -243,6 +247,7 @@ class SubscriptionStatus:
     last_error: str | None = None
     failed_event: tuple[str, int] | None = None
     parked: int = 0
+    held_by: LogHolder | None = None
 
 
 class SubscriptionLock(Protocol):

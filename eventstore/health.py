@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Any
 
 import attrs
 
-__all__ = ["HealthReport", "HealthStatus", "PoolMetrics"]
+__all__ = [
+    "HealthReport",
+    "HealthStatus",
+    "LogHolder",
+    "PoolMetrics",
+    "SubscriptionHealth",
+]
 
 DEGRADED_UTILIZATION_PCT = 90.0
 """Pool utilisation above which a reachable store is degraded."""
@@ -64,6 +71,65 @@ class PoolMetrics:
 
 
 @attrs.frozen
+class LogHolder:
+    """
+    The open transaction that holds the global log back (PostgreSQL).
+
+    Events committed after it started are not in `read_all`, nor delivered
+    to subscriptions, until it ends: the log never lets a reader pass an
+    event that could still commit before it. A session left "idle in
+    transaction" holds it back for as long as it stays open.
+
+    Attributes:
+        pid: Its backend's process id (``pg_terminate_backend`` ends it).
+        database: Its database (a transaction anywhere on the server holds
+            the log back).
+        application_name: The ``application_name`` of its session.
+        state: Its session's state, e.g. ``"idle in transaction"``.
+        xact_start: When its transaction started.
+    """
+
+    pid: int
+    database: str | None
+    application_name: str
+    state: str | None
+    xact_start: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict (the start as ISO 8601)."""
+        fields = attrs.asdict(self)
+        if self.xact_start is not None:
+            fields["xact_start"] = self.xact_start.isoformat()
+        return fields
+
+
+@attrs.frozen
+class SubscriptionHealth:
+    """
+    A subscription's checkpoint as the store keeps it, for `HealthReport.subscriptions`.
+
+    Attributes:
+        name: The subscription.
+        member: ``""``, or ``"i/n"`` for a member of a consumer group.
+        position: Its checkpoint, as `LogPosition`'s text.
+        updated_at: When the checkpoint last moved.
+        parked: Events it has parked.
+    """
+
+    name: str
+    member: str
+    position: str
+    updated_at: datetime
+    parked: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict."""
+        fields = attrs.asdict(self)
+        fields["updated_at"] = self.updated_at.isoformat()
+        return fields
+
+
+@attrs.frozen
 class HealthReport:
     """
     The result of `EventStore.health`.
@@ -79,6 +145,9 @@ class HealthReport:
         partitions: How many hash partitions each of the store's tables has
             (1: one plain table), or ``None`` for a store without tables (in
             memory) or when unavailable.
+        subscriptions: The checkpoints the store keeps (PostgreSQL).
+        log_held_by: The transaction holding the global log back, when one
+            does (PostgreSQL).
 
     Example:
         >>> HealthReport(HealthStatus.OK, 0.4, 3, None).to_dict()["status"]
@@ -91,14 +160,17 @@ class HealthReport:
     pool: PoolMetrics | None = None
     error: str | None = None
     partitions: int | None = None
+    subscriptions: tuple[SubscriptionHealth, ...] = ()
+    log_held_by: LogHolder | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """
         Return the report as a JSON-ready dict.
 
         Keys: ``status``, ``latency_ms``, ``schema_version``, ``partitions``,
-        ``pool`` (a dict of `PoolMetrics` fields, or ``None``), and ``error``
-        when set.
+        ``pool`` (a dict of `PoolMetrics` fields, or ``None``),
+        ``subscriptions`` (a list of dicts), ``log_held_by`` (a dict, or
+        ``None``), and ``error`` when set.
         """
         report: dict[str, Any] = {
             "status": self.status.value,
@@ -106,6 +178,10 @@ class HealthReport:
             "schema_version": self.schema_version,
             "partitions": self.partitions,
             "pool": None if self.pool is None else self.pool.to_dict(),
+            "subscriptions": [item.to_dict() for item in self.subscriptions],
+            "log_held_by": None
+            if self.log_held_by is None
+            else self.log_held_by.to_dict(),
         }
         if self.error is not None:
             report["error"] = self.error

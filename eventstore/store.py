@@ -31,7 +31,7 @@ from eventstore.events import (
     NewEvent,
     RecordedEvent,
 )
-from eventstore.health import HealthReport
+from eventstore.health import HealthReport, LogHolder
 from eventstore.snapshots import LoadedStream, Snapshot
 
 __all__ = ["DEFAULT_SNAPSHOTS_TO_KEEP", "EventStore", "LocalLock"]
@@ -380,6 +380,10 @@ class EventStore(abc.ABC):
             count += len(page.events)
             position = page.scanned_to
         return min(count, cap), oldest
+
+    def _log_holder(self) -> LogHolder | None:
+        """Return the transaction holding the log back, if any; ``None`` by default."""
+        return None
 
     def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         """Return the checkpoint of subscription *name* (``None``: the log's start)."""

@@ -29,7 +29,7 @@ from eventstore.events import (
     NewEvent,
     RecordedEvent,
 )
-from eventstore.health import HealthReport
+from eventstore.health import HealthReport, LogHolder
 from eventstore.snapshots import LoadedStream, Snapshot
 
 __all__ = ["DEFAULT_SNAPSHOTS_TO_KEEP", "AsyncEventStore", "AsyncLocalLock"]
@@ -386,6 +386,10 @@ class AsyncEventStore(abc.ABC):
             count += len(page.events)
             position = page.scanned_to
         return min(count, cap), oldest
+
+    async def _log_holder(self) -> LogHolder | None:
+        """Return the transaction holding the log back, if any; ``None`` by default."""
+        return None
 
     async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         """Return the checkpoint of subscription *name* (``None``: the log's start)."""

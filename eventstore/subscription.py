@@ -285,6 +285,7 @@ class Subscription:
             last_error=self._last_error,
             failed_event=self._failed_event,
             parked=self.store._parked_count(self.name, member),
+            held_by=self.store._log_holder(),
         )
 
     def _deliver(self, position: LogPosition | None, page: LogPage) -> LogPosition:

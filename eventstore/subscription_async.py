@@ -300,6 +300,7 @@ class AsyncSubscription:
             last_error=self._last_error,
             failed_event=self._failed_event,
             parked=await self.store._parked_count(self.name, member),
+            held_by=await self.store._log_holder(),
         )
 
     async def _deliver(

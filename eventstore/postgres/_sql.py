@@ -24,6 +24,7 @@ from eventstore._subscribing import LogPage, ParkedEvent
 from eventstore._validation import EncodedAppend, EncodedSnapshot
 from eventstore.errors import ConfigError
 from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
+from eventstore.health import LogHolder, SubscriptionHealth
 from eventstore.snapshots import Snapshot
 
 __all__ = ["Statements", "check_schema_name"]
@@ -377,6 +378,22 @@ _TEMPLATES = {
         "DELETE FROM {parked_events} WHERE name = %(name)s AND member = %(member)s "
         "AND stream_id = %(stream_id)s AND version = %(version)s"
     ),
+    # The oldest open transaction with an id, when events wait behind it:
+    # the log shows nothing committed after it started until it ends.
+    "log_holder": (
+        "SELECT a.pid, a.datname, coalesce(a.application_name, ''), a.state, a.xact_start "
+        "FROM pg_stat_activity a WHERE a.backend_xid IS NOT NULL "
+        "AND a.backend_xid::text::bigint = "
+        "mod(pg_snapshot_xmin(pg_current_snapshot())::text::bigint, 4294967296) "
+        "AND (SELECT max(transaction_id) FROM {events}) "
+        ">= pg_snapshot_xmin(pg_current_snapshot()) LIMIT 1"
+    ),
+    "health_subscriptions": (
+        "SELECT s.name, s.member, s.transaction_id::text::bigint, s.position, "
+        "s.updated_at, (SELECT count(*) FROM {parked_events} p "
+        "WHERE p.name = s.name AND p.member = s.member) "
+        "FROM {subscriptions} s ORDER BY s.name, s.member"
+    ),
     "try_subscription_lock": (
         "SELECT pg_try_advisory_lock(%(namespace)s, hashtext(%(key)s))"
     ),
@@ -458,6 +475,8 @@ class Statements:
     parked: bytes
     parked_count: bytes
     unpark: bytes
+    log_holder: bytes
+    health_subscriptions: bytes
     try_subscription_lock: bytes
     load_checkpoint: bytes
     save_checkpoint: bytes
@@ -582,6 +601,32 @@ def parked_from_rows(rows: Sequence[Sequence[Any]]) -> list[ParkedEvent]:
         ParkedEvent(event_from_row(row[5:]), row[2], row[3], _utc(row[4]))
         for row in rows
     ]
+
+
+def holder_from_rows(rows: Sequence[Sequence[Any]]) -> LogHolder | None:
+    """Map the row of ``log_holder``, if any."""
+    if not rows:
+        return None
+    pid, database, application_name, state, xact_start = rows[0]
+    return LogHolder(
+        pid,
+        database,
+        application_name,
+        state,
+        None if xact_start is None else _utc(xact_start),
+    )
+
+
+def subscriptions_from_rows(
+    rows: Sequence[Sequence[Any]],
+) -> tuple[SubscriptionHealth, ...]:
+    """Map the rows of ``health_subscriptions``."""
+    return tuple(
+        SubscriptionHealth(
+            name, member, str(LogPosition(tx, position)), _utc(at), int(parked)
+        )
+        for name, member, tx, position, at, parked in rows
+    )
 
 
 def checkpoint_from_rows(rows: Sequence[Sequence[Any]]) -> LogPosition | None:

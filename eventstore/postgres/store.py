@@ -33,7 +33,13 @@ from eventstore.errors import (
     SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
-from eventstore.health import HealthReport, HealthStatus, PoolMetrics
+from eventstore.health import (
+    HealthReport,
+    HealthStatus,
+    LogHolder,
+    PoolMetrics,
+    SubscriptionHealth,
+)
 from eventstore.postgres import _sql
 from eventstore.postgres._connections import Connections, append_cursor
 from eventstore.postgres._reading import (
@@ -56,6 +62,9 @@ _log = logging.getLogger("eventstore.postgres")
 _T = TypeVar("_T")
 _Connection = psycopg.Connection[Any]
 _Row = tuple[Any, ...]
+
+_SUBSCRIPTIONS_MIGRATION: Final = 3
+"""The migration that made the subscriptions' tables."""
 
 _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
@@ -631,6 +640,12 @@ class PostgresEventStore(EventStore):
 
         self._call(run, retry=False)
 
+    def _log_holder(self) -> LogHolder | None:
+        rows = self._call(
+            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
+        )
+        return _sql.holder_from_rows(rows)
+
     def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         params = {"name": name, "member": member}
         rows = self._call(
@@ -692,8 +707,27 @@ class PostgresEventStore(EventStore):
                 error=self._connections.scrub(f"{type(exc).__name__}: {exc}"),
             )
         schema_version, partitions = _sql.layout_from_rows(rows)
+        subscriptions: tuple[SubscriptionHealth, ...] = ()
+        holder = None
+        if schema_version is not None and schema_version >= _SUBSCRIPTIONS_MIGRATION:
+            try:
+                found = self._call(
+                    lambda conn: _fetchall(conn, self._sql.health_subscriptions, ()),
+                    retry=True,
+                    timeout=timeout,
+                )
+                subscriptions = _sql.subscriptions_from_rows(found)
+                holder = self._log_holder()
+            except Exception as exc:  # health never raises; the store answered
+                _log.debug("health could not read the subscriptions: %s", exc)
         return HealthReport(
-            metrics.status, latency_ms, schema_version, metrics, partitions=partitions
+            metrics.status,
+            latency_ms,
+            schema_version,
+            metrics,
+            partitions=partitions,
+            subscriptions=subscriptions,
+            log_held_by=holder,
         )
 
     def _close(self) -> None:

@@ -31,7 +31,13 @@ from eventstore.errors import (
     SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
-from eventstore.health import HealthReport, HealthStatus, PoolMetrics
+from eventstore.health import (
+    HealthReport,
+    HealthStatus,
+    LogHolder,
+    PoolMetrics,
+    SubscriptionHealth,
+)
 from eventstore.postgres import _sql
 from eventstore.postgres._connections_async import AsyncConnections, append_cursor
 from eventstore.postgres._reading import (
@@ -54,6 +60,9 @@ _log = logging.getLogger("eventstore.postgres")
 _T = TypeVar("_T")
 _Connection = psycopg.AsyncConnection[Any]
 _Row = tuple[Any, ...]
+
+_SUBSCRIPTIONS_MIGRATION: Final = 3
+"""The migration that made the subscriptions' tables."""
 
 _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
@@ -653,6 +662,12 @@ class AsyncPostgresEventStore(AsyncEventStore):
 
         await self._call(run, retry=False)
 
+    async def _log_holder(self) -> LogHolder | None:
+        rows = await self._call(
+            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
+        )
+        return _sql.holder_from_rows(rows)
+
     async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         params = {"name": name, "member": member}
         rows = await self._call(
@@ -714,8 +729,27 @@ class AsyncPostgresEventStore(AsyncEventStore):
                 error=self._connections.scrub(f"{type(exc).__name__}: {exc}"),
             )
         schema_version, partitions = _sql.layout_from_rows(rows)
+        subscriptions: tuple[SubscriptionHealth, ...] = ()
+        holder = None
+        if schema_version is not None and schema_version >= _SUBSCRIPTIONS_MIGRATION:
+            try:
+                found = await self._call(
+                    lambda conn: _fetchall(conn, self._sql.health_subscriptions, ()),
+                    retry=True,
+                    timeout=timeout,
+                )
+                subscriptions = _sql.subscriptions_from_rows(found)
+                holder = await self._log_holder()
+            except Exception as exc:  # health never raises; the store answered
+                _log.debug("health could not read the subscriptions: %s", exc)
         return HealthReport(
-            metrics.status, latency_ms, schema_version, metrics, partitions=partitions
+            metrics.status,
+            latency_ms,
+            schema_version,
+            metrics,
+            partitions=partitions,
+            subscriptions=subscriptions,
+            log_held_by=holder,
         )
 
     async def _close(self) -> None:

@@ -272,3 +272,33 @@ def test_a_long_open_transaction_delays_delivery_and_loses_nothing(
         subscription.catch_up()
         time.sleep(0.01)
     assert [e.data["n"] for e in handled] == [0, 1, 2, 3]
+
+
+def test_status_and_health_name_the_transaction_that_holds_the_log_back(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+) -> None:
+    store = make_store()
+    subscription = Subscription(store, "held", lambda events: None)
+    assert subscription.status().held_by is None
+    with psycopg.connect(postgres_dsn, application_name="forgotten-session") as idle:
+        idle.execute("SELECT pg_current_xact_id()")  # takes an id, stays open
+        store.append("s", [NewEvent("t", {})])
+        status = subscription.status()
+        assert status.held_by is not None
+        assert status.held_by.pid == idle.info.backend_pid
+        assert status.held_by.application_name == "forgotten-session"
+        assert status.held_by.state == "idle in transaction"
+        assert status.held_by.xact_start is not None
+        assert subscription.catch_up() == 0
+        report = store.health()
+        assert report.log_held_by == status.held_by
+        assert report.to_dict()["log_held_by"]["pid"] == idle.info.backend_pid
+        idle.rollback()
+    deadline = time.monotonic() + DEADLINE
+    while subscription.catch_up() == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert subscription.status().held_by is None
+    (health,) = store.health().subscriptions
+    assert (health.name, health.member, health.parked) == ("held", "", 0)
+    assert health.position == str(subscription.status().position)

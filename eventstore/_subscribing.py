@@ -22,10 +22,12 @@ from eventstore.events import LogPosition, RecordedEvent
 from eventstore.health import LogHolder
 
 __all__ = [
+    "AsyncLogListener",
     "AsyncSubscriptionLock",
     "AsyncTransactionWork",
     "Delivery",
     "LogFilter",
+    "LogListener",
     "LogPage",
     "OnError",
     "ParkedEvent",
@@ -258,6 +260,26 @@ class SubscriptionLock(Protocol):
 
     def release(self) -> None:
         """Let another runner take the subscription."""
+
+
+class LogListener(Protocol):
+    """A session that hears when the log may have grown (PostgreSQL's LISTEN)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for a notification; tell whether one came."""
+
+    def close(self) -> None:
+        """End the session."""
+
+
+class AsyncLogListener(Protocol):
+    """`LogListener` for an async store."""
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for a notification; tell whether one came."""
+
+    async def close(self) -> None:
+        """End the session."""
 
 
 class AsyncSubscriptionLock(Protocol):

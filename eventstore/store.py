@@ -16,6 +16,7 @@ import attrs
 from eventstore import _validation as check
 from eventstore._subscribing import (
     LogFilter,
+    LogListener,
     LogPage,
     ParkedEvent,
     SubscriptionLock,
@@ -97,6 +98,8 @@ class EventStore(abc.ABC):
 
     _closed: bool = False
     _held_subscriptions: set[tuple[str, str]] | None = None
+    _notify_window: float = 0.1
+    """Seconds after a wake-up within which appends may have sent no notification."""
 
     # --- writing ---------------------------------------------------------
 
@@ -380,6 +383,15 @@ class EventStore(abc.ABC):
             count += len(page.events)
             position = page.scanned_to
         return min(count, cap), oldest
+
+    def _listen(self) -> LogListener | None:
+        """
+        Open a session that hears when the log may have grown, or ``None`` (poll instead).
+
+        Raises:
+            StoreUnavailableError: The store cannot be reached.
+        """
+        return None
 
     def _log_holder(self) -> LogHolder | None:
         """Return the transaction holding the log back, if any; ``None`` by default."""

@@ -13,6 +13,7 @@ import attrs
 
 from eventstore import _validation as check
 from eventstore._subscribing import (
+    AsyncLogListener,
     AsyncSubscriptionLock,
     AsyncTransactionWork,
     LogFilter,
@@ -97,6 +98,8 @@ class AsyncEventStore(abc.ABC):
 
     _closed: bool = False
     _held_subscriptions: set[tuple[str, str]] | None = None
+    _notify_window: float = 0.1
+    """Seconds after a wake-up within which appends may have sent no notification."""
 
     # --- writing ---------------------------------------------------------
 
@@ -386,6 +389,15 @@ class AsyncEventStore(abc.ABC):
             count += len(page.events)
             position = page.scanned_to
         return min(count, cap), oldest
+
+    async def _listen(self) -> AsyncLogListener | None:
+        """
+        Open a session that hears when the log may have grown, or ``None`` (poll instead).
+
+        Raises:
+            StoreUnavailableError: The store cannot be reached.
+        """
+        return None
 
     async def _log_holder(self) -> LogHolder | None:
         """Return the transaction holding the log back, if any; ``None`` by default."""

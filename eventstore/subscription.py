@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from threading import Event
@@ -14,6 +15,7 @@ from typing import Final
 from eventstore._subscribing import (
     Delivery,
     LogFilter,
+    LogListener,
     LogPage,
     OnError,
     ParkedEvent,
@@ -27,6 +29,7 @@ from eventstore._validation import check_int, check_name
 from eventstore.errors import (
     ConfigError,
     InvalidArgumentTypeError,
+    StoreUnavailableError,
     SubscriptionConflictError,
     SubscriptionFailedError,
 )
@@ -37,6 +40,9 @@ from eventstore.store import EventStore
 __all__ = ["Subscription"]
 
 _log = logging.getLogger("eventstore.subscription")
+
+_STOP_CHECK: Final = 0.25
+"""Most seconds a listening runner waits before it checks its stop event."""
 
 BEHIND_CAP: Final = 1_000_000
 """`status` counts the events behind up to this many."""
@@ -202,29 +208,91 @@ class Subscription:
         While another runner of the name is active, this one waits as a
         standby (`SubscriptionState.STANDBY`) and tries again every
         *poll_interval*; it takes over when the other stops or its session
-        dies. Active, it catches up, waits for new events, and repeats.
+        dies. Active, it catches up, then waits for new events: woken by the
+        store's appends (PostgreSQL's LISTEN/NOTIFY, on a connection of its
+        own) or, at the latest, after *poll_interval*. After every wake-up it
+        looks once more a moment later, and after every reconnect of its
+        listening session it reads the log again, so a lost notification
+        costs latency, never an event. A store that cannot be reached is
+        retried at the next poll.
 
         Raises:
             SubscriptionFailedError: As for `catch_up`; the runner then stops.
         """
         lock: SubscriptionLock | None = None
+        listener: LogListener | None = None
+        woken = False
         self._state = SubscriptionState.STANDBY
         try:
             while not stop.is_set():
-                lock = self._keep_lock(lock)
-                if lock is not None:
-                    try:
-                        self.catch_up()
-                    except SubscriptionConflictError as conflict:
-                        # Another runner moved the checkpoint: it took over
-                        # while this one's lock was dying. Check the lock.
-                        _log.warning("%s; checking this runner's lock", conflict)
-                stop.wait(self.poll_interval)
+                heard = listener
+                lock, listener = self._turn(lock, listener)
+                # Just woken, or just listening: look again once the store's
+                # notify window is over, for the appends in it that sent no
+                # NOTIFY (or sent it before this runner listened).
+                fresh = listener is not None and listener is not heard
+                timeout = (
+                    self.store._notify_window if woken or fresh else self.poll_interval
+                )
+                if lock is None:  # standing by: keep the listener, if any
+                    self._sleep(stop, timeout)
+                    woken = False
+                else:
+                    woken, listener = self._wait(stop, listener, timeout)
         finally:
+            if listener is not None:
+                listener.close()
             if lock is not None:
                 lock.release()
             if self._state is not SubscriptionState.FAILED:
                 self._state = SubscriptionState.STOPPED
+
+    def _turn(
+        self, lock: SubscriptionLock | None, listener: LogListener | None
+    ) -> tuple[SubscriptionLock | None, LogListener | None]:
+        """Keep or take the lock and, holding it, listen and catch up."""
+        try:
+            lock = self._keep_lock(lock)
+            if lock is not None:
+                if listener is None:
+                    # Listening before reading: an append after the read
+                    # wakes this runner.
+                    listener = self.store._listen()
+                self.catch_up()
+        except SubscriptionConflictError as conflict:
+            # Another runner moved the checkpoint: it took over while this
+            # one's lock was dying. The next turn checks the lock.
+            _log.warning("%s; checking this runner's lock", conflict)
+        except StoreUnavailableError as exc:
+            _log.warning(
+                "subscription %r cannot reach the store (%s); retrying",
+                self.name,
+                exc,
+            )
+        return lock, listener
+
+    def _wait(
+        self, stop: Event, listener: LogListener | None, timeout: float
+    ) -> tuple[bool, LogListener | None]:
+        """Wait for a notification or *timeout*; return whether woken, and the listener kept."""
+        if listener is None:
+            self._sleep(stop, timeout)
+            return False, None
+        deadline = time.monotonic() + timeout
+        try:
+            # In slices, so that a set *stop* ends the wait soon.
+            while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+                if listener.wait(min(left, _STOP_CHECK)):
+                    return True, listener
+        except StoreUnavailableError as exc:
+            # Reconnected at the next turn, which reads the log again.
+            _log.warning("subscription %r stopped hearing: %s", self.name, exc)
+            return False, None
+        return False, listener
+
+    def _sleep(self, stop: Event, timeout: float) -> None:
+        """Wait *timeout* seconds, or until *stop* is set."""
+        stop.wait(timeout)
 
     def _keep_lock(self, lock: SubscriptionLock | None) -> SubscriptionLock | None:
         """Return the lock still held, or newly taken; ``None`` to stand by."""

@@ -76,6 +76,8 @@ RENAMES: dict[str, str] = {
     "AsyncSubscription": "Subscription",
     "AsyncSubscriptionLock": "SubscriptionLock",
     "AsyncTransactionWork": "TransactionWork",
+    "AsyncLogListener": "LogListener",
+    "AsyncListener": "Listener",
     "AsyncLocalLock": "LocalLock",
     "AsyncAdvisoryLock": "AdvisoryLock",
     # psycopg, psycopg_pool and the standard library

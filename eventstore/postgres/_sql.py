@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -916,6 +917,24 @@ def migration_statements(schema: str) -> dict[str, bytes]:
 
 MIGRATION_LOCK_NAMESPACE: Final = 0x45_56_53  # "EVS": our advisory-lock key space
 SUBSCRIPTION_LOCK_NAMESPACE: Final = 0x45_56_42  # "EVB": subscriptions' active runners
+
+
+def notify_channel(schema: str) -> str:
+    """Return the channel a schema's appends notify: short, whatever the schema's length."""
+    return f"eventstore_{zlib.crc32(schema.encode('utf-8')):08x}"
+
+
+def listen_statement(schema: str) -> bytes:
+    """Return the LISTEN statement of *schema*'s channel."""
+    return (
+        sql.SQL("LISTEN {}")
+        .format(sql.Identifier(notify_channel(schema)))
+        .as_bytes(None)
+    )
+
+
+NOTIFY: Final = b"SELECT pg_notify(%s, '')"
+"""Wakes the listeners of a channel, at the commit of the statement's transaction."""
 
 
 def subscription_lock_key(schema: str, name: str, member: str) -> str:

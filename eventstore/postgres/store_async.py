@@ -27,7 +27,9 @@ from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
+    EventStoreError,
     PoolExhaustedError,
+    StoreUnavailableError,
     SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
@@ -90,6 +92,29 @@ class AsyncAdvisoryLock:
         await self.conn.close()
 
 
+@attrs.define
+class AsyncListener:
+    """A session listening on the schema's channel, on a connection of its own."""
+
+    conn: _Connection
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for a notification; tell whether one came."""
+        try:
+            async for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        except psycopg.Error as exc:
+            await self.close()
+            raise StoreUnavailableError(
+                f"the subscription's listening session ended: {exc}"
+            ) from exc
+        return False
+
+    async def close(self) -> None:
+        """End the session."""
+        await self.conn.close()
+
+
 class _Rerun(Exception):  # control flow inside this module, never raised out
     """An append wrote nothing, but the conflict that stopped it is gone: run it again."""
 
@@ -140,6 +165,11 @@ class AsyncPostgresEventStore(AsyncEventStore):
             one that never answers, after this long.
         health_timeout: Most seconds `health` waits for an answer before
             reporting the store unavailable.
+        notify_interval: Wake the store's subscriptions (`Subscription.run`,
+            listening on a connection of their own) after an append, at most
+            once per this many seconds: a NOTIFY per append would serialise
+            every commit on the server's notification queue. ``None``: never
+            notify; subscriptions then poll.
         partitions: Create a new schema's tables (``streams``, ``events``,
             ``snapshots``) hash-partitioned by ``stream_id`` in this many
             partitions (2-1024; PostgreSQL 17 or newer). Fixed when the
@@ -170,6 +200,7 @@ class AsyncPostgresEventStore(AsyncEventStore):
         snapshots_to_keep: int = DEFAULT_SNAPSHOTS_TO_KEEP,
         connect_timeout: float = 10.0,
         health_timeout: float = 1.0,
+        notify_interval: float | None = 0.05,
         partitions: int | None = None,
     ) -> None:
         self._schema = _sql.check_schema_name(schema)
@@ -182,6 +213,16 @@ class AsyncPostgresEventStore(AsyncEventStore):
             raise ConfigError("pool_config applies only to a pool opened from a dsn")
         self._connect_timeout = _check_seconds(connect_timeout, "connect_timeout")
         self._health_timeout = _check_seconds(health_timeout, "health_timeout")
+        self._notify_interval = (
+            None
+            if notify_interval is None
+            else _check_seconds(notify_interval, "notify_interval")
+        )
+        self._notified_at = -math.inf
+        # A subscription woken by a NOTIFY looks again once this window is
+        # over: appends inside it sent none.
+        self._notify_window = (self._notify_interval or 0.0) + 0.05
+        self._channel = _sql.notify_channel(schema)
         self._partitions = (
             None
             if partitions is None
@@ -320,14 +361,39 @@ class AsyncPostgresEventStore(AsyncEventStore):
     async def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
         if len(appends) == 1:
             append = appends[0]
-            return [
+            results = [
                 await self._call(
                     lambda conn: self._append_one(conn, append), retry=False
                 )
             ]
-        return await self._call(
-            lambda conn: self._append_atomically(conn, appends), retry=False
-        )
+        else:
+            results = await self._call(
+                lambda conn: self._append_atomically(conn, appends), retry=False
+            )
+        if self._notify_due():
+            await self._notify()
+        return results
+
+    def _notify_due(self) -> bool:
+        """Whether this append sends the NOTIFY: none was sent for *notify_interval*."""
+        if self._notify_interval is None:
+            return False
+        now = time.monotonic()
+        if now - self._notified_at < self._notify_interval:
+            return False
+        self._notified_at = now
+        return True
+
+    async def _notify(self) -> None:
+        # A wake-up is a hint: subscriptions also poll, and re-read the log
+        # after every reconnect, so a NOTIFY that fails costs latency only.
+        try:
+            await self._call(
+                lambda conn: _execute(conn, _sql.NOTIFY, (self._channel,)),
+                retry=False,
+            )
+        except EventStoreError as exc:
+            _log.debug("could not notify subscriptions: %s", exc)
 
     async def _append_one(
         self, conn: _Connection, append: EncodedAppend
@@ -661,6 +727,19 @@ class AsyncPostgresEventStore(AsyncEventStore):
                     raise SubscriptionConflictError(name, member, expected, actual)
 
         await self._call(run, retry=False)
+
+    async def _listen(self) -> AsyncListener:
+        conn = await self._connections.dedicated()
+        try:
+            if True:  # ASYNC
+                await conn.set_autocommit(True)
+            else:
+                conn.autocommit = True  # type: ignore[unreachable]
+            await conn.execute(_sql.listen_statement(self._schema))
+        except BaseException:
+            await conn.close()
+            raise
+        return AsyncListener(conn)
 
     async def _log_holder(self) -> LogHolder | None:
         rows = await self._call(

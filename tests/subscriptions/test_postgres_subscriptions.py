@@ -19,7 +19,12 @@ from eventstore import (
     RecordedEvent,
     Subscription,
 )
-from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
+from eventstore.postgres import (
+    AsyncPostgresEventStore,
+    PoolConfig,
+    PostgresEventStore,
+    _sql,
+)
 from tests import server_faults
 
 pytestmark = pytest.mark.postgres
@@ -302,3 +307,138 @@ def test_status_and_health_name_the_transaction_that_holds_the_log_back(
     (health,) = store.health().subscriptions
     assert (health.name, health.member, health.parked) == ("held", "", 0)
     assert health.position == str(subscription.status().position)
+
+
+def _listener_pid(dsn: str, schema: str) -> int | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query = %s",
+            (_sql.listen_statement(schema).decode(),),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+
+def _follow_in_thread(
+    subscription: Subscription,
+) -> tuple[threading.Thread, threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=subscription.run, args=(stop,))
+    thread.start()
+    return thread, stop
+
+
+def test_a_notification_wakes_a_follower_long_before_its_poll(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    store = make_store()
+    arrived: list[float] = []
+    follower = Subscription(
+        store,
+        "woken",
+        lambda events: arrived.extend(time.monotonic() for _ in events),
+        poll_interval=30.0,  # a poll would come far too late for the assertion
+    )
+    thread, stop = _follow_in_thread(follower)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while _listener_pid(postgres_dsn, postgres_schema) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        appended = []
+        for n in range(3):
+            store.append("s", [NewEvent("t", {"n": n})])
+            appended.append(time.monotonic())
+            while len(arrived) <= n and time.monotonic() < deadline:
+                time.sleep(0.005)
+        assert len(arrived) == 3
+        assert max(a - b for a, b in zip(arrived, appended, strict=True)) < 5.0
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE + 30)
+
+
+def test_a_lost_notification_delays_delivery_but_loses_nothing(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    store = make_store()
+    handled: list[RecordedEvent] = []
+    follower = Subscription(store, "deaf", handled.extend, poll_interval=0.2)
+    thread, stop = _follow_in_thread(follower)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while (pid := _listener_pid(postgres_dsn, postgres_schema)) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # Appended while the follower hears nothing: its NOTIFY is lost.
+        for n in range(5):
+            store.append("s", [NewEvent("t", {"n": n})])
+        while len(handled) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [e.data["n"] for e in handled] == list(range(5))
+        # It listens again, on a new session.
+        while (again := _listener_pid(postgres_dsn, postgres_schema)) in (None, pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert again != pid
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE)
+
+
+def test_appends_notify_at_most_once_per_interval_and_followers_miss_nothing(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with (
+        PostgresEventStore(
+            postgres_dsn, schema=postgres_schema, notify_interval=0.2
+        ) as store,
+        psycopg.connect(postgres_dsn, autocommit=True) as listener,
+    ):
+        store.migrate()
+        listener.execute(_sql.listen_statement(postgres_schema))
+        handled: list[RecordedEvent] = []
+        follower = Subscription(store, "burst", handled.extend, poll_interval=30.0)
+        thread, stop = _follow_in_thread(follower)
+        try:
+            started = time.monotonic()
+            for n in range(200):
+                store.append(f"s-{n % 4}", [NewEvent("t", {"n": n})])
+            elapsed = time.monotonic() - started
+            notified = sum(1 for _ in listener.notifies(timeout=0.5))
+            assert 1 <= notified <= elapsed / 0.2 + 2, (notified, elapsed)
+            # The appends whose NOTIFY was left out arrive all the same, well
+            # before the follower's 30 s poll.
+            deadline = time.monotonic() + 10.0
+            while len(handled) < 200 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert sorted(e.data["n"] for e in handled) == list(range(200))
+        finally:
+            stop.set()
+            thread.join(timeout=DEADLINE + 30)
+
+
+def test_without_notifications_followers_poll(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with PostgresEventStore(
+        postgres_dsn, schema=postgres_schema, notify_interval=None
+    ) as store:
+        store.migrate()
+        handled: list[RecordedEvent] = []
+        follower = Subscription(store, "polling", handled.extend, poll_interval=0.05)
+        thread, stop = _follow_in_thread(follower)
+        try:
+            store.append("s", [NewEvent("t", {})])
+            deadline = time.monotonic() + DEADLINE
+            while not handled and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(handled) == 1
+        finally:
+            stop.set()
+            thread.join(timeout=DEADLINE)

@@ -10,6 +10,7 @@ backend of your own implements in `eventstore.backend`.
 from importlib.metadata import PackageNotFoundError, version
 
 from eventstore._subscribing import (
+    CatchUpProgress,
     Delivery,
     OnError,
     ParkedEvent,
@@ -83,6 +84,7 @@ __all__ = [
     "AsyncInMemoryEventStore",
     "AsyncRepository",
     "AsyncSubscription",
+    "CatchUpProgress",
     "ConcurrencyError",
     "ConfigError",
     "Delivery",

@@ -9,6 +9,7 @@ through their store, and decide with these values.
 from __future__ import annotations
 
 import enum
+import math
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -17,7 +18,11 @@ from typing import Any, Protocol, TypeAlias
 import attrs
 
 from eventstore._validation import check_int, check_name
-from eventstore.errors import InvalidArgumentError, InvalidArgumentTypeError
+from eventstore.errors import (
+    ConfigError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+)
 from eventstore.events import LogPosition, RecordedEvent
 from eventstore.health import LogHolder
 
@@ -25,6 +30,7 @@ __all__ = [
     "AsyncLogListener",
     "AsyncSubscriptionLock",
     "AsyncTransactionWork",
+    "CatchUpProgress",
     "Delivery",
     "LogFilter",
     "LogListener",
@@ -217,6 +223,25 @@ class SubscriptionState(enum.Enum):
 
 
 @attrs.frozen
+class CatchUpProgress:
+    """
+    How far a long `catch_up` (a replay after `reset`, say) has come.
+
+    Attributes:
+        handled: Events handed to the handler so far in this catch-up.
+        remaining: Events that were behind when it started, less those
+            handled (an estimate: events appended meanwhile are not in it).
+        events_per_second: *handled* over the seconds elapsed.
+        elapsed: Seconds since the catch-up started.
+    """
+
+    handled: int
+    remaining: int
+    events_per_second: float
+    elapsed: float
+
+
+@attrs.frozen
 class SubscriptionStatus:
     """
     Where a subscription is, and how far behind the log.
@@ -295,6 +320,20 @@ class AsyncSubscriptionLock(Protocol):
 def seconds_since(at: datetime | None, now: datetime) -> float:
     """Return how long ago *at* was, ``0.0`` for ``None`` (nothing waiting)."""
     return 0.0 if at is None else max((now - at).total_seconds(), 0.0)
+
+
+def check_seconds(
+    value: object, what: str, *, error: type[Exception] = ConfigError
+) -> float:
+    """Return *value* as a positive, finite number of seconds, or raise *error*."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise error(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def check_batch_size(value: object) -> int:

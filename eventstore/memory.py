@@ -16,7 +16,7 @@ import attrs
 
 from eventstore._decide import judge_append
 from eventstore._json import load_json
-from eventstore._subscribing import ParkedEvent
+from eventstore._subscribing import ParkedEvent, TransactionWork
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import SubscriptionConflictError
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
@@ -274,6 +274,19 @@ class InMemoryEventStore(EventStore):
             if actual != expected:
                 raise SubscriptionConflictError(name, member, expected, actual)
             self._checkpoints[name, member] = new
+
+    def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: TransactionWork | None,
+    ) -> None:
+        with self._lock:
+            if to is None:
+                self._checkpoints.pop((name, member), None)
+            else:
+                self._checkpoints[name, member] = to
 
     def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int

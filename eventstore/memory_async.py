@@ -14,7 +14,7 @@ import attrs
 
 from eventstore._decide import judge_append
 from eventstore._json import load_json
-from eventstore._subscribing import ParkedEvent
+from eventstore._subscribing import AsyncTransactionWork, ParkedEvent
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import SubscriptionConflictError
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
@@ -283,6 +283,19 @@ class AsyncInMemoryEventStore(AsyncEventStore):
             if actual != expected:
                 raise SubscriptionConflictError(name, member, expected, actual)
             self._checkpoints[name, member] = new
+
+    async def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: AsyncTransactionWork | None,
+    ) -> None:
+        with self._lock:
+            if to is None:
+                self._checkpoints.pop((name, member), None)
+            else:
+                self._checkpoints[name, member] = to
 
     async def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int

@@ -420,6 +420,23 @@ class EventStore(abc.ABC):
             f"{type(self).__name__} does not store subscription checkpoints"
         )
 
+    def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: TransactionWork | None,
+    ) -> None:
+        """
+        Set the checkpoint of *name* to *to* (``None``: the log's start), whatever it is.
+
+        *work*, when given, runs with a connection in the same transaction
+        (transactional stores only).
+        """
+        raise ConfigError(
+            f"{type(self).__name__} does not store subscription checkpoints"
+        )
+
     def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
     ) -> None:

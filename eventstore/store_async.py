@@ -426,6 +426,23 @@ class AsyncEventStore(abc.ABC):
             f"{type(self).__name__} does not store subscription checkpoints"
         )
 
+    async def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: AsyncTransactionWork | None,
+    ) -> None:
+        """
+        Set the checkpoint of *name* to *to* (``None``: the log's start), whatever it is.
+
+        *work*, when given, runs with a connection in the same transaction
+        (transactional stores only).
+        """
+        raise ConfigError(
+            f"{type(self).__name__} does not store subscription checkpoints"
+        )
+
     async def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
     ) -> None:

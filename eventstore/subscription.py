@@ -5,14 +5,16 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from threading import Event
 from typing import Final
 
+import attrs
+
 from eventstore._subscribing import (
+    CatchUpProgress,
     Delivery,
     LogFilter,
     LogListener,
@@ -23,11 +25,13 @@ from eventstore._subscribing import (
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
+    check_seconds,
     seconds_since,
 )
-from eventstore._validation import check_int, check_name
+from eventstore._validation import check_int, check_log_position, check_name
 from eventstore.errors import (
     ConfigError,
+    InvalidArgumentError,
     InvalidArgumentTypeError,
     StoreUnavailableError,
     SubscriptionConflictError,
@@ -46,6 +50,32 @@ _STOP_CHECK: Final = 0.25
 
 BEHIND_CAP: Final = 1_000_000
 """`status` counts the events behind up to this many."""
+
+
+@attrs.define
+class _Reporter:
+    """Calls a catch-up's *progress* callback, at most every *every* seconds, and at the end."""
+
+    callback: Callable[[CatchUpProgress], object]
+    every: float
+    behind: int
+    started: float = attrs.field(factory=time.monotonic)
+    last: float = attrs.field(factory=time.monotonic)
+
+    def handled(self, count: int, *, last: bool) -> None:
+        now = time.monotonic()
+        if not last and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.started
+        self.callback(
+            CatchUpProgress(
+                handled=count,
+                remaining=max(self.behind - count, 0),
+                events_per_second=count / elapsed if elapsed > 0 else 0.0,
+                elapsed=elapsed,
+            )
+        )
 
 
 class Subscription:
@@ -147,15 +177,6 @@ class Subscription:
             )
         if on_error is OnError.PARK and type(store)._park is EventStore._park:
             raise ConfigError(f"{type(store).__name__} does not store parked events")
-        if (
-            not isinstance(poll_interval, int | float)
-            or isinstance(poll_interval, bool)
-            or not math.isfinite(poll_interval)
-            or poll_interval <= 0
-        ):
-            raise ConfigError(
-                f"poll_interval must be a positive number of seconds, got {poll_interval!r}"
-            )
         self.store = store
         self.name = check_name(name, "subscription name")
         self.handler = handler
@@ -164,7 +185,7 @@ class Subscription:
         self.delivery = delivery
         self.on_error = on_error
         self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = check_seconds(poll_interval, "poll_interval")
         self._state = SubscriptionState.IDLE
         self._handled = 0
         self._last_error: str | None = None
@@ -178,9 +199,19 @@ class Subscription:
         """Where the runner is now."""
         return self._state
 
-    def catch_up(self) -> int:
+    def catch_up(
+        self,
+        *,
+        progress: Callable[[CatchUpProgress], object] | None = None,
+        progress_every: float = 1.0,
+    ) -> int:
         """
         Handle every event visible in the log now, then return.
+
+        Args:
+            progress: Called with a `CatchUpProgress` every *progress_every*
+                seconds, and once at the end: for long replays.
+            progress_every: Seconds between two progress reports.
 
         Returns:
             How many events the handler took (parked ones not counted) and
@@ -195,11 +226,59 @@ class Subscription:
         member = self.filter.member
         position = self.store._load_checkpoint(self.name, member)
         handled_before = self._handled
+        report = None
+        if progress is not None:
+            check_seconds(progress_every, "progress_every", error=InvalidArgumentError)
+            behind, _ = self.store._log_behind(position, self.filter, BEHIND_CAP)
+            report = _Reporter(progress, progress_every, behind)
         while True:
             page = self.store._read_log_page(position, self.batch_size, self.filter)
+            if page.scanned_to is not None:
+                position = self._deliver(position, page)
+            if report is not None:
+                report.handled(
+                    self._handled - handled_before, last=page.scanned_to is None
+                )
             if page.scanned_to is None:
                 return self._handled - handled_before
-            position = self._deliver(position, page)
+
+    def reset(
+        self,
+        to: LogPosition | None = None,
+        *,
+        on_reset: Callable[..., object] | None = None,
+    ) -> None:
+        """
+        Move the checkpoint to *to* (``None``: the start of the log), to handle events again.
+
+        The next `catch_up` (or a running runner's next turn) goes on from
+        there; give it a *progress* callback to follow a long replay. Parked
+        events stay parked.
+
+        Args:
+            to: The new checkpoint; ``None`` for the log's start.
+            on_reset: Clears what the handler built. With transactional
+                delivery it is called as ``on_reset(conn)`` in the
+                transaction that moves the checkpoint, so a projection and
+                its checkpoint are reset together; otherwise as
+                ``on_reset()``, before the checkpoint moves. A coroutine
+                function is awaited.
+
+        Raises:
+            InvalidArgumentError: *to* is not a `LogPosition` or ``None``.
+        """
+        check_log_position(to)
+        work = None
+        if on_reset is not None:
+            reset_hook = on_reset
+            if self.delivery is Delivery.TRANSACTIONAL:
+
+                def work(conn: object) -> None:
+                    self._call(reset_hook, conn)
+
+            else:
+                self._call(reset_hook)
+        self.store._reset_checkpoint(self.name, self.filter.member, to, work)
 
     def run(self, stop: Event) -> None:
         """
@@ -462,7 +541,10 @@ class Subscription:
         return transactional
 
     def _call_handler(self, *args: object) -> None:
-        self.handler(*args)
+        self._call(self.handler, *args)
+
+    def _call(self, function: Callable[..., object], *args: object) -> None:
+        function(*args)
 
     def _replay(self, event: RecordedEvent) -> None:
         """Hand one parked *event* to the handler, retried, and unpark it."""

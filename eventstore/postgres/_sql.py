@@ -402,6 +402,15 @@ _TEMPLATES = {
         "SELECT transaction_id::text::bigint, position FROM {subscriptions} "
         "WHERE name = %(name)s AND member = %(member)s"
     ),
+    "reset_checkpoint": (
+        "INSERT INTO {subscriptions} AS s (name, member, transaction_id, position) "
+        "VALUES (%(name)s, %(member)s, %(transaction_id)s::text::xid8, %(position)s) "
+        "ON CONFLICT (name, member) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, "
+        "position = EXCLUDED.position, updated_at = now()"
+    ),
+    "delete_checkpoint": (
+        "DELETE FROM {subscriptions} WHERE name = %(name)s AND member = %(member)s"
+    ),
     # Compare-and-set: the row moves only from the position the runner
     # started its batch at; zero rows back mean another runner moved it.
     "save_checkpoint": (
@@ -480,6 +489,8 @@ class Statements:
     health_subscriptions: bytes
     try_subscription_lock: bytes
     load_checkpoint: bytes
+    reset_checkpoint: bytes
+    delete_checkpoint: bytes
     save_checkpoint: bytes
     save_snapshot: bytes
     prune_snapshots: bytes

@@ -613,6 +613,33 @@ class PostgresEventStore(EventStore):
         )
         return int(rows[0][0]), rows[0][1]
 
+    def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: TransactionWork | None,
+    ) -> None:
+        key = {"name": name, "member": member}
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                if work is not None:
+                    work(conn)
+                if to is None:
+                    conn.execute(self._sql.delete_checkpoint, key)
+                else:
+                    conn.execute(
+                        self._sql.reset_checkpoint,
+                        {
+                            **key,
+                            "transaction_id": to.transaction_id,
+                            "position": to.position,
+                        },
+                    )
+
+        self._call(run, retry=False)
+
     def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
     ) -> None:

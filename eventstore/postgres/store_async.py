@@ -627,6 +627,33 @@ class AsyncPostgresEventStore(AsyncEventStore):
         )
         return int(rows[0][0]), rows[0][1]
 
+    async def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: AsyncTransactionWork | None,
+    ) -> None:
+        key = {"name": name, "member": member}
+
+        async def run(conn: _Connection) -> None:
+            async with conn.transaction():
+                if work is not None:
+                    await work(conn)
+                if to is None:
+                    await conn.execute(self._sql.delete_checkpoint, key)
+                else:
+                    await conn.execute(
+                        self._sql.reset_checkpoint,
+                        {
+                            **key,
+                            "transaction_id": to.transaction_id,
+                            "position": to.position,
+                        },
+                    )
+
+        await self._call(run, retry=False)
+
     async def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
     ) -> None:

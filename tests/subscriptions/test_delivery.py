@@ -386,3 +386,32 @@ def _numbers(dsn: str, table: sql.Identifier) -> list[tuple[Any, ...]]:
         return conn.execute(
             sql.SQL("SELECT stream_id, n FROM {}").format(table)
         ).fetchall()
+
+
+def test_a_transactional_reset_clears_the_projection_in_the_checkpoints_transaction(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 6)
+    subscription = Subscription(
+        store, "rebuilt", _project(projection), delivery=Delivery.TRANSACTIONAL
+    )
+    _wait(lambda: subscription.status().events_behind == 6)
+    assert subscription.catch_up() == 6
+
+    def clear(conn: psycopg.Connection[Any]) -> None:
+        conn.execute(sql.SQL("DELETE FROM {}").format(projection))
+
+    def clear_then_fail(conn: psycopg.Connection[Any]) -> None:
+        clear(conn)
+        raise RuntimeError("the reset fails half-way")
+
+    # A reset that fails keeps both the projection and the checkpoint.
+    with pytest.raises(RuntimeError):
+        subscription.reset(on_reset=clear_then_fail)
+    assert len(_rows(postgres_dsn, projection)) == 6
+    assert subscription.status().events_behind == 0
+    subscription.reset(on_reset=clear)
+    assert _rows(postgres_dsn, projection) == []
+    assert subscription.status().events_behind == 6
+    assert subscription.catch_up() == 6
+    assert len(_rows(postgres_dsn, projection)) == 6

@@ -358,3 +358,52 @@ async def test_a_parked_poison_event_never_blocks_the_others_nor_disappears(
 def test_park_needs_a_store_that_parks() -> None:
     with pytest.raises(ConfigError, match="does not store parked events"):
         Subscription(ListStore(), "s", lambda events: None, on_error=OnError.PARK)
+
+
+async def test_reset_replays_from_the_start_or_a_position_with_progress(
+    side: Side,
+) -> None:
+    for n in range(9):
+        await side.append(f"s-{n % 3}", {"n": n})
+    log = await side.wait_for_log(9)
+    seen: list[int] = []
+    cleared: list[str] = []
+    subscription = side.subscription(
+        "replayed",
+        lambda events: seen.extend(e.data["n"] for e in events),
+        batch_size=2,
+    )
+    assert await side.catch_up(subscription) == 9
+    await side.call(subscription.reset(on_reset=lambda: cleared.append("cleared")))
+    assert cleared == ["cleared"]
+    assert (await side.status(subscription)).position is None
+    reports: list[Any] = []
+    assert (
+        await side.call(
+            subscription.catch_up(progress=reports.append, progress_every=1e-9)
+        )
+        == 9
+    )
+    assert seen == list(range(9)) * 2
+    assert [r.handled for r in reports][-1] == 9
+    assert reports[-1].remaining == 0
+    assert reports[0].remaining == 9 - reports[0].handled
+    assert all(r.events_per_second >= 0 for r in reports)
+    assert len(reports) >= 4  # one per batch, with so short an interval
+    # To a position: the events after it come again.
+    await side.call(subscription.reset(log[5].position))
+    assert await side.catch_up(subscription) == 3
+    assert seen[-3:] == [6, 7, 8]
+
+
+@pytest.mark.parametrize("bad", ["1/2", 3, (1, 2)])
+async def test_reset_refuses_what_is_not_a_position(side: Side, bad: object) -> None:
+    subscription = side.subscription("r", lambda events: None)
+    with pytest.raises(InvalidArgumentError):
+        await side.call(subscription.reset(bad))
+
+
+def test_progress_every_must_be_positive() -> None:
+    subscription = Subscription(InMemoryEventStore(), "p", lambda events: None)
+    with pytest.raises(InvalidArgumentError):
+        subscription.catch_up(progress=print, progress_every=0)

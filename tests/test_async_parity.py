@@ -15,6 +15,7 @@ from eventstore import (
     AsyncEventStore,
     AsyncInMemoryEventStore,
     AsyncRepository,
+    AsyncSubscription,
     EventStore,
     ExpectedVersion,
     InMemoryEventStore,
@@ -24,6 +25,7 @@ from eventstore import (
     RecordedEvent,
     Repository,
     Snapshot,
+    Subscription,
     async_save_together,
     save_together,
 )
@@ -47,6 +49,7 @@ TWINS = [
     (PostgresEventStore, AsyncPostgresEventStore),
     (Repository, AsyncRepository),
     (EventStoreContract, AsyncEventStoreContract),
+    (Subscription, AsyncSubscription),
 ]
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -16,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eventstore import Snapshot
+from eventstore import CatchUpProgress, Snapshot, Subscription
 from eventstore.postgres import PostgresEventStore
+from examples.compliance import read_model
 from examples.compliance.domain import (
     Document,
     FeedbackItem,
@@ -94,9 +96,9 @@ def counting_conflicts() -> Iterator[list[logging.LogRecord]]:
 
 
 def documents_and_snapshots(
-    repo: DocumentRepository, store: PostgresEventStore
+    repo: DocumentRepository, store: PostgresEventStore, documents: list[str]
 ) -> list[str]:
-    """Create documents with findings, let snapshots be taken, and reload them."""
+    """Create documents with findings, let snapshots be taken, and reload them; add their ids to *documents*."""
     now = datetime.now(UTC)
     document = Document.create(
         f"policy-{uuid.uuid4().hex[:8]}",
@@ -122,6 +124,7 @@ def documents_and_snapshots(
         other.record_finding(POLICIES[2], Severity.LOW, "Key rotation not described")
         repo.create(other)
         others.append(other)
+    documents += [document.id, *(other.id for other in others)]
 
     stream_id = repo.stream_id(document.id)
     snapshot = store.load_snapshot(stream_id)
@@ -149,9 +152,9 @@ def documents_and_snapshots(
 
 
 def upcast_v1_snapshot(
-    repo: DocumentRepository, store: PostgresEventStore
+    repo: DocumentRepository, store: PostgresEventStore, documents: list[str]
 ) -> list[str]:
-    """Load a document through a snapshot written by the v1 schema."""
+    """Load a document through a snapshot written by the v1 schema; add its id to *documents*."""
     stored = json.loads(V1_SNAPSHOT.read_text(encoding="utf-8"))
     state = stored["state"]
     # The events the v1 release had stored for this document.
@@ -170,6 +173,7 @@ def upcast_v1_snapshot(
             )
         )
     repo.create(legacy)
+    documents.append(legacy.id)
     store.save_snapshot(
         Snapshot(
             **{
@@ -193,12 +197,13 @@ def upcast_v1_snapshot(
     ]
 
 
-def concurrent_reviewers(repo: DocumentRepository) -> list[str]:
-    """Let 10 reviewers add feedback to one document at the same moment."""
+def concurrent_reviewers(repo: DocumentRepository, documents: list[str]) -> list[str]:
+    """Let 10 reviewers add feedback to one document at the same moment; add its id to *documents*."""
     document = Document.create(
         f"review-{uuid.uuid4().hex[:8]}", "Travel policy 2027", {"owner": "hr"}
     )
     repo.create(document)
+    documents.append(document.id)
     barrier = threading.Barrier(REVIEWERS)
     failures: list[BaseException] = []
 
@@ -228,6 +233,143 @@ def concurrent_reviewers(repo: DocumentRepository) -> list[str]:
     return [
         f"concurrent reviewers: {REVIEWERS} submitted, {len(final.feedback)} recorded, "
         f"{len(conflicts)} conflict(s) retried by reloading, none lost",
+    ]
+
+
+@contextmanager
+def following(subscription: Subscription) -> Iterator[None]:
+    """Run *subscription* with ``run(stop)`` in a thread until the block ends; re-raise its failure."""
+    stop = threading.Event()
+    failures: list[Exception] = []
+
+    def run() -> None:
+        try:
+            subscription.run(stop)
+        except Exception as exc:  # re-raised below, in the demo's thread
+            failures.append(exc)
+
+    runner = threading.Thread(target=run, name=f"subscription {subscription.name}")
+    runner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        runner.join()
+    if failures:
+        raise DemoFailure(f"the subscription failed: {failures[0]!r}") from failures[0]
+
+
+def approve_contract(repo: DocumentRepository, documents: list[str]) -> Document:
+    """Approve the vendor contract: its findings are no longer open."""
+    contract = next(
+        document
+        for document in map(repo.get, documents)
+        if document.title == "Vendor contract template"
+    )
+    return repo.update(contract.id, lambda d: d.approve("legal", datetime.now(UTC)))
+
+
+def per_policy_lines(counts: read_model.OpenFindings) -> list[str]:
+    """Format the open findings per policy, a line each, in the policies' order."""
+    ordered = sorted(counts.items(), key=lambda item: (len(item[0][0]), item[0][0]))
+    id_width = max((len(policy_id) for (policy_id, _), _ in ordered), default=0)
+    title_width = max((len(title) for (_, title), _ in ordered), default=0)
+    lines = []
+    for (policy_id, title), by_severity in ordered:
+        severities = ", ".join(
+            f"{by_severity[s.value]} {s.value}"
+            for s in Severity
+            if by_severity[s.value]
+        )
+        lines.append(
+            f"  {policy_id:<{id_width}}  {title:<{title_width}}  "
+            f"{by_severity.total()} open ({severities})"
+        )
+    return lines
+
+
+def open_findings(
+    repo: DocumentRepository,
+    store: PostgresEventStore,
+    findings: Subscription,
+    documents: list[str],
+    approved: Document,
+) -> list[str]:
+    """Catch the stopped subscription up, and check its read model against the aggregates."""
+    live = findings.status().handled
+    aggregates = [repo.get(document_id) for document_id in documents]
+    events = sum(document.version for document in aggregates)
+    rest = findings.catch_up()
+    # The log shows an event once every older transaction has ended: one
+    # still open elsewhere on the server holds the newest events back.
+    deadline = time.monotonic() + 10.0
+    while live + rest < events:
+        if time.monotonic() > deadline:
+            raise DemoFailure(
+                f"the subscription saw {live + rest} of {events} events; "
+                f"the log is held back by {findings.status().held_by}"
+            )
+        time.sleep(0.05)
+        rest += findings.catch_up()
+    counts = read_model.per_policy(store)
+    expected = read_model.from_aggregates(aggregates)
+    check(
+        counts == expected,
+        f"the read model {counts} agrees with the aggregates {expected}",
+    )
+    status = findings.status()
+    check(status.events_behind == 0, f"the subscription is caught up: {status}")
+    open_documents = sum(1 for d in aggregates if d.findings and d.approved_by is None)
+    return [
+        f"read model 'open findings per policy': table {store.schema}.{read_model.TABLE}, "
+        f"kept by the transactional subscription {findings.name!r}",
+        f"  approved '{approved.title}' ({len(approved.findings)} finding(s) closed), "
+        "then the reviewers worked, while run(stop) followed the log in a thread",
+        f"  run(stop) handled {live} event(s), the earlier ones included; after stop, "
+        f"catch_up() handled {rest} more",
+        *per_policy_lines(counts),
+        f"  agrees with the aggregates: {sum(c.total() for c in counts.values())} open "
+        f"finding(s) on {open_documents} document(s); {events} events in "
+        f"{len(aggregates)} document streams, all handled",
+    ]
+
+
+def replay(store: PostgresEventStore, findings: Subscription) -> list[str]:
+    """Reset the subscription and its table together, rebuild the table, and compare."""
+    first = read_model.rows(store)
+    findings.reset(on_reset=read_model.clear(store))
+    emptied = len(read_model.rows(store))
+    behind = findings.status().events_behind
+    check(emptied == 0, "the reset emptied the table")
+    reports: list[CatchUpProgress] = []
+    rebuilt = findings.catch_up(progress=reports.append, progress_every=0.001)
+    again = read_model.rows(store)
+    check(
+        rebuilt == behind, f"the replay handled the {behind} events behind: {rebuilt}"
+    )
+    check(again == first, "the rebuilt read model equals the first build")
+    check(
+        bool(reports) and (reports[-1].handled, reports[-1].remaining) == (rebuilt, 0),
+        f"the last progress report is the replay's end: {reports}",
+    )
+    # The empty page that ends a catch-up reports too: the last report can
+    # repeat the one before it.
+    shown = [
+        p
+        for n, p in enumerate(reports)
+        if n == 0 or p.handled != reports[n - 1].handled
+    ]
+    return [
+        f"replay: reset(on_reset=...) emptied the table in the checkpoint's "
+        f"transaction ({emptied} rows left, {behind} events behind); "
+        f"catch_up(progress=...) rebuilt it:",
+        *(
+            f"  progress: {p.handled} handled, {p.remaining} remaining, "
+            f"{p.events_per_second:,.0f} events/s"
+            for p in shown
+        ),
+        f"  rebuilt from {rebuilt} events: {len(again)} rows, equal to the first "
+        "build row for row",
     ]
 
 
@@ -266,16 +408,29 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"using {where}, schema {args.schema!r}; migrating")
         store.migrate()
         repo = DocumentRepository(store, registry)
+        documents: list[str] = []  # every document this run creates
         report = [
             "eventstore compliance demo",
             f"store: {where} (schema {args.schema})",
         ]
         progress("creating documents and findings")
-        report += documents_and_snapshots(repo, store)
+        report += documents_and_snapshots(repo, store, documents)
         progress("loading a snapshot written by schema version 1")
-        report += upcast_v1_snapshot(repo, store)
-        progress(f"running {REVIEWERS} concurrent reviewers")
-        report += concurrent_reviewers(repo)
+        report += upcast_v1_snapshot(repo, store, documents)
+        progress("following the log with a transactional subscription, in a thread")
+        read_model.create_table(store)
+        # Small batches, so that the replay below reports its progress a few
+        # times; a real read model keeps the default of 500.
+        findings = read_model.subscription(store, batch_size=10)
+        with following(findings):
+            progress("approving a document")
+            approved = approve_contract(repo, documents)
+            progress(f"running {REVIEWERS} concurrent reviewers")
+            report += concurrent_reviewers(repo, documents)
+        progress("catching the read model up and checking it against the aggregates")
+        report += open_findings(repo, store, findings, documents, approved)
+        progress("replaying the read model from the start of the log")
+        report += replay(store, findings)
         progress("serving the health endpoint")
         report += health_endpoint(store)
     print("\n".join(report))

@@ -66,12 +66,14 @@ class _Reporter:
     behind: int
     started: float = attrs.field(factory=time.monotonic)
     last: float = attrs.field(factory=time.monotonic)
+    reported: int = -1
 
     def handled(self, count: int, *, last: bool) -> None:
         now = time.monotonic()
-        if not last and now - self.last < self.every:
+        if count == self.reported or (not last and now - self.last < self.every):
             return
         self.last = now
+        self.reported = count
         elapsed = now - self.started
         self.callback(
             CatchUpProgress(
@@ -216,7 +218,8 @@ class AsyncSubscription:
         Args:
             progress: Called with a `CatchUpProgress` every *progress_every*
                 seconds, and once at the end: for long replays.
-            progress_every: Seconds between two progress reports.
+            progress_every: Seconds between two progress reports (0: after
+                every batch).
 
         Returns:
             How many events the handler took (parked ones not counted) and
@@ -233,7 +236,14 @@ class AsyncSubscription:
         handled_before = self._handled
         report = None
         if progress is not None:
-            check_seconds(progress_every, "progress_every", error=InvalidArgumentError)
+            if (
+                not isinstance(progress_every, int | float)
+                or isinstance(progress_every, bool)
+                or not progress_every >= 0
+            ):
+                raise InvalidArgumentError(
+                    f"progress_every must be a number of seconds >= 0, got {progress_every!r}"
+                )
             behind, _ = await self.store._log_behind(position, self.filter, BEHIND_CAP)
             report = _Reporter(progress, progress_every, behind)
         while True:

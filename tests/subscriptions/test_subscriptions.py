@@ -380,7 +380,7 @@ async def test_reset_replays_from_the_start_or_a_position_with_progress(
     reports: list[Any] = []
     assert (
         await side.call(
-            subscription.catch_up(progress=reports.append, progress_every=1e-9)
+            subscription.catch_up(progress=reports.append, progress_every=0)
         )
         == 9
     )
@@ -403,7 +403,18 @@ async def test_reset_refuses_what_is_not_a_position(side: Side, bad: object) -> 
         await side.call(subscription.reset(bad))
 
 
-def test_progress_every_must_be_positive() -> None:
+@pytest.mark.parametrize("bad", [-1, "1", None, True])
+def test_progress_every_is_a_number_of_seconds(bad: object) -> None:
     subscription = Subscription(InMemoryEventStore(), "p", lambda events: None)
     with pytest.raises(InvalidArgumentError):
-        subscription.catch_up(progress=print, progress_every=0)
+        subscription.catch_up(progress=print, progress_every=bad)  # type: ignore[arg-type]  # bad on purpose
+
+
+def test_progress_every_0_reports_every_batch_once() -> None:
+    store = InMemoryEventStore()
+    for n in range(5):
+        store.append("s", [NewEvent("t", {"n": n})])
+    reports: list[Any] = []
+    subscription = Subscription(store, "p", lambda events: None, batch_size=2)
+    subscription.catch_up(progress=reports.append, progress_every=0)
+    assert [r.handled for r in reports] == [2, 4, 5]

@@ -26,8 +26,10 @@ from typing import Any
 from benchmarks import memory
 from benchmarks.harness import (
     PARTITIONS,
+    AsyncResult,
     Result,
     ScaleResult,
+    async_table,
     footnotes,
     load_average,
     machine,
@@ -47,10 +49,15 @@ QUICK_SCALE = "100k"
 FULL_SCALE = "1m,10m"
 
 
-def _postgres_names() -> list[str]:
-    from benchmarks.postgres import WORKLOADS  # noqa: PLC0415  # needs the postgres extra
+def _postgres_workloads() -> dict[str, Callable[[Any], Result]]:
+    """Every PostgreSQL workload but the scale ones, sync first, in the order they run."""
+    from benchmarks import asyncs, postgres  # noqa: PLC0415  # needs the postgres extra
 
-    return list(WORKLOADS)
+    return {**postgres.WORKLOADS, **asyncs.WORKLOADS}
+
+
+def _postgres_names() -> list[str]:
+    return list(_postgres_workloads())
 
 
 def _scale_names() -> list[str]:
@@ -121,7 +128,7 @@ def _run_postgres(
 ) -> tuple[list[Result], list[ScaleResult]]:
     import psycopg  # noqa: PLC0415
 
-    from benchmarks import context, postgres  # noqa: PLC0415
+    from benchmarks import asyncs, context  # noqa: PLC0415
 
     server = None
     started = time.perf_counter()
@@ -146,18 +153,22 @@ def _run_postgres(
         admin = psycopg.connect(dsn, autocommit=True)
         report["server"].update(context.server_settings(admin))
         ctx = context.Context(dsn, wanted.quick, wanted.repetitions, admin)
+        workloads = _postgres_workloads()
         try:
             for name in wanted.names:
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 began = time.perf_counter()
                 try:
-                    result = postgres.WORKLOADS[name](ctx)
+                    result = workloads[name](ctx)
                 except Exception as exc:
                     result = _failed(name, exc)
                 finally:
                     ctx.close_workload()
                 result.notes["wall_s"] = round(time.perf_counter() - began, 2)
                 results.append(result)
+            summary = asyncs.relate(results)
+            if summary:
+                report["async"] = summary
             if wanted.scale_labels and wanted.scale_names:
                 scaled = _run_scale(ctx, wanted, report)
         finally:
@@ -191,13 +202,34 @@ def _run_memory(names: list[str], quick: bool, repetitions: int) -> list[Result]
     return results
 
 
+def _print_async_notes(results: list[AsyncResult]) -> None:
+    from benchmarks import asyncs, baseline_async  # noqa: PLC0415  # postgres extra
+
+    print(f"- {asyncs.NOTES}")
+    print(f"- async baseline: {baseline_async.GUARANTEES}.")
+    for result in results:
+        threads = result.notes.get("vs_append_8_threads")
+        if threads is not None:
+            print(
+                f"- {result.name} / append_8_threads (eventstore, that workload's "
+                f"own repetitions in this run): {threads:.2f} "
+                f"(target >= {asyncs.TASKS_TARGET:g}: "
+                f"{'met' if threads >= asyncs.TASKS_TARGET else 'NOT met'})"
+            )
+
+
 def _print_report(
     results: list[Result], scaled: list[ScaleResult], report: dict[str, Any]
 ) -> None:
     server = report.get("server", {})
+    async_results = [r for r in results if isinstance(r, AsyncResult)]
+    results = [r for r in results if not isinstance(r, AsyncResult)]
     if results:
         print()
         print(table(results))
+    if async_results:
+        print()
+        print(async_table(async_results))
     if scaled:
         print()
         print(scale_table(scaled))
@@ -218,7 +250,7 @@ def _print_report(
             f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
             f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
         )
-    if any(r.partitioned is not None for r in results) or scaled:
+    if any(r.partitioned is not None for r in results) or scaled or async_results:
         from benchmarks import baseline, context, peers  # noqa: PLC0415  # postgres extra
 
         print()
@@ -232,6 +264,8 @@ def _print_report(
             },
         ):
             print(f"- {note}")
+    if async_results:
+        _print_async_notes(async_results)
     if scaled:
         from benchmarks import scale  # noqa: PLC0415  # postgres extra
 

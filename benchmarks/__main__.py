@@ -1,19 +1,23 @@
 """
-Run the suite: ``python -m benchmarks [--quick] [--only NAME,...] [--scale SIZES] [--json PATH]``.
+Run the suite: ``python -m benchmarks [--quick] [--only NAME,...] [--scale SIZES] [--loop LOOP] [--json PATH]``.
 
 PostgreSQL workloads run on an embedded PostgreSQL started for the run (fsync
 and synchronous_commit on, as by default), or on the server that
 ``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*``, ``base_*`` and
-``esrc_*`` are dropped and recreated). Prints a Markdown table with notes on
-what each side guarantees and, with ``--json``, writes the same figures with
-the server's settings, the machine and package versions. Exits 1 when any
-workload's own correctness check failed.
+``esrc_*`` are dropped and recreated). The async workloads (`benchmarks.asyncs`)
+run after the sync ones, in the same run, on the event loop ``--loop`` names.
+Prints Markdown tables (the async workloads' in one of their own, with both
+of their targets' ratios) with notes on what each side guarantees and, with
+``--json``, writes the same figures with the server's settings, the machine
+and package versions, and the async ratios against their targets under
+``async``. Exits 1 when any workload's own correctness check failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import sys
@@ -100,6 +104,7 @@ class _Wanted:
     quick: bool
     repetitions: int
     autovacuum: str
+    loop: str = "asyncio"
 
 
 def _run_scale(ctx: Any, wanted: _Wanted, report: dict[str, Any]) -> list[ScaleResult]:
@@ -152,7 +157,9 @@ def _run_postgres(
     try:
         admin = psycopg.connect(dsn, autocommit=True)
         report["server"].update(context.server_settings(admin))
-        ctx = context.Context(dsn, wanted.quick, wanted.repetitions, admin)
+        ctx = context.Context(
+            dsn, wanted.quick, wanted.repetitions, admin, loop_name=wanted.loop
+        )
         workloads = _postgres_workloads()
         try:
             for name in wanted.names:
@@ -202,11 +209,20 @@ def _run_memory(names: list[str], quick: bool, repetitions: int) -> list[Result]
     return results
 
 
-def _print_async_notes(results: list[AsyncResult]) -> None:
+def _print_async_notes(results: list[AsyncResult], loop: str) -> None:
     from benchmarks import asyncs, baseline_async  # noqa: PLC0415  # postgres extra
 
-    print(f"- {asyncs.NOTES}")
+    print(f"- {asyncs.NOTES} Event loop: {loop}.")
     print(f"- async baseline: {baseline_async.GUARANTEES}.")
+    print(
+        "- client CPU in µs per event (this process, all threads; medians of the "
+        "measured repetitions), async eventstore / async baseline / sync eventstore: "
+        + "; ".join(
+            f"{r.name} {cpu['eventstore']:g} / {cpu['baseline']:g} / {cpu['sync']:g}"
+            for r in results
+            if (cpu := r.notes.get("client_cpu_us"))
+        )
+    )
     for result in results:
         threads = result.notes.get("vs_append_8_threads")
         if threads is not None:
@@ -265,7 +281,7 @@ def _print_report(
         ):
             print(f"- {note}")
     if async_results:
-        _print_async_notes(async_results)
+        _print_async_notes(async_results, report["event_loop"])
     if scaled:
         from benchmarks import scale  # noqa: PLC0415  # postgres extra
 
@@ -314,6 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repetitions", type=int, default=5, help="measured repetitions (>= 5)"
     )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help=(
+            "the event loop of the async workloads (default asyncio's; uvloop, "
+            "not a dependency, where installed)"
+        ),
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or all_names
     unknown = [n for n in names if n not in all_names]
@@ -321,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads: {', '.join(unknown)}")
     if args.repetitions < 5:
         parser.error("--repetitions must be at least 5")
+    if args.loop != "asyncio" and importlib.util.find_spec(args.loop) is None:
+        parser.error(f"--loop {args.loop}: {args.loop} is not installed")
     try:
         scale_labels = _scale_labels(args.scale, args.quick)
     except ValueError as exc:
@@ -330,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "repetitions": args.repetitions,
+        "event_loop": args.loop,
         "machine": machine(),
         "load_average_start": load_average(),
     }
@@ -342,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args.quick,
         args.repetitions,
         args.autovacuum,
+        args.loop,
     )
     if wanted.names or wanted.scale_names:
         results, scaled = _run_postgres(wanted, report)

@@ -13,6 +13,7 @@ pool of 8 at least as fast as the sync store's 8 threads on a pool of 8.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -43,8 +44,8 @@ NOTES = (
     "async: eventstore = AsyncPostgresEventStore, baseline = the async "
     "baseline, sync = PostgresEventStore doing the same work (8 threads on a "
     "pool of 8 where the async sides run 8 tasks on a pool of 8), all three "
-    "in the same interleaved repetitions, each async side on one asyncio "
-    "event loop (the default loop) per workload."
+    "in the same interleaved repetitions, the async sides on one event loop "
+    "per workload (--loop)."
 )
 
 
@@ -53,6 +54,7 @@ def _result(
     description: str,
     unit: str,
     figures: dict[str, Figure],
+    cpu: dict[str, float],
     *,
     target: float | None = TARGET,
     sync_target: float | None = None,
@@ -65,6 +67,7 @@ def _result(
         figures["baseline"],
         sync=figures["sync"],
     )
+    outcome.notes["client_cpu_us"] = cpu
     if target is not None:
         outcome.judge_ratio(target)
     if sync_target is not None:
@@ -80,16 +83,42 @@ def _interleave(
     eventstore: Callable[[int], Coroutine[Any, Any, float]],
     baseline: Callable[[int], Coroutine[Any, Any, float]],
     sync: Timed,
-) -> dict[str, Figure]:
-    return interleave_sides(
+) -> tuple[dict[str, Figure], dict[str, float]]:
+    """
+    Run the three sides interleaved; return their figures and client CPU.
+
+    The CPU is this process's (`time.process_time`, every thread) per unit
+    of *work*, the median over the measured repetitions, whole repetitions
+    (the eventstore sides' building of their NewEvents included). The
+    server's CPU is not in it.
+    """
+    cpu: dict[str, list[float]] = {}
+
+    def metered(name: str, side: Timed) -> Timed:
+        samples = cpu[name] = []
+
+        def run(rep: int) -> float:
+            start = time.process_time()
+            elapsed = side(rep)
+            if rep >= 0:
+                samples.append(time.process_time() - start)
+            return elapsed
+
+        return run
+
+    figures = interleave_sides(
         ctx.repetitions,
         work,
         {
-            "eventstore": loop.timed(eventstore),
-            "baseline": loop.timed(baseline),
-            "sync": sync,
+            "eventstore": metered("eventstore", loop.timed(eventstore)),
+            "baseline": metered("baseline", loop.timed(baseline)),
+            "sync": metered("sync", sync),
         },
     )
+    return figures, {
+        name: round(statistics.median(samples) / work * 1e6, 1)
+        for name, samples in cpu.items()
+    }
 
 
 async def _refused_async(
@@ -146,7 +175,7 @@ def new_streams(ctx: Context) -> Result:
 
         return await async_stopwatch(work)
 
-    figures = _interleave(
+    figures, cpu = _interleave(
         ctx,
         loop,
         count,
@@ -159,6 +188,7 @@ def new_streams(ctx: Context) -> Result:
         f"async single-event appends to {count:,} new streams (expected version 0)",
         "events/s",
         figures,
+        cpu,
     )
     rounds = ctx.repetitions + 1
 
@@ -229,7 +259,7 @@ def existing_streams(ctx: Context) -> Result:
 
         return await async_stopwatch(work)
 
-    figures = _interleave(
+    figures, cpu = _interleave(
         ctx,
         loop,
         count,
@@ -242,6 +272,7 @@ def existing_streams(ctx: Context) -> Result:
         f"async: {count:,} single-event appends round-robin over {streams} existing streams, right expected version",
         "events/s",
         figures,
+        cpu,
     )
     expected = 1 + count * (ctx.repetitions + 1) // streams
 
@@ -298,7 +329,7 @@ def batches(ctx: Context) -> Result:
 
         return await async_stopwatch(work)
 
-    figures = _interleave(
+    figures, cpu = _interleave(
         ctx,
         loop,
         appends * size,
@@ -311,6 +342,7 @@ def batches(ctx: Context) -> Result:
         f"async: {appends} appends of {size} events to one stream, right expected version",
         "events/s",
         figures,
+        cpu,
     )
 
     async def check_async() -> None:
@@ -388,7 +420,7 @@ def tasks(ctx: Context) -> Result:
 
         return await _run_tasks(workers, work)
 
-    figures = _interleave(
+    figures, cpu = _interleave(
         ctx,
         loop,
         workers * per_task,
@@ -402,6 +434,7 @@ def tasks(ctx: Context) -> Result:
         f"stream, one async pool of {workers} (sync: {workers} threads, one pool of {workers})",
         "events/s",
         figures,
+        cpu,
         target=None,
         sync_target=TASKS_TARGET,
     )
@@ -462,7 +495,7 @@ def read_stream(ctx: Context) -> Result:
 
         return await async_stopwatch(work)
 
-    figures = _interleave(
+    figures, cpu = _interleave(
         ctx,
         loop,
         count * length,
@@ -475,6 +508,7 @@ def read_stream(ctx: Context) -> Result:
         f"async: read one {length:,}-event stream into RecordedEvents, {count}x per repetition",
         "events/s",
         figures,
+        cpu,
     )
 
     async def check_async() -> None:
@@ -555,7 +589,7 @@ def global_log(ctx: Context) -> Result:
         seen["sync"] = reads.read_log_eventstore(sync_store, None, page, everything)
         return time.perf_counter() - start
 
-    figures = _interleave(
+    figures, cpu = _interleave(
         ctx, loop, total, eventstore=eventstore, baseline=baseline, sync=sync
     )
     outcome = _result(
@@ -563,6 +597,7 @@ def global_log(ctx: Context) -> Result:
         f"async: read the whole global log ({total:,} events) in pages of {page:,}",
         "events/s",
         figures,
+        cpu,
     )
     outcome.notes["log_visible_after_s"] = round(waited, 4)
 

@@ -23,8 +23,8 @@ from benchmarks.baseline import Baseline, _load_json, row
 
 GUARANTEES = (
     "the baseline's statements, table and guarantees (above), awaited on "
-    "psycopg.AsyncConnection / psycopg_pool.AsyncConnectionPool on one asyncio "
-    "event loop; reads decode jsonb with the same function"
+    "psycopg.AsyncConnection / psycopg_pool.AsyncConnectionPool on the "
+    "workload's event loop; reads decode jsonb with the same function"
 )
 """What the async baseline does, for the report's notes."""
 

@@ -10,6 +10,7 @@ wrong answer fails the workload.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -48,8 +49,10 @@ class Loop:
     sides of the same repetitions run alone.
     """
 
-    def __init__(self) -> None:
-        self._runner = asyncio.Runner()
+    def __init__(
+        self, factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    ) -> None:
+        self._runner = asyncio.Runner(loop_factory=factory)
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run *coro* on the loop until it completes; return its result."""
@@ -75,6 +78,22 @@ class _ClosedOn:
 
     def __repr__(self) -> str:
         return repr(self._resource)
+
+
+LOOPS = ("asyncio", "uvloop")
+"""The event loops the async workloads can run on (uvloop only where it is installed)."""
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return what makes an event loop named *name* (None: asyncio's default)."""
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        # Not a dependency: a probe of what the event loop costs, where installed.
+        module = importlib.import_module("uvloop")
+        factory: Callable[[], asyncio.AbstractEventLoop] = module.new_event_loop
+        return factory
+    raise ValueError(f"unknown event loop {name!r}; one of {', '.join(LOOPS)}")
 
 
 async def async_stopwatch(work: Callable[[], Awaitable[object]]) -> float:
@@ -121,6 +140,7 @@ class Context:
     quick: bool
     repetitions: int
     admin: psycopg.Connection[Any]
+    loop_name: str = "asyncio"
     schemas: list[str] = attrs.field(factory=list)
     _open: list[_Closeable] = attrs.field(factory=list)
 
@@ -143,8 +163,8 @@ class Context:
         return self.closes(store)
 
     def loop(self) -> Loop:
-        """Return a new event loop, closed after everything made on it."""
-        return self.closes(Loop())
+        """Return a new event loop of `loop_name`'s kind, closed after everything made on it."""
+        return self.closes(Loop(loop_factory(self.loop_name)))
 
     def async_closes(self, loop: Loop, resource: _AC) -> _AC:
         """Return *resource*, to be closed on *loop* by `close_workload`."""

@@ -1,19 +1,23 @@
 """
-Run the suite: ``python -m benchmarks [--quick] [--only NAME,...] [--scale SIZES] [--json PATH]``.
+Run the suite: ``python -m benchmarks [--quick] [--only NAME,...] [--scale SIZES] [--loop LOOP] [--json PATH]``.
 
 PostgreSQL workloads run on an embedded PostgreSQL started for the run (fsync
 and synchronous_commit on, as by default), or on the server that
 ``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*``, ``base_*`` and
-``esrc_*`` are dropped and recreated). Prints a Markdown table with notes on
-what each side guarantees and, with ``--json``, writes the same figures with
-the server's settings, the machine and package versions. Exits 1 when any
-workload's own correctness check failed.
+``esrc_*`` are dropped and recreated). The async workloads (`benchmarks.asyncs`)
+run after the sync ones, in the same run, on the event loop ``--loop`` names.
+Prints Markdown tables (the async workloads' in one of their own, with both
+of their targets' ratios) with notes on what each side guarantees and, with
+``--json``, writes the same figures with the server's settings, the machine
+and package versions, and the async ratios against their targets under
+``async``. Exits 1 when any workload's own correctness check failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import sys
@@ -26,8 +30,10 @@ from typing import Any
 from benchmarks import memory
 from benchmarks.harness import (
     PARTITIONS,
+    AsyncResult,
     Result,
     ScaleResult,
+    async_table,
     footnotes,
     load_average,
     machine,
@@ -47,10 +53,15 @@ QUICK_SCALE = "100k"
 FULL_SCALE = "1m,10m"
 
 
-def _postgres_names() -> list[str]:
-    from benchmarks.postgres import WORKLOADS  # noqa: PLC0415  # needs the postgres extra
+def _postgres_workloads() -> dict[str, Callable[[Any], Result]]:
+    """Every PostgreSQL workload but the scale ones, sync first, in the order they run."""
+    from benchmarks import asyncs, postgres  # noqa: PLC0415  # needs the postgres extra
 
-    return list(WORKLOADS)
+    return {**postgres.WORKLOADS, **asyncs.WORKLOADS}
+
+
+def _postgres_names() -> list[str]:
+    return list(_postgres_workloads())
 
 
 def _scale_names() -> list[str]:
@@ -93,6 +104,7 @@ class _Wanted:
     quick: bool
     repetitions: int
     autovacuum: str
+    loop: str = "asyncio"
 
 
 def _run_scale(ctx: Any, wanted: _Wanted, report: dict[str, Any]) -> list[ScaleResult]:
@@ -121,7 +133,7 @@ def _run_postgres(
 ) -> tuple[list[Result], list[ScaleResult]]:
     import psycopg  # noqa: PLC0415
 
-    from benchmarks import context, postgres  # noqa: PLC0415
+    from benchmarks import asyncs, context  # noqa: PLC0415
 
     server = None
     started = time.perf_counter()
@@ -145,19 +157,25 @@ def _run_postgres(
     try:
         admin = psycopg.connect(dsn, autocommit=True)
         report["server"].update(context.server_settings(admin))
-        ctx = context.Context(dsn, wanted.quick, wanted.repetitions, admin)
+        ctx = context.Context(
+            dsn, wanted.quick, wanted.repetitions, admin, loop_name=wanted.loop
+        )
+        workloads = _postgres_workloads()
         try:
             for name in wanted.names:
                 print(f"running {name} ...", file=sys.stderr, flush=True)
                 began = time.perf_counter()
                 try:
-                    result = postgres.WORKLOADS[name](ctx)
+                    result = workloads[name](ctx)
                 except Exception as exc:
                     result = _failed(name, exc)
                 finally:
                     ctx.close_workload()
                 result.notes["wall_s"] = round(time.perf_counter() - began, 2)
                 results.append(result)
+            summary = asyncs.relate(results)
+            if summary:
+                report["async"] = summary
             if wanted.scale_labels and wanted.scale_names:
                 scaled = _run_scale(ctx, wanted, report)
         finally:
@@ -191,13 +209,43 @@ def _run_memory(names: list[str], quick: bool, repetitions: int) -> list[Result]
     return results
 
 
+def _print_async_notes(results: list[AsyncResult], loop: str) -> None:
+    from benchmarks import asyncs, baseline_async  # noqa: PLC0415  # postgres extra
+
+    print(f"- {asyncs.NOTES} Event loop: {loop}.")
+    print(f"- async baseline: {baseline_async.GUARANTEES}.")
+    print(
+        "- client CPU in µs per event (this process, all threads; medians of the "
+        "measured repetitions), async eventstore / async baseline / sync eventstore: "
+        + "; ".join(
+            f"{r.name} {cpu['eventstore']:g} / {cpu['baseline']:g} / {cpu['sync']:g}"
+            for r in results
+            if (cpu := r.notes.get("client_cpu_us"))
+        )
+    )
+    for result in results:
+        threads = result.notes.get("vs_append_8_threads")
+        if threads is not None:
+            print(
+                f"- {result.name} / append_8_threads (eventstore, that workload's "
+                f"own repetitions in this run): {threads:.2f} "
+                f"(target >= {asyncs.TASKS_TARGET:g}: "
+                f"{'met' if threads >= asyncs.TASKS_TARGET else 'NOT met'})"
+            )
+
+
 def _print_report(
     results: list[Result], scaled: list[ScaleResult], report: dict[str, Any]
 ) -> None:
     server = report.get("server", {})
+    async_results = [r for r in results if isinstance(r, AsyncResult)]
+    results = [r for r in results if not isinstance(r, AsyncResult)]
     if results:
         print()
         print(table(results))
+    if async_results:
+        print()
+        print(async_table(async_results))
     if scaled:
         print()
         print(scale_table(scaled))
@@ -218,7 +266,7 @@ def _print_report(
             f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
             f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
         )
-    if any(r.partitioned is not None for r in results) or scaled:
+    if any(r.partitioned is not None for r in results) or scaled or async_results:
         from benchmarks import baseline, context, peers  # noqa: PLC0415  # postgres extra
 
         print()
@@ -232,6 +280,8 @@ def _print_report(
             },
         ):
             print(f"- {note}")
+    if async_results:
+        _print_async_notes(async_results, report["event_loop"])
     if scaled:
         from benchmarks import scale  # noqa: PLC0415  # postgres extra
 
@@ -280,6 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repetitions", type=int, default=5, help="measured repetitions (>= 5)"
     )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help=(
+            "the event loop of the async workloads (default asyncio's; uvloop, "
+            "not a dependency, where installed)"
+        ),
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or all_names
     unknown = [n for n in names if n not in all_names]
@@ -287,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workloads: {', '.join(unknown)}")
     if args.repetitions < 5:
         parser.error("--repetitions must be at least 5")
+    if args.loop != "asyncio" and importlib.util.find_spec(args.loop) is None:
+        parser.error(f"--loop {args.loop}: {args.loop} is not installed")
     try:
         scale_labels = _scale_labels(args.scale, args.quick)
     except ValueError as exc:
@@ -296,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "repetitions": args.repetitions,
+        "event_loop": args.loop,
         "machine": machine(),
         "load_average_start": load_average(),
     }
@@ -308,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         args.quick,
         args.repetitions,
         args.autovacuum,
+        args.loop,
     )
     if wanted.names or wanted.scale_names:
         results, scaled = _run_postgres(wanted, report)

@@ -9,8 +9,11 @@ wrong answer fails the workload.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 import attrs
@@ -18,17 +21,87 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.baseline import METADATA, Baseline
-from benchmarks.harness import PARTITIONS, Figure, Result
+from benchmarks.harness import PARTITIONS, Figure, Result, Timed
 from benchmarks.peers import Peer
 from eventstore import NewEvent
-from eventstore.postgres import PoolConfig, PostgresEventStore
+from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
 
 
 class _Closeable(Protocol):
     def close(self) -> None: ...
 
 
+class _AsyncCloseable(Protocol):
+    async def close(self) -> None: ...
+
+
 _C = TypeVar("_C", bound=_Closeable)
+_AC = TypeVar("_AC", bound=_AsyncCloseable)
+_T = TypeVar("_T")
+
+
+class Loop:
+    """
+    One asyncio event loop for a workload's async sides, driven from the harness's sync code.
+
+    Everything async of a workload (stores, pools, connections) is made and
+    closed on it; between two `run` calls the loop does not run, so the sync
+    sides of the same repetitions run alone.
+    """
+
+    def __init__(
+        self, factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    ) -> None:
+        self._runner = asyncio.Runner(loop_factory=factory)
+
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run *coro* on the loop until it completes; return its result."""
+        return self._runner.run(coro)
+
+    def timed(self, side: Callable[[int], Coroutine[Any, Any, float]]) -> Timed:
+        """Return *side* as a repetition the harness can run (it times itself)."""
+        return lambda rep: self.run(side(rep))
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+class _ClosedOn:
+    """Closes an async resource on its loop, for `Context.close_workload`."""
+
+    def __init__(self, loop: Loop, resource: _AsyncCloseable) -> None:
+        self._loop = loop
+        self._resource = resource
+
+    def close(self) -> None:
+        self._loop.run(self._resource.close())
+
+    def __repr__(self) -> str:
+        return repr(self._resource)
+
+
+LOOPS = ("asyncio", "uvloop")
+"""The event loops the async workloads can run on (uvloop only where it is installed)."""
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Return what makes an event loop named *name* (None: asyncio's default)."""
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        # Not a dependency: a probe of what the event loop costs, where installed.
+        module = importlib.import_module("uvloop")
+        factory: Callable[[], asyncio.AbstractEventLoop] = module.new_event_loop
+        return factory
+    raise ValueError(f"unknown event loop {name!r}; one of {', '.join(LOOPS)}")
+
+
+async def async_stopwatch(work: Callable[[], Awaitable[object]]) -> float:
+    """Return the seconds awaiting *work()* took."""
+    start = time.perf_counter()
+    await work()
+    return time.perf_counter() - start
+
 
 EVENTSTORE_GUARANTEES = (
     "each append checks its expected version against the streams table in "
@@ -67,6 +140,7 @@ class Context:
     quick: bool
     repetitions: int
     admin: psycopg.Connection[Any]
+    loop_name: str = "asyncio"
     schemas: list[str] = attrs.field(factory=list)
     _open: list[_Closeable] = attrs.field(factory=list)
 
@@ -87,6 +161,47 @@ class Context:
         store.migrate()
         store.pool.wait()
         return self.closes(store)
+
+    def loop(self) -> Loop:
+        """Return a new event loop of `loop_name`'s kind, closed after everything made on it."""
+        return self.closes(Loop(loop_factory(self.loop_name)))
+
+    def async_closes(self, loop: Loop, resource: _AC) -> _AC:
+        """Return *resource*, to be closed on *loop* by `close_workload`."""
+        self._open.append(_ClosedOn(loop, resource))
+        return resource
+
+    def async_store(
+        self,
+        loop: Loop,
+        name: str,
+        pool_size: int = 1,
+        *,
+        same_as: PostgresEventStore | None = None,
+    ) -> AsyncPostgresEventStore:
+        """
+        Return an `AsyncPostgresEventStore` on *loop*, its pool open and full.
+
+        Its schema is a new ``es_<name>_async``, or, with *same_as*, that
+        sync store's (for reads of the same tables).
+        """
+        if same_as is None:
+            schema = f"es_{name}_async"
+            self._drop(schema)
+        else:
+            schema = same_as.schema
+
+        async def make() -> AsyncPostgresEventStore:
+            store = AsyncPostgresEventStore(
+                self.dsn,
+                schema=schema,
+                pool_config=PoolConfig(min_size=pool_size, max_size=pool_size),
+            )
+            await store.migrate()
+            await store.pool.wait()
+            return store
+
+        return self.async_closes(loop, loop.run(make()))
 
     def stores(
         self, name: str, pool_size: int = 1

@@ -158,6 +158,38 @@ class ScaleResult(Result):
         return data
 
 
+@dataclass
+class AsyncResult(Result):
+    """
+    An async workload: `AsyncPostgresEventStore` against the async baseline and the sync store.
+
+    *eventstore* is the async store, *baseline* the async plain-psycopg
+    baseline (`benchmarks.baseline_async`), *sync* `PostgresEventStore`
+    doing the same work in the same interleaved repetitions (threads where
+    the async sides run tasks). `target` and `met` are on the ratio to the
+    async baseline; `sync_target` and `sync_met` on the ratio to the sync store.
+    """
+
+    sync: Figure | None = None
+    sync_target: float | None = None
+    sync_met: bool | None = None
+
+    @property
+    def ratio_sync(self) -> float | None:
+        """async eventstore / sync eventstore."""
+        return _ratio(self.eventstore, self.sync)
+
+    def judge_sync(self, minimum: float) -> None:
+        ratio = self.ratio_sync
+        self.sync_target = minimum
+        self.sync_met = ratio is not None and ratio >= minimum
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["ratio_sync"] = self.ratio_sync
+        return data
+
+
 Timed = Callable[[int], float]
 """A repetition: takes its index, returns the seconds its timed part took."""
 
@@ -304,6 +336,31 @@ def table(results: list[Result]) -> str:
             f"{_fmt_met(r.met)} | {_fmt_figure(r.eventsourcing)} | "
             f"{_fmt_ratio(r.ratio_eventsourcing)} | {_fmt_figure(r.partitioned)} | "
             f"{partitioned} | {check} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt_target(minimum: float | None) -> str:
+    return "-" if minimum is None else f">= {minimum:g}"
+
+
+def async_table(results: list[AsyncResult]) -> str:
+    """Render the async workloads as a Markdown table, both targets' ratios in columns of their own."""
+    header = (
+        "| workload | unit | async baseline median [min-max] "
+        "| async eventstore median [min-max] | async eventstore / async baseline "
+        "| target | met | sync eventstore median [min-max] | async / sync eventstore "
+        "| target | met | check |"
+    )
+    lines = [header, "|" + " --- |" * 12]
+    for r in results:
+        check = "ok" if r.check_passed else f"FAILED: {r.check_error}"
+        target = r.target.removeprefix("ratio ") if r.target else "-"
+        lines.append(
+            f"| {r.name} | {r.unit} | {_fmt_figure(r.baseline)} | "
+            f"{_fmt_figure(r.eventstore)} | {_fmt_ratio(r.ratio)} | {target} | "
+            f"{_fmt_met(r.met)} | {_fmt_figure(r.sync)} | {_fmt_ratio(r.ratio_sync)} | "
+            f"{_fmt_target(r.sync_target)} | {_fmt_met(r.sync_met)} | {check} |"
         )
     return "\n".join(lines)
 

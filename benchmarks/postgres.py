@@ -54,16 +54,7 @@ def new_streams(ctx: Context) -> Result:
         return stopwatch(work)
 
     def eventstore(store: PostgresEventStore) -> Timed:
-        def run(rep: int) -> float:
-            events = [[event(i)] for i in range(count)]
-
-            def work() -> None:
-                for i in range(count):
-                    store.append(f"e{rep}-{i}", events[i], expected_version=0)
-
-            return stopwatch(work)
-
-        return run
+        return new_streams_writer(store, count)
 
     def eventsourcing(rep: int) -> float:
         ids = [peers.stream_id(f"e{rep}-{i}") for i in range(count)]
@@ -147,20 +138,7 @@ def existing_streams(ctx: Context) -> Result:
         return stopwatch(work)
 
     def eventstore(store: PostgresEventStore, versions: list[int]) -> Timed:
-        def run(rep: int) -> float:
-            events = [[event(i)] for i in range(count)]
-
-            def work() -> None:
-                for i in range(count):
-                    s = i % streams
-                    appended = store.append(
-                        f"s{s}", events[i], expected_version=versions[s]
-                    )
-                    versions[s] = appended.version
-
-            return stopwatch(work)
-
-        return run
+        return existing_streams_writer(store, versions, count)
 
     def eventsourcing(rep: int) -> float:
         datas = [{**DATA, "n": i} for i in range(count)]
@@ -241,16 +219,7 @@ def batches(ctx: Context) -> Result:
         return stopwatch(work)
 
     def eventstore(store: PostgresEventStore) -> Timed:
-        def run(rep: int) -> float:
-            batches = [[event(n) for n in range(size)] for _ in range(appends)]
-
-            def work() -> None:
-                for i in range(appends):
-                    store.append(f"e{rep}", batches[i], expected_version=i * size)
-
-            return stopwatch(work)
-
-        return run
+        return batches_writer(store, appends, size)
 
     def eventsourcing(rep: int) -> float:
         originator = peers.stream_id(f"e{rep}")
@@ -310,6 +279,82 @@ def batches(ctx: Context) -> Result:
     return checked(outcome, check)
 
 
+# The eventstore sides of the append workloads, shared with the async
+# workloads (benchmarks.asyncs), whose sync column is the same code.
+
+
+def new_streams_writer(store: PostgresEventStore, count: int) -> Timed:
+    """A repetition: *count* single-event appends to new streams ``e<rep>-<i>``."""
+
+    def run(rep: int) -> float:
+        events = [[event(i)] for i in range(count)]
+
+        def work() -> None:
+            for i in range(count):
+                store.append(f"e{rep}-{i}", events[i], expected_version=0)
+
+        return stopwatch(work)
+
+    return run
+
+
+def existing_streams_writer(
+    store: PostgresEventStore, versions: list[int], count: int
+) -> Timed:
+    """
+    A repetition: *count* single-event appends round-robin over streams ``s<n>``.
+
+    *versions* holds each stream's version, one per stream, and is kept up to date.
+    """
+    streams = len(versions)
+
+    def run(rep: int) -> float:
+        events = [[event(i)] for i in range(count)]
+
+        def work() -> None:
+            for i in range(count):
+                s = i % streams
+                appended = store.append(
+                    f"s{s}", events[i], expected_version=versions[s]
+                )
+                versions[s] = appended.version
+
+        return stopwatch(work)
+
+    return run
+
+
+def batches_writer(store: PostgresEventStore, appends: int, size: int) -> Timed:
+    """A repetition: *appends* appends of *size* events to stream ``e<rep>``."""
+
+    def run(rep: int) -> float:
+        batches = [[event(n) for n in range(size)] for _ in range(appends)]
+
+        def work() -> None:
+            for i in range(appends):
+                store.append(f"e{rep}", batches[i], expected_version=i * size)
+
+        return stopwatch(work)
+
+    return run
+
+
+def threads_writer(store: PostgresEventStore, workers: int, per_thread: int) -> Timed:
+    """A repetition: *workers* threads, *per_thread* appends each to stream ``e<rep>-<thread>``."""
+
+    def run(rep: int) -> float:
+        events = [[[event(i)] for i in range(per_thread)] for _ in range(workers)]
+
+        def work(index: int) -> None:
+            mine = events[index]
+            for i in range(per_thread):
+                store.append(f"e{rep}-{index}", mine[i], expected_version=i)
+
+        return _run_threads(workers, work)
+
+    return run
+
+
 def _run_threads(threads: int, target: Callable[[int], None]) -> float:
     errors: list[BaseException] = []
     ready = threading.Barrier(threads + 1)
@@ -367,17 +412,7 @@ def threads(ctx: Context) -> Result:
         return _run_threads(workers, work)
 
     def eventstore(store: PostgresEventStore) -> Timed:
-        def run(rep: int) -> float:
-            events = [[[event(i)] for i in range(per_thread)] for _ in range(workers)]
-
-            def work(index: int) -> None:
-                mine = events[index]
-                for i in range(per_thread):
-                    store.append(f"e{rep}-{index}", mine[i], expected_version=i)
-
-            return _run_threads(workers, work)
-
-        return run
+        return threads_writer(store, workers, per_thread)
 
     def eventsourcing(rep: int) -> float:
         ids = [peers.stream_id(f"e{rep}-{index}") for index in range(workers)]

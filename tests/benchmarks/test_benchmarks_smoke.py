@@ -24,6 +24,15 @@ POSTGRES = {
     "repository_load_snapshots",
     "repository_load_tail",
 }
+# AsyncPostgresEventStore against the async baseline and the sync store.
+ASYNC = {
+    "async_append_new_streams",
+    "async_append_existing_streams",
+    "async_append_batches",
+    "async_append_8_tasks",
+    "async_read_stream_10k",
+    "async_read_global_log",
+}
 # --quick runs the scale workloads on tables of 100,000 events.
 SCALE = {
     f"{name}@100k"
@@ -36,6 +45,7 @@ SCALE = {
 }
 EXPECTED = {
     *POSTGRES,
+    *ASYNC,
     *SCALE,
     "serializer_roundtrip",
     "memory_append",
@@ -92,6 +102,28 @@ def test_quick_run_completes_and_every_workload_check_passes(tmp_path: Path) -> 
         assert results[name]["eventsourcing"] is None, name
         assert results[name]["peer_note"], name
     assert report["machine"]["packages"]["eventsourcing"] == "9.5.6"
+    # Each async workload timed the async store, the async baseline and the
+    # sync store in the same run (its check covered all three), and the
+    # report sets every ratio beside its target, whatever it is.
+    for name in ASYNC:
+        for figure in ("eventstore", "baseline", "sync"):
+            assert results[name][figure] is not None, (name, figure)
+            assert results[name][figure]["median"] > 0, (name, figure)
+        assert results[name]["ratio"] is not None, name
+        assert results[name]["ratio_sync"] is not None, name
+        assert results[name]["eventsourcing"] is None, name
+        assert results[name]["partitioned"] is None, name
+    summary = report["async"]
+    assert set(summary) == ASYNC
+    for name in ASYNC - {"async_append_8_tasks"}:
+        assert summary[name]["target_vs_async_baseline"] == 0.8, name
+        assert isinstance(summary[name]["met_vs_async_baseline"], bool), name
+    tasks = summary["async_append_8_tasks"]
+    assert tasks["target_vs_sync"] == 1.0
+    assert isinstance(tasks["met_vs_sync"], bool)
+    assert tasks["vs_append_8_threads"] > 0
+    assert results["async_append_8_tasks"]["notes"]["pool_max_size"] == 8
+    assert "| async_append_8_tasks |" in completed.stdout
     # Each scale workload timed both sides on the loaded tables and on empty
     # ones, and the load's own check (the store's invariants) passed.
     for name in SCALE:

@@ -9,50 +9,38 @@ import logging
 import math
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
-import attrs
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
-from eventstore._subscribing import (
-    LogFilter,
-    LogPage,
-    ParkedEvent,
-    TransactionWork,
-)
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
     EventStoreError,
     PoolExhaustedError,
-    StoreUnavailableError,
-    SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import (
     HealthReport,
     HealthStatus,
-    LogHolder,
     PoolMetrics,
     SubscriptionHealth,
 )
 from eventstore.postgres import _sql
 from eventstore.postgres._connections import Connections, append_cursor
+from eventstore.postgres._queries import execute as _execute
+from eventstore.postgres._queries import fetchall as _fetchall
 from eventstore.postgres._reading import (
     StreamPaging,
-    checkpoint_params,
     load_params,
-    log_behind_params,
-    log_page_params,
     read_all_params,
     snapshot_params_upto,
 )
+from eventstore.postgres._subscriptions import SubscriptionHooks
 from eventstore.postgres.config import PoolConfig
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store import DEFAULT_SNAPSHOTS_TO_KEEP, EventStore
@@ -72,75 +60,11 @@ _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
 
 
-@attrs.define
-class AdvisoryLock:
-    """A subscription's session advisory lock, held on a connection of its own."""
-
-    conn: _Connection
-
-    def alive(self) -> bool:
-        """Whether the session, and so the lock, still lives: one round trip."""
-        if self.conn.closed:
-            return False
-        try:
-            self.conn.execute(b"SELECT 1")
-        except psycopg.Error:
-            self.release()
-            return False
-        return True
-
-    def release(self) -> None:
-        """End the session, which releases the lock."""
-        self.conn.close()
-
-
-@attrs.define
-class Listener:
-    """A session listening on the schema's channel, on a connection of its own."""
-
-    conn: _Connection
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to *timeout* seconds for a notification; tell whether one came."""
-        try:
-            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-                return True
-        except psycopg.Error as exc:
-            self.close()
-            raise StoreUnavailableError(
-                f"the subscription's listening session ended: {exc}"
-            ) from exc
-        return False
-
-    def close(self) -> None:
-        """End the session."""
-        self.conn.close()
-
-
 class _Rerun(Exception):  # control flow inside this module, never raised out
     """An append wrote nothing, but the conflict that stopped it is gone: run it again."""
 
 
-def _in_transaction(conn: _Connection) -> AbstractContextManager[Any]:
-    # A statement on an autocommit connection is its own transaction; a
-    # caller-owned pool may lend connections that are not autocommit.
-    return nullcontext() if conn.autocommit else conn.transaction()
-
-
-def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
-    # Binary results: psycopg parses ints, UUIDs and timestamps faster from
-    # their binary forms (~1.5 us per event row here).
-    with _in_transaction(conn):
-        cursor = conn.execute(query, params, prepare=True, binary=True)
-        return cursor.fetchall()
-
-
-def _execute(conn: _Connection, query: bytes, params: Any) -> None:
-    with _in_transaction(conn):
-        conn.execute(query, params, prepare=True)
-
-
-class PostgresEventStore(EventStore):
+class PostgresEventStore(SubscriptionHooks, EventStore):
     """
     An event store in PostgreSQL tables, shared by any number of processes.
 
@@ -593,188 +517,6 @@ class PostgresEventStore(EventStore):
         snapshot, events = _sql.load_rows(stream_id, rows)
         return LoadedStream.of(stream_id, snapshot, events)
 
-    # --- subscriptions -------------------------------------------------
-
-    def _read_log_page(
-        self, after: LogPosition | None, limit: int, log_filter: LogFilter
-    ) -> LogPage:
-        params = log_page_params(after, limit, log_filter)
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
-        )
-        return _sql.log_page_from_rows(rows)
-
-    def _log_behind(
-        self, after: LogPosition | None, log_filter: LogFilter, cap: int
-    ) -> tuple[int, datetime | None]:
-        params = log_behind_params(after, log_filter, cap)
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
-        )
-        return int(rows[0][0]), rows[0][1]
-
-    def _reset_checkpoint(
-        self,
-        name: str,
-        member: str,
-        to: LogPosition | None,
-        work: TransactionWork | None,
-    ) -> None:
-        key = {"name": name, "member": member}
-
-        def run(conn: _Connection) -> None:
-            with conn.transaction():
-                if work is not None:
-                    work(conn)
-                if to is None:
-                    conn.execute(self._sql.delete_checkpoint, key)
-                else:
-                    conn.execute(
-                        self._sql.reset_checkpoint,
-                        {
-                            **key,
-                            "transaction_id": to.transaction_id,
-                            "position": to.position,
-                        },
-                    )
-
-        self._call(run, retry=False)
-
-    def _park(
-        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
-    ) -> None:
-        params = {
-            "name": name,
-            "member": member,
-            "stream_id": event.stream_id,
-            "version": event.version,
-            "error": error,
-            "attempts": attempts,
-        }
-        self._call(lambda conn: _execute(conn, self._sql.park, params), retry=True)
-
-    def _parked(
-        self, name: str, member: str, after: LogPosition | None, limit: int
-    ) -> list[ParkedEvent]:
-        params = {"name": name, "member": member, **read_all_params(after, limit)}
-        params.setdefault("transaction_id", 0)
-        params.setdefault("position", 0)
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.parked, params), retry=True
-        )
-        return _sql.parked_from_rows(rows)
-
-    def _parked_count(self, name: str, member: str) -> int:
-        params = {"name": name, "member": member}
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.parked_count, params), retry=True
-        )
-        return int(rows[0][0])
-
-    def _unpark(self, name: str, member: str, stream_id: str, version: int) -> None:
-        params = _unpark_params(name, member, stream_id, version)
-        self._call(lambda conn: _execute(conn, self._sql.unpark, params), retry=True)
-
-    def _replay_in_transaction(
-        self,
-        name: str,
-        member: str,
-        stream_id: str,
-        version: int,
-        work: TransactionWork,
-    ) -> None:
-        params = _unpark_params(name, member, stream_id, version)
-
-        def run(conn: _Connection) -> None:
-            with conn.transaction():
-                work(conn)
-                conn.execute(self._sql.unpark, params)
-
-        self._call(run, retry=False)
-
-    def _lock_subscription(self, name: str, member: str) -> AdvisoryLock | None:
-        conn = self._connections.dedicated()
-        try:
-            cursor = conn.execute(
-                self._sql.try_subscription_lock,
-                {
-                    "namespace": _sql.SUBSCRIPTION_LOCK_NAMESPACE,
-                    "key": _sql.subscription_lock_key(self._schema, name, member),
-                },
-            )
-            row = cursor.fetchone()
-        except BaseException:
-            conn.close()
-            raise
-        if row is None or not row[0]:
-            conn.close()
-            return None
-        return AdvisoryLock(conn)
-
-    def _deliver_in_transaction(
-        self,
-        name: str,
-        member: str,
-        expected: LogPosition | None,
-        new: LogPosition,
-        work: TransactionWork,
-    ) -> None:
-        params = checkpoint_params(name, member, expected, new)
-        key = {"name": name, "member": member}
-
-        def run(conn: _Connection) -> None:
-            with conn.transaction():
-                work(conn)
-                moved = _fetchall(conn, self._sql.save_checkpoint, params)
-                if not moved:
-                    found = _fetchall(conn, self._sql.load_checkpoint, key)
-                    actual = _sql.checkpoint_from_rows(found)
-                    raise SubscriptionConflictError(name, member, expected, actual)
-
-        self._call(run, retry=False)
-
-    def _listen(self) -> Listener:
-        conn = self._connections.dedicated()
-        try:
-            conn.autocommit = True
-            conn.execute(_sql.listen_statement(self._schema))
-        except BaseException:
-            conn.close()
-            raise
-        return Listener(conn)
-
-    def _log_holder(self) -> LogHolder | None:
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
-        )
-        return _sql.holder_from_rows(rows)
-
-    def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
-        params = {"name": name, "member": member}
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.load_checkpoint, params),
-            retry=True,
-        )
-        return _sql.checkpoint_from_rows(rows)
-
-    def _save_checkpoint(
-        self,
-        name: str,
-        member: str,
-        expected: LogPosition | None,
-        new: LogPosition,
-    ) -> None:
-        params = checkpoint_params(name, member, expected, new)
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
-            retry=False,
-        )
-        if not rows:
-            actual = self._load_checkpoint(name, member)
-            raise SubscriptionConflictError(name, member, expected, actual)
-
-    # --- lifecycle -----------------------------------------------------
-
     def _pool_metrics(self) -> PoolMetrics:
         return self._connections.metrics()
 
@@ -835,12 +577,6 @@ class PostgresEventStore(EventStore):
 
     def _close(self) -> None:
         self._connections.close()
-
-
-def _unpark_params(
-    name: str, member: str, stream_id: str, version: int
-) -> dict[str, Any]:
-    return {"name": name, "member": member, "stream_id": stream_id, "version": version}
 
 
 def _check_seconds(value: object, name: str) -> float:

@@ -7,50 +7,38 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
-import attrs
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
-from eventstore._subscribing import (
-    AsyncTransactionWork,
-    LogFilter,
-    LogPage,
-    ParkedEvent,
-)
 from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
     EventStoreError,
     PoolExhaustedError,
-    StoreUnavailableError,
-    SubscriptionConflictError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
 from eventstore.health import (
     HealthReport,
     HealthStatus,
-    LogHolder,
     PoolMetrics,
     SubscriptionHealth,
 )
 from eventstore.postgres import _sql
 from eventstore.postgres._connections_async import AsyncConnections, append_cursor
+from eventstore.postgres._queries_async import execute as _execute
+from eventstore.postgres._queries_async import fetchall as _fetchall
 from eventstore.postgres._reading import (
     StreamPaging,
-    checkpoint_params,
     load_params,
-    log_behind_params,
-    log_page_params,
     read_all_params,
     snapshot_params_upto,
 )
+from eventstore.postgres._subscriptions_async import AsyncSubscriptionHooks
 from eventstore.postgres.config import PoolConfig
 from eventstore.snapshots import LoadedStream, Snapshot
 from eventstore.store_async import DEFAULT_SNAPSHOTS_TO_KEEP, AsyncEventStore
@@ -70,75 +58,11 @@ _ATTEMPTS: Final = 5
 """Times an append is re-run when it wrote nothing and no conflict explains it."""
 
 
-@attrs.define
-class AsyncAdvisoryLock:
-    """A subscription's session advisory lock, held on a connection of its own."""
-
-    conn: _Connection
-
-    async def alive(self) -> bool:
-        """Whether the session, and so the lock, still lives: one round trip."""
-        if self.conn.closed:
-            return False
-        try:
-            await self.conn.execute(b"SELECT 1")
-        except psycopg.Error:
-            await self.release()
-            return False
-        return True
-
-    async def release(self) -> None:
-        """End the session, which releases the lock."""
-        await self.conn.close()
-
-
-@attrs.define
-class AsyncListener:
-    """A session listening on the schema's channel, on a connection of its own."""
-
-    conn: _Connection
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to *timeout* seconds for a notification; tell whether one came."""
-        try:
-            async for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-                return True
-        except psycopg.Error as exc:
-            await self.close()
-            raise StoreUnavailableError(
-                f"the subscription's listening session ended: {exc}"
-            ) from exc
-        return False
-
-    async def close(self) -> None:
-        """End the session."""
-        await self.conn.close()
-
-
 class _Rerun(Exception):  # control flow inside this module, never raised out
     """An append wrote nothing, but the conflict that stopped it is gone: run it again."""
 
 
-def _in_transaction(conn: _Connection) -> AbstractAsyncContextManager[Any]:
-    # A statement on an autocommit connection is its own transaction; a
-    # caller-owned pool may lend connections that are not autocommit.
-    return nullcontext() if conn.autocommit else conn.transaction()
-
-
-async def _fetchall(conn: _Connection, query: bytes, params: Any) -> list[_Row]:
-    # Binary results: psycopg parses ints, UUIDs and timestamps faster from
-    # their binary forms (~1.5 us per event row here).
-    async with _in_transaction(conn):
-        cursor = await conn.execute(query, params, prepare=True, binary=True)
-        return await cursor.fetchall()
-
-
-async def _execute(conn: _Connection, query: bytes, params: Any) -> None:
-    async with _in_transaction(conn):
-        await conn.execute(query, params, prepare=True)
-
-
-class AsyncPostgresEventStore(AsyncEventStore):
+class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
     """
     An event store in PostgreSQL tables, shared by any number of processes.
 
@@ -607,199 +531,6 @@ class AsyncPostgresEventStore(AsyncEventStore):
         snapshot, events = _sql.load_rows(stream_id, rows)
         return LoadedStream.of(stream_id, snapshot, events)
 
-    # --- subscriptions -------------------------------------------------
-
-    async def _read_log_page(
-        self, after: LogPosition | None, limit: int, log_filter: LogFilter
-    ) -> LogPage:
-        params = log_page_params(after, limit, log_filter)
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
-        )
-        return _sql.log_page_from_rows(rows)
-
-    async def _log_behind(
-        self, after: LogPosition | None, log_filter: LogFilter, cap: int
-    ) -> tuple[int, datetime | None]:
-        params = log_behind_params(after, log_filter, cap)
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
-        )
-        return int(rows[0][0]), rows[0][1]
-
-    async def _reset_checkpoint(
-        self,
-        name: str,
-        member: str,
-        to: LogPosition | None,
-        work: AsyncTransactionWork | None,
-    ) -> None:
-        key = {"name": name, "member": member}
-
-        async def run(conn: _Connection) -> None:
-            async with conn.transaction():
-                if work is not None:
-                    await work(conn)
-                if to is None:
-                    await conn.execute(self._sql.delete_checkpoint, key)
-                else:
-                    await conn.execute(
-                        self._sql.reset_checkpoint,
-                        {
-                            **key,
-                            "transaction_id": to.transaction_id,
-                            "position": to.position,
-                        },
-                    )
-
-        await self._call(run, retry=False)
-
-    async def _park(
-        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
-    ) -> None:
-        params = {
-            "name": name,
-            "member": member,
-            "stream_id": event.stream_id,
-            "version": event.version,
-            "error": error,
-            "attempts": attempts,
-        }
-        await self._call(
-            lambda conn: _execute(conn, self._sql.park, params), retry=True
-        )
-
-    async def _parked(
-        self, name: str, member: str, after: LogPosition | None, limit: int
-    ) -> list[ParkedEvent]:
-        params = {"name": name, "member": member, **read_all_params(after, limit)}
-        params.setdefault("transaction_id", 0)
-        params.setdefault("position", 0)
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.parked, params), retry=True
-        )
-        return _sql.parked_from_rows(rows)
-
-    async def _parked_count(self, name: str, member: str) -> int:
-        params = {"name": name, "member": member}
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.parked_count, params), retry=True
-        )
-        return int(rows[0][0])
-
-    async def _unpark(
-        self, name: str, member: str, stream_id: str, version: int
-    ) -> None:
-        params = _unpark_params(name, member, stream_id, version)
-        await self._call(
-            lambda conn: _execute(conn, self._sql.unpark, params), retry=True
-        )
-
-    async def _replay_in_transaction(
-        self,
-        name: str,
-        member: str,
-        stream_id: str,
-        version: int,
-        work: AsyncTransactionWork,
-    ) -> None:
-        params = _unpark_params(name, member, stream_id, version)
-
-        async def run(conn: _Connection) -> None:
-            async with conn.transaction():
-                await work(conn)
-                await conn.execute(self._sql.unpark, params)
-
-        await self._call(run, retry=False)
-
-    async def _lock_subscription(
-        self, name: str, member: str
-    ) -> AsyncAdvisoryLock | None:
-        conn = await self._connections.dedicated()
-        try:
-            cursor = await conn.execute(
-                self._sql.try_subscription_lock,
-                {
-                    "namespace": _sql.SUBSCRIPTION_LOCK_NAMESPACE,
-                    "key": _sql.subscription_lock_key(self._schema, name, member),
-                },
-            )
-            row = await cursor.fetchone()
-        except BaseException:
-            await conn.close()
-            raise
-        if row is None or not row[0]:
-            await conn.close()
-            return None
-        return AsyncAdvisoryLock(conn)
-
-    async def _deliver_in_transaction(
-        self,
-        name: str,
-        member: str,
-        expected: LogPosition | None,
-        new: LogPosition,
-        work: AsyncTransactionWork,
-    ) -> None:
-        params = checkpoint_params(name, member, expected, new)
-        key = {"name": name, "member": member}
-
-        async def run(conn: _Connection) -> None:
-            async with conn.transaction():
-                await work(conn)
-                moved = await _fetchall(conn, self._sql.save_checkpoint, params)
-                if not moved:
-                    found = await _fetchall(conn, self._sql.load_checkpoint, key)
-                    actual = _sql.checkpoint_from_rows(found)
-                    raise SubscriptionConflictError(name, member, expected, actual)
-
-        await self._call(run, retry=False)
-
-    async def _listen(self) -> AsyncListener:
-        conn = await self._connections.dedicated()
-        try:
-            if True:  # ASYNC
-                await conn.set_autocommit(True)
-            else:
-                conn.autocommit = True  # type: ignore[unreachable]
-            await conn.execute(_sql.listen_statement(self._schema))
-        except BaseException:
-            await conn.close()
-            raise
-        return AsyncListener(conn)
-
-    async def _log_holder(self) -> LogHolder | None:
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
-        )
-        return _sql.holder_from_rows(rows)
-
-    async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
-        params = {"name": name, "member": member}
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.load_checkpoint, params),
-            retry=True,
-        )
-        return _sql.checkpoint_from_rows(rows)
-
-    async def _save_checkpoint(
-        self,
-        name: str,
-        member: str,
-        expected: LogPosition | None,
-        new: LogPosition,
-    ) -> None:
-        params = checkpoint_params(name, member, expected, new)
-        rows = await self._call(
-            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
-            retry=False,
-        )
-        if not rows:
-            actual = await self._load_checkpoint(name, member)
-            raise SubscriptionConflictError(name, member, expected, actual)
-
-    # --- lifecycle -----------------------------------------------------
-
     def _pool_metrics(self) -> PoolMetrics:
         return self._connections.metrics()
 
@@ -860,12 +591,6 @@ class AsyncPostgresEventStore(AsyncEventStore):
 
     async def _close(self) -> None:
         await self._connections.close()
-
-
-def _unpark_params(
-    name: str, member: str, stream_id: str, version: int
-) -> dict[str, Any]:
-    return {"name": name, "member": member, "stream_id": stream_id, "version": version}
 
 
 def _check_seconds(value: object, name: str) -> float:

@@ -1,0 +1,282 @@
+# Generated from _subscriptions_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
+"""What `PostgresEventStore` does for subscriptions: filtered pages, checkpoints, parking, locks, wake-ups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+import psycopg
+
+from eventstore._subscribing import (
+    LogFilter,
+    LogPage,
+    ParkedEvent,
+    TransactionWork,
+)
+from eventstore.errors import StoreUnavailableError, SubscriptionConflictError
+from eventstore.events import LogPosition, RecordedEvent
+from eventstore.health import LogHolder
+from eventstore.postgres import _sql
+from eventstore.postgres._connections import Connections
+from eventstore.postgres._queries import execute as _execute
+from eventstore.postgres._queries import fetchall as _fetchall
+from eventstore.postgres._reading import (
+    checkpoint_params,
+    log_behind_params,
+    log_page_params,
+    read_all_params,
+)
+
+__all__ = ["AdvisoryLock", "Listener", "SubscriptionHooks"]
+
+_Connection = psycopg.Connection[Any]
+
+
+@attrs.define
+class AdvisoryLock:
+    """A subscription's session advisory lock, held on a connection of its own."""
+
+    conn: _Connection
+
+    def alive(self) -> bool:
+        """Whether the session, and so the lock, still lives: one round trip."""
+        if self.conn.closed:
+            return False
+        try:
+            self.conn.execute(b"SELECT 1")
+        except psycopg.Error:
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        """End the session, which releases the lock."""
+        self.conn.close()
+
+
+@attrs.define
+class Listener:
+    """A session listening on the schema's channel, on a connection of its own."""
+
+    conn: _Connection
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for a notification; tell whether one came."""
+        try:
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        except psycopg.Error as exc:
+            self.close()
+            raise StoreUnavailableError(
+                f"the subscription's listening session ended: {exc}"
+            ) from exc
+        return False
+
+    def close(self) -> None:
+        """End the session."""
+        self.conn.close()
+
+
+class SubscriptionHooks:
+    """
+    The subscription hooks of `PostgresEventStore` (see `EventStore`).
+
+    A mixin: the store gives it its statements, schema and connections.
+    """
+
+    _sql: _sql.Statements
+    _schema: str
+    _connections: Connections
+
+    def _read_log_page(
+        self, after: LogPosition | None, limit: int, log_filter: LogFilter
+    ) -> LogPage:
+        params = log_page_params(after, limit, log_filter)
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
+        )
+        return _sql.log_page_from_rows(rows)
+
+    def _log_behind(
+        self, after: LogPosition | None, log_filter: LogFilter, cap: int
+    ) -> tuple[int, datetime | None]:
+        params = log_behind_params(after, log_filter, cap)
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
+        )
+        return int(rows[0][0]), rows[0][1]
+
+    def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: TransactionWork | None,
+    ) -> None:
+        key = {"name": name, "member": member}
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                if work is not None:
+                    work(conn)
+                if to is None:
+                    conn.execute(self._sql.delete_checkpoint, key)
+                else:
+                    conn.execute(
+                        self._sql.reset_checkpoint,
+                        {
+                            **key,
+                            "transaction_id": to.transaction_id,
+                            "position": to.position,
+                        },
+                    )
+
+        self._connections.call(run, retry=False)
+
+    def _park(
+        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+    ) -> None:
+        params = {
+            "name": name,
+            "member": member,
+            "stream_id": event.stream_id,
+            "version": event.version,
+            "error": error,
+            "attempts": attempts,
+        }
+        self._connections.call(
+            lambda conn: _execute(conn, self._sql.park, params), retry=True
+        )
+
+    def _parked(
+        self, name: str, member: str, after: LogPosition | None, limit: int
+    ) -> list[ParkedEvent]:
+        params = {"name": name, "member": member, **read_all_params(after, limit)}
+        params.setdefault("transaction_id", 0)
+        params.setdefault("position", 0)
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.parked, params), retry=True
+        )
+        return _sql.parked_from_rows(rows)
+
+    def _parked_count(self, name: str, member: str) -> int:
+        params = {"name": name, "member": member}
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.parked_count, params), retry=True
+        )
+        return int(rows[0][0])
+
+    def _unpark(self, name: str, member: str, stream_id: str, version: int) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+        self._connections.call(
+            lambda conn: _execute(conn, self._sql.unpark, params), retry=True
+        )
+
+    def _replay_in_transaction(
+        self,
+        name: str,
+        member: str,
+        stream_id: str,
+        version: int,
+        work: TransactionWork,
+    ) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                work(conn)
+                conn.execute(self._sql.unpark, params)
+
+        self._connections.call(run, retry=False)
+
+    def _lock_subscription(self, name: str, member: str) -> AdvisoryLock | None:
+        conn = self._connections.dedicated()
+        try:
+            cursor = conn.execute(
+                self._sql.try_subscription_lock,
+                {
+                    "namespace": _sql.SUBSCRIPTION_LOCK_NAMESPACE,
+                    "key": _sql.subscription_lock_key(self._schema, name, member),
+                },
+            )
+            row = cursor.fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if row is None or not row[0]:
+            conn.close()
+            return None
+        return AdvisoryLock(conn)
+
+    def _deliver_in_transaction(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+        work: TransactionWork,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        key = {"name": name, "member": member}
+
+        def run(conn: _Connection) -> None:
+            with conn.transaction():
+                work(conn)
+                moved = _fetchall(conn, self._sql.save_checkpoint, params)
+                if not moved:
+                    found = _fetchall(conn, self._sql.load_checkpoint, key)
+                    actual = _sql.checkpoint_from_rows(found)
+                    raise SubscriptionConflictError(name, member, expected, actual)
+
+        self._connections.call(run, retry=False)
+
+    def _listen(self) -> Listener:
+        conn = self._connections.dedicated()
+        try:
+            conn.autocommit = True
+            conn.execute(_sql.listen_statement(self._schema))
+        except BaseException:
+            conn.close()
+            raise
+        return Listener(conn)
+
+    def _log_holder(self) -> LogHolder | None:
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
+        )
+        return _sql.holder_from_rows(rows)
+
+    def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
+        params = {"name": name, "member": member}
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.load_checkpoint, params),
+            retry=True,
+        )
+        return _sql.checkpoint_from_rows(rows)
+
+    def _save_checkpoint(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        rows = self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
+            retry=False,
+        )
+        if not rows:
+            actual = self._load_checkpoint(name, member)
+            raise SubscriptionConflictError(name, member, expected, actual)
+
+    # --- lifecycle -----------------------------------------------------
+
+
+def _unpark_params(
+    name: str, member: str, stream_id: str, version: int
+) -> dict[str, Any]:
+    return {"name": name, "member": member, "stream_id": stream_id, "version": version}

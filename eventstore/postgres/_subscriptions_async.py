@@ -1,0 +1,287 @@
+"""What `AsyncPostgresEventStore` does for subscriptions: filtered pages, checkpoints, parking, locks, wake-ups."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+import psycopg
+
+from eventstore._subscribing import (
+    AsyncTransactionWork,
+    LogFilter,
+    LogPage,
+    ParkedEvent,
+)
+from eventstore.errors import StoreUnavailableError, SubscriptionConflictError
+from eventstore.events import LogPosition, RecordedEvent
+from eventstore.health import LogHolder
+from eventstore.postgres import _sql
+from eventstore.postgres._connections_async import AsyncConnections
+from eventstore.postgres._queries_async import execute as _execute
+from eventstore.postgres._queries_async import fetchall as _fetchall
+from eventstore.postgres._reading import (
+    checkpoint_params,
+    log_behind_params,
+    log_page_params,
+    read_all_params,
+)
+
+__all__ = ["AsyncAdvisoryLock", "AsyncListener", "AsyncSubscriptionHooks"]
+
+_Connection = psycopg.AsyncConnection[Any]
+
+
+@attrs.define
+class AsyncAdvisoryLock:
+    """A subscription's session advisory lock, held on a connection of its own."""
+
+    conn: _Connection
+
+    async def alive(self) -> bool:
+        """Whether the session, and so the lock, still lives: one round trip."""
+        if self.conn.closed:
+            return False
+        try:
+            await self.conn.execute(b"SELECT 1")
+        except psycopg.Error:
+            await self.release()
+            return False
+        return True
+
+    async def release(self) -> None:
+        """End the session, which releases the lock."""
+        await self.conn.close()
+
+
+@attrs.define
+class AsyncListener:
+    """A session listening on the schema's channel, on a connection of its own."""
+
+    conn: _Connection
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for a notification; tell whether one came."""
+        try:
+            async for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                return True
+        except psycopg.Error as exc:
+            await self.close()
+            raise StoreUnavailableError(
+                f"the subscription's listening session ended: {exc}"
+            ) from exc
+        return False
+
+    async def close(self) -> None:
+        """End the session."""
+        await self.conn.close()
+
+
+class AsyncSubscriptionHooks:
+    """
+    The subscription hooks of `AsyncPostgresEventStore` (see `AsyncEventStore`).
+
+    A mixin: the store gives it its statements, schema and connections.
+    """
+
+    _sql: _sql.Statements
+    _schema: str
+    _connections: AsyncConnections
+
+    async def _read_log_page(
+        self, after: LogPosition | None, limit: int, log_filter: LogFilter
+    ) -> LogPage:
+        params = log_page_params(after, limit, log_filter)
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
+        )
+        return _sql.log_page_from_rows(rows)
+
+    async def _log_behind(
+        self, after: LogPosition | None, log_filter: LogFilter, cap: int
+    ) -> tuple[int, datetime | None]:
+        params = log_behind_params(after, log_filter, cap)
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.log_behind, params), retry=True
+        )
+        return int(rows[0][0]), rows[0][1]
+
+    async def _reset_checkpoint(
+        self,
+        name: str,
+        member: str,
+        to: LogPosition | None,
+        work: AsyncTransactionWork | None,
+    ) -> None:
+        key = {"name": name, "member": member}
+
+        async def run(conn: _Connection) -> None:
+            async with conn.transaction():
+                if work is not None:
+                    await work(conn)
+                if to is None:
+                    await conn.execute(self._sql.delete_checkpoint, key)
+                else:
+                    await conn.execute(
+                        self._sql.reset_checkpoint,
+                        {
+                            **key,
+                            "transaction_id": to.transaction_id,
+                            "position": to.position,
+                        },
+                    )
+
+        await self._connections.call(run, retry=False)
+
+    async def _park(
+        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+    ) -> None:
+        params = {
+            "name": name,
+            "member": member,
+            "stream_id": event.stream_id,
+            "version": event.version,
+            "error": error,
+            "attempts": attempts,
+        }
+        await self._connections.call(
+            lambda conn: _execute(conn, self._sql.park, params), retry=True
+        )
+
+    async def _parked(
+        self, name: str, member: str, after: LogPosition | None, limit: int
+    ) -> list[ParkedEvent]:
+        params = {"name": name, "member": member, **read_all_params(after, limit)}
+        params.setdefault("transaction_id", 0)
+        params.setdefault("position", 0)
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.parked, params), retry=True
+        )
+        return _sql.parked_from_rows(rows)
+
+    async def _parked_count(self, name: str, member: str) -> int:
+        params = {"name": name, "member": member}
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.parked_count, params), retry=True
+        )
+        return int(rows[0][0])
+
+    async def _unpark(
+        self, name: str, member: str, stream_id: str, version: int
+    ) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+        await self._connections.call(
+            lambda conn: _execute(conn, self._sql.unpark, params), retry=True
+        )
+
+    async def _replay_in_transaction(
+        self,
+        name: str,
+        member: str,
+        stream_id: str,
+        version: int,
+        work: AsyncTransactionWork,
+    ) -> None:
+        params = _unpark_params(name, member, stream_id, version)
+
+        async def run(conn: _Connection) -> None:
+            async with conn.transaction():
+                await work(conn)
+                await conn.execute(self._sql.unpark, params)
+
+        await self._connections.call(run, retry=False)
+
+    async def _lock_subscription(
+        self, name: str, member: str
+    ) -> AsyncAdvisoryLock | None:
+        conn = await self._connections.dedicated()
+        try:
+            cursor = await conn.execute(
+                self._sql.try_subscription_lock,
+                {
+                    "namespace": _sql.SUBSCRIPTION_LOCK_NAMESPACE,
+                    "key": _sql.subscription_lock_key(self._schema, name, member),
+                },
+            )
+            row = await cursor.fetchone()
+        except BaseException:
+            await conn.close()
+            raise
+        if row is None or not row[0]:
+            await conn.close()
+            return None
+        return AsyncAdvisoryLock(conn)
+
+    async def _deliver_in_transaction(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+        work: AsyncTransactionWork,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        key = {"name": name, "member": member}
+
+        async def run(conn: _Connection) -> None:
+            async with conn.transaction():
+                await work(conn)
+                moved = await _fetchall(conn, self._sql.save_checkpoint, params)
+                if not moved:
+                    found = await _fetchall(conn, self._sql.load_checkpoint, key)
+                    actual = _sql.checkpoint_from_rows(found)
+                    raise SubscriptionConflictError(name, member, expected, actual)
+
+        await self._connections.call(run, retry=False)
+
+    async def _listen(self) -> AsyncListener:
+        conn = await self._connections.dedicated()
+        try:
+            if True:  # ASYNC
+                await conn.set_autocommit(True)
+            else:
+                conn.autocommit = True  # type: ignore[unreachable]
+            await conn.execute(_sql.listen_statement(self._schema))
+        except BaseException:
+            await conn.close()
+            raise
+        return AsyncListener(conn)
+
+    async def _log_holder(self) -> LogHolder | None:
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
+        )
+        return _sql.holder_from_rows(rows)
+
+    async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
+        params = {"name": name, "member": member}
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.load_checkpoint, params),
+            retry=True,
+        )
+        return _sql.checkpoint_from_rows(rows)
+
+    async def _save_checkpoint(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+    ) -> None:
+        params = checkpoint_params(name, member, expected, new)
+        rows = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
+            retry=False,
+        )
+        if not rows:
+            actual = await self._load_checkpoint(name, member)
+            raise SubscriptionConflictError(name, member, expected, actual)
+
+    # --- lifecycle -----------------------------------------------------
+
+
+def _unpark_params(
+    name: str, member: str, stream_id: str, version: int
+) -> dict[str, Any]:
+    return {"name": name, "member": member, "stream_id": stream_id, "version": version}

@@ -9,6 +9,7 @@ through their store, and decide with these values.
 from __future__ import annotations
 
 import enum
+import inspect
 import math
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -334,6 +335,26 @@ def check_seconds(
     ):
         raise error(f"{what} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def refuse_coroutine_function(function: object, what: str) -> None:
+    """Refuse a coroutine function where a sync runner would call it and never await it."""
+    if inspect.iscoroutinefunction(function):
+        raise InvalidArgumentTypeError(
+            f"{what} is a coroutine function: a Subscription calls plain "
+            "functions; use AsyncSubscription for coroutines"
+        )
+
+
+def refuse_awaitable(function: object, outcome: object) -> None:
+    """Refuse what a sync runner got from a handler: an awaitable it would never await."""
+    # Never awaited, its work would be lost, and yet checkpointed.
+    if inspect.iscoroutine(outcome):
+        outcome.close()
+    raise InvalidArgumentTypeError(
+        f"{function!r} returned an awaitable: a Subscription calls plain "
+        "functions; use AsyncSubscription for coroutines"
+    )
 
 
 def check_batch_size(value: object) -> int:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from eventstore._subscribing import (
     SubscriptionStatus,
     check_batch_size,
     check_seconds,
+    refuse_awaitable,
+    refuse_coroutine_function,
     seconds_since,
 )
 from eventstore._validation import check_int, check_log_position, check_name
@@ -106,8 +109,7 @@ class Subscription:
         store: The store whose log it follows, and that keeps its checkpoint.
         name: Its name, the key of its checkpoint: 1 to 255 characters.
         handler: Called with each batch (a list of `RecordedEvent`, in log
-            order), and a connection in transactional delivery. A coroutine
-            function is awaited.
+            order), and a connection in transactional delivery.
         types: Only events of these types reach the handler.
         stream_prefix: Only events of streams whose id starts with this.
         group: ``(index, members)``: this runner takes the streams of one
@@ -160,6 +162,7 @@ class Subscription:
             )
         if not callable(handler):
             raise InvalidArgumentTypeError("handler must be callable")
+        refuse_coroutine_function(handler, "handler")
         if not isinstance(delivery, Delivery):
             raise InvalidArgumentTypeError(
                 f"delivery must be a Delivery member, got {delivery!r}"
@@ -226,6 +229,18 @@ class Subscription:
                 error is the ``__cause__``.
             SubscriptionConflictError: Another runner moved the checkpoint.
         """
+        return self._catch_up(progress, progress_every, None)
+
+    def _catch_up(
+        self,
+        progress: Callable[[CatchUpProgress], object] | None,
+        progress_every: float,
+        stop: Event | None,
+    ) -> int:
+        if self._state is SubscriptionState.FAILED:
+            # A new attempt: the old failure is history (the log has it).
+            self._state = SubscriptionState.IDLE
+            self._last_error = self._failed_event = None
         member = self.filter.member
         position = self.store._load_checkpoint(self.name, member)
         handled_before = self._handled
@@ -249,7 +264,7 @@ class Subscription:
                 report.handled(
                     self._handled - handled_before, last=page.scanned_to is None
                 )
-            if page.scanned_to is None:
+            if page.scanned_to is None or (stop is not None and stop.is_set()):
                 return self._handled - handled_before
 
     def reset(
@@ -271,8 +286,7 @@ class Subscription:
                 delivery it is called as ``on_reset(conn)`` in the
                 transaction that moves the checkpoint, so a projection and
                 its checkpoint are reset together; otherwise as
-                ``on_reset()``, before the checkpoint moves. A coroutine
-                function is awaited.
+                ``on_reset()``, before the checkpoint moves.
 
         Raises:
             InvalidArgumentError: *to* is not a `LogPosition` or ``None``.
@@ -315,7 +329,7 @@ class Subscription:
         try:
             while not stop.is_set():
                 heard = listener
-                lock, listener = self._turn(lock, listener)
+                lock, listener = self._turn(lock, listener, stop)
                 # Just woken, or just listening: look again once the store's
                 # notify window is over, for the appends in it that sent no
                 # NOTIFY (or sent it before this runner listened).
@@ -337,7 +351,10 @@ class Subscription:
                 self._state = SubscriptionState.STOPPED
 
     def _turn(
-        self, lock: SubscriptionLock | None, listener: LogListener | None
+        self,
+        lock: SubscriptionLock | None,
+        listener: LogListener | None,
+        stop: Event,
     ) -> tuple[SubscriptionLock | None, LogListener | None]:
         """Keep or take the lock and, holding it, listen and catch up."""
         try:
@@ -347,7 +364,9 @@ class Subscription:
                     # Listening before reading: an append after the read
                     # wakes this runner.
                     listener = self.store._listen()
-                self.catch_up()
+                # Between two pages it checks *stop*: a long backlog does not
+                # hold up a shutdown.
+                self._catch_up(None, 0.0, stop)
         except SubscriptionConflictError as conflict:
             # Another runner moved the checkpoint: it took over while this
             # one's lock was dying. The next turn checks the lock.
@@ -415,6 +434,8 @@ class Subscription:
                 after = item.event.position
                 try:
                     self._replay(item.event)
+                except StoreUnavailableError:
+                    raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     self._park(item.event, exc)
                 else:
@@ -451,8 +472,8 @@ class Subscription:
         if page.events:
             try:
                 moved = self._handle(page.events, position, page.scanned_to)
-            except SubscriptionConflictError:
-                raise
+            except (SubscriptionConflictError, StoreUnavailableError):
+                raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
                 position = self._deliver_one_by_one(position, page.events)
             else:
@@ -469,8 +490,8 @@ class Subscription:
         for event in events:
             try:
                 moved = self._handle([event], position, event.position)
-            except SubscriptionConflictError:
-                raise
+            except (SubscriptionConflictError, StoreUnavailableError):
+                raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:
                     self._park(event, exc)
@@ -554,7 +575,9 @@ class Subscription:
         self._call(self.handler, *args)
 
     def _call(self, function: Callable[..., object], *args: object) -> None:
-        function(*args)
+        outcome = function(*args)
+        if inspect.isawaitable(outcome):
+            refuse_awaitable(function, outcome)
 
     def _replay(self, event: RecordedEvent) -> None:
         """Hand one parked *event* to the handler, retried, and unpark it."""

@@ -26,6 +26,8 @@ from eventstore._subscribing import (
     SubscriptionStatus,
     check_batch_size,
     check_seconds,
+    refuse_awaitable,
+    refuse_coroutine_function,
     seconds_since,
 )
 from eventstore._validation import check_int, check_log_position, check_name
@@ -165,6 +167,10 @@ class AsyncSubscription:
             )
         if not callable(handler):
             raise InvalidArgumentTypeError("handler must be callable")
+        if True:  # ASYNC
+            pass  # a coroutine function is awaited
+        else:
+            refuse_coroutine_function(handler, "handler")  # type: ignore[unreachable]
         if not isinstance(delivery, Delivery):
             raise InvalidArgumentTypeError(
                 f"delivery must be a Delivery member, got {delivery!r}"
@@ -231,6 +237,18 @@ class AsyncSubscription:
                 error is the ``__cause__``.
             SubscriptionConflictError: Another runner moved the checkpoint.
         """
+        return await self._catch_up(progress, progress_every, None)
+
+    async def _catch_up(
+        self,
+        progress: Callable[[CatchUpProgress], object] | None,
+        progress_every: float,
+        stop: Event | None,
+    ) -> int:
+        if self._state is SubscriptionState.FAILED:
+            # A new attempt: the old failure is history (the log has it).
+            self._state = SubscriptionState.IDLE
+            self._last_error = self._failed_event = None
         member = self.filter.member
         position = await self.store._load_checkpoint(self.name, member)
         handled_before = self._handled
@@ -256,7 +274,7 @@ class AsyncSubscription:
                 report.handled(
                     self._handled - handled_before, last=page.scanned_to is None
                 )
-            if page.scanned_to is None:
+            if page.scanned_to is None or (stop is not None and stop.is_set()):
                 return self._handled - handled_before
 
     async def reset(
@@ -322,7 +340,7 @@ class AsyncSubscription:
         try:
             while not stop.is_set():
                 heard = listener
-                lock, listener = await self._turn(lock, listener)
+                lock, listener = await self._turn(lock, listener, stop)
                 # Just woken, or just listening: look again once the store's
                 # notify window is over, for the appends in it that sent no
                 # NOTIFY (or sent it before this runner listened).
@@ -344,7 +362,10 @@ class AsyncSubscription:
                 self._state = SubscriptionState.STOPPED
 
     async def _turn(
-        self, lock: AsyncSubscriptionLock | None, listener: AsyncLogListener | None
+        self,
+        lock: AsyncSubscriptionLock | None,
+        listener: AsyncLogListener | None,
+        stop: Event,
     ) -> tuple[AsyncSubscriptionLock | None, AsyncLogListener | None]:
         """Keep or take the lock and, holding it, listen and catch up."""
         try:
@@ -354,7 +375,9 @@ class AsyncSubscription:
                     # Listening before reading: an append after the read
                     # wakes this runner.
                     listener = await self.store._listen()
-                await self.catch_up()
+                # Between two pages it checks *stop*: a long backlog does not
+                # hold up a shutdown.
+                await self._catch_up(None, 0.0, stop)
         except SubscriptionConflictError as conflict:
             # Another runner moved the checkpoint: it took over while this
             # one's lock was dying. The next turn checks the lock.
@@ -430,6 +453,8 @@ class AsyncSubscription:
                 after = item.event.position
                 try:
                     await self._replay(item.event)
+                except StoreUnavailableError:
+                    raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     await self._park(item.event, exc)
                 else:
@@ -468,8 +493,8 @@ class AsyncSubscription:
         if page.events:
             try:
                 moved = await self._handle(page.events, position, page.scanned_to)
-            except SubscriptionConflictError:
-                raise
+            except (SubscriptionConflictError, StoreUnavailableError):
+                raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
                 position = await self._deliver_one_by_one(position, page.events)
             else:
@@ -486,8 +511,8 @@ class AsyncSubscription:
         for event in events:
             try:
                 moved = await self._handle([event], position, event.position)
-            except SubscriptionConflictError:
-                raise
+            except (SubscriptionConflictError, StoreUnavailableError):
+                raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:
                     await self._park(event, exc)
@@ -571,12 +596,12 @@ class AsyncSubscription:
         await self._call(self.handler, *args)
 
     async def _call(self, function: Callable[..., object], *args: object) -> None:
-        if True:  # ASYNC
-            outcome = function(*args)
-            if inspect.isawaitable(outcome):
+        outcome = function(*args)
+        if inspect.isawaitable(outcome):
+            if True:  # ASYNC
                 await outcome
-        else:
-            function(*args)  # type: ignore[unreachable]
+            else:
+                refuse_awaitable(function, outcome)  # type: ignore[unreachable]
 
     async def _replay(self, event: RecordedEvent) -> None:
         """Hand one parked *event* to the handler, retried, and unpark it."""

@@ -108,7 +108,7 @@ _PROSE = [
 ]
 ASYNC_ONLY_PROSE = [
     # AsyncRepository.update also awaits a command that is a coroutine function.
-    r"\s+A coroutine function is awaited\.",
+    r"\s+A\s+coroutine\s+function\s+is\s+awaited\.",
 ]
 """Sentences of the async docstrings that the sync ones leave out (regexes)."""
 

@@ -411,16 +411,20 @@ _TEMPLATES = {
     "delete_checkpoint": (
         "DELETE FROM {subscriptions} WHERE name = %(name)s AND member = %(member)s"
     ),
-    # Compare-and-set: the row moves only from the position the runner
-    # started its batch at; zero rows back mean another runner moved it.
-    "save_checkpoint": (
-        "INSERT INTO {subscriptions} AS s (name, member, transaction_id, position) "
+    # Compare-and-set: a checkpoint is created only where none is, and moves
+    # only from the position the runner started its batch at; zero rows back
+    # mean another runner (or a reset) got there first.
+    "create_checkpoint": (
+        "INSERT INTO {subscriptions} (name, member, transaction_id, position) "
         "VALUES (%(name)s, %(member)s, %(transaction_id)s::text::xid8, %(position)s) "
-        "ON CONFLICT (name, member) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, "
-        "position = EXCLUDED.position, updated_at = now() "
-        "WHERE s.transaction_id IS NOT DISTINCT FROM %(expected_transaction_id)s::text::xid8 "
-        "AND s.position IS NOT DISTINCT FROM %(expected_position)s "
-        "RETURNING 1"
+        "ON CONFLICT (name, member) DO NOTHING RETURNING 1"
+    ),
+    "move_checkpoint": (
+        "UPDATE {subscriptions} SET transaction_id = %(transaction_id)s::text::xid8, "
+        "position = %(position)s, updated_at = now() "
+        "WHERE name = %(name)s AND member = %(member)s "
+        "AND transaction_id = %(expected_transaction_id)s::text::xid8 "
+        "AND position = %(expected_position)s RETURNING 1"
     ),
     # --- snapshots ---
     "save_snapshot": (
@@ -491,7 +495,8 @@ class Statements:
     load_checkpoint: bytes
     reset_checkpoint: bytes
     delete_checkpoint: bytes
-    save_checkpoint: bytes
+    create_checkpoint: bytes
+    move_checkpoint: bytes
     save_snapshot: bytes
     prune_snapshots: bytes
     load_snapshot: bytes
@@ -638,6 +643,13 @@ def subscriptions_from_rows(
             name, member, str(LogPosition(tx, position)), _utc(at), int(parked)
         )
         for name, member, tx, position, at, parked in rows
+    )
+
+
+def checkpoint_statement(statements: Statements, expected: LogPosition | None) -> bytes:
+    """Return the compare-and-set that moves a checkpoint from *expected*."""
+    return (
+        statements.create_checkpoint if expected is None else statements.move_checkpoint
     )
 
 

@@ -120,8 +120,9 @@ class SubscriptionHooks:
 
         def run(conn: _Connection) -> None:
             with conn.transaction():
-                if work is not None:
-                    work(conn)
+                # The checkpoint first: its row lock makes a batch committing
+                # meanwhile wait, and then fail its compare-and-set, so
+                # on_reset never misses what that batch wrote.
                 if to is None:
                     conn.execute(self._sql.delete_checkpoint, key)
                 else:
@@ -133,6 +134,8 @@ class SubscriptionHooks:
                             "position": to.position,
                         },
                     )
+                if work is not None:
+                    work(conn)
 
         self._connections.call(run, retry=False)
 
@@ -225,7 +228,9 @@ class SubscriptionHooks:
         def run(conn: _Connection) -> None:
             with conn.transaction():
                 work(conn)
-                moved = _fetchall(conn, self._sql.save_checkpoint, params)
+                moved = _fetchall(
+                    conn, _sql.checkpoint_statement(self._sql, expected), params
+                )
                 if not moved:
                     found = _fetchall(conn, self._sql.load_checkpoint, key)
                     actual = _sql.checkpoint_from_rows(found)
@@ -266,7 +271,9 @@ class SubscriptionHooks:
     ) -> None:
         params = checkpoint_params(name, member, expected, new)
         rows = self._connections.call(
-            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
+            lambda conn: _fetchall(
+                conn, _sql.checkpoint_statement(self._sql, expected), params
+            ),
             retry=False,
         )
         if not rows:

@@ -118,8 +118,9 @@ class AsyncSubscriptionHooks:
 
         async def run(conn: _Connection) -> None:
             async with conn.transaction():
-                if work is not None:
-                    await work(conn)
+                # The checkpoint first: its row lock makes a batch committing
+                # meanwhile wait, and then fail its compare-and-set, so
+                # on_reset never misses what that batch wrote.
                 if to is None:
                     await conn.execute(self._sql.delete_checkpoint, key)
                 else:
@@ -131,6 +132,8 @@ class AsyncSubscriptionHooks:
                             "position": to.position,
                         },
                     )
+                if work is not None:
+                    await work(conn)
 
         await self._connections.call(run, retry=False)
 
@@ -227,7 +230,9 @@ class AsyncSubscriptionHooks:
         async def run(conn: _Connection) -> None:
             async with conn.transaction():
                 await work(conn)
-                moved = await _fetchall(conn, self._sql.save_checkpoint, params)
+                moved = await _fetchall(
+                    conn, _sql.checkpoint_statement(self._sql, expected), params
+                )
                 if not moved:
                     found = await _fetchall(conn, self._sql.load_checkpoint, key)
                     actual = _sql.checkpoint_from_rows(found)
@@ -271,7 +276,9 @@ class AsyncSubscriptionHooks:
     ) -> None:
         params = checkpoint_params(name, member, expected, new)
         rows = await self._connections.call(
-            lambda conn: _fetchall(conn, self._sql.save_checkpoint, params),
+            lambda conn: _fetchall(
+                conn, _sql.checkpoint_statement(self._sql, expected), params
+            ),
             retry=False,
         )
         if not rows:

@@ -334,7 +334,7 @@ def test_load_fetches_the_snapshot_and_later_events_in_one_round_trip(
     store.append("s", _events(5))
     store.save_snapshot(Snapshot("s", 3, "state", 1, {"sum": 3}))
     calls: list[object] = []
-    original = store_module._fetchall
+    original = vars(store_module)["_fetchall"]
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args[1])

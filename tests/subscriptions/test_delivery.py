@@ -415,3 +415,36 @@ def test_a_transactional_reset_clears_the_projection_in_the_checkpoints_transact
     assert subscription.status().events_behind == 6
     assert subscription.catch_up() == 6
     assert len(_rows(postgres_dsn, projection)) == 6
+
+
+def test_an_outage_during_a_transactional_batch_is_the_stores_not_the_handlers(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 6)
+    project = _project(projection)
+    killed: list[int] = []
+
+    def loses_its_connection(
+        events: list[RecordedEvent], conn: psycopg.Connection[Any]
+    ) -> None:
+        project(events, conn)
+        if not killed:
+            killed.append(conn.info.backend_pid)
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    subscription = Subscription(
+        store,
+        "outage",
+        loses_its_connection,
+        delivery=Delivery.TRANSACTIONAL,
+        on_error=OnError.PARK,
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    _wait(lambda: subscription.status().events_behind == 6)
+    with pytest.raises(StoreUnavailableError):
+        subscription.catch_up()
+    status = subscription.status()
+    assert status.state is SubscriptionState.IDLE
+    assert (status.parked, status.events_behind) == (0, 6)
+    assert subscription.catch_up() == 6
+    assert len(_rows(postgres_dsn, projection)) == 6

@@ -418,3 +418,65 @@ def test_progress_every_0_reports_every_batch_once() -> None:
     subscription = Subscription(store, "p", lambda events: None, batch_size=2)
     subscription.catch_up(progress=reports.append, progress_every=0)
     assert [r.handled for r in reports] == [2, 4, 5]
+
+
+async def test_a_reset_under_a_batch_in_flight_refuses_the_batchs_checkpoint(
+    side: Side,
+) -> None:
+    await side.append("s", {"n": 0}, {"n": 1})
+    log = await side.wait_for_log(2)
+    subscription = side.subscription("reset-race", lambda events: None, batch_size=1)
+    await side.catch_up(subscription)
+    # A runner read the checkpoint and handled a batch; meanwhile a reset
+    # moved the checkpoint back: that runner's move must not undo the reset.
+    started_at = await side.call(side.store._load_checkpoint("reset-race", ""))
+    assert started_at == log[1].position
+    await side.call(subscription.reset())
+    with pytest.raises(SubscriptionConflictError):
+        await side.call(
+            side.store._save_checkpoint("reset-race", "", started_at, log[1].position)
+        )
+    assert (await side.status(subscription)).position is None
+
+
+async def test_a_new_catch_up_after_a_failure_starts_with_a_clean_state(
+    side: Side,
+) -> None:
+    await side.append("s", {"n": 0})
+    await side.wait_for_log(1)
+    failing = [True]
+
+    def handler(events: list[RecordedEvent]) -> None:
+        if failing[0]:
+            raise ValueError("not yet")
+
+    subscription = side.subscription("recovers", handler)
+    with pytest.raises(SubscriptionFailedError):
+        await side.catch_up(subscription)
+    assert subscription.state is SubscriptionState.FAILED
+    failing[0] = False
+    assert await side.catch_up(subscription) == 1
+    status = await side.status(subscription)
+    assert status.state is SubscriptionState.IDLE
+    assert (status.last_error, status.failed_event) == (None, None)
+
+
+def test_a_sync_subscription_refuses_coroutines() -> None:
+    store = InMemoryEventStore()
+    store.append("s", [NewEvent("t", {})])
+
+    async def handler(events: list[RecordedEvent]) -> None:
+        raise AssertionError("never awaited")
+
+    with pytest.raises(InvalidArgumentError, match="coroutine function"):
+        Subscription(store, "s", handler)
+
+    # A plain function that returns a coroutine is caught when it is called.
+    def returns_a_coroutine(events: list[RecordedEvent]) -> object:
+        return handler(events)
+
+    sneaky = Subscription(store, "s", returns_a_coroutine, retry_policy=NO_WAIT)
+    with pytest.raises(SubscriptionFailedError) as caught:
+        sneaky.catch_up()
+    assert isinstance(caught.value.__cause__, InvalidArgumentError)
+    assert sneaky.status().position is None

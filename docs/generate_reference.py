@@ -12,8 +12,10 @@ import ast
 import enum
 import importlib
 import inspect
+import itertools
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,10 @@ class _Shown:
 
 def _shown(value: Any) -> Any:
     """Return *value*, or a stand-in whose repr names it when its own repr is ``<…>``."""
+    # An enum member as it is written, not as ``<Delivery.X: 'x'>``; a
+    # sentinel enum with a repr of its own keeps it.
+    if isinstance(value, enum.Enum) and type(value).__repr__ is enum.Enum.__repr__:
+        return _Shown(f"{type(value).__qualname__}.{value.name}")
     if inspect.isclass(value):
         return _Shown(value.__qualname__)
     if inspect.isfunction(value) or inspect.isbuiltin(value):
@@ -92,6 +98,34 @@ def _doc(obj: Any) -> str:
     return inspect.getdoc(obj) or "(undocumented)"
 
 
+def _member_docs(cls: type[enum.Enum]) -> dict[str, str]:
+    """
+    Return the docstrings of an enum's members, by name, read from its source.
+
+    A string right after ``NAME = value`` in the class body documents the
+    member (attrs and Sphinx read it so); Python keeps no trace of it.
+    """
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    (node,) = ast.parse(source).body
+    if not isinstance(node, ast.ClassDef):
+        return {}
+    docs: dict[str, str] = {}
+    for statement, following in itertools.pairwise(node.body):
+        if (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.targets[0].id] = " ".join(following.value.value.split())
+    return docs
+
+
 def _members(cls: type) -> list[tuple[str, Any]]:
     # A public class's own members, and those it inherits from a class of a
     # private module (the pure core that a sync class and its async twin share).
@@ -117,7 +151,12 @@ def _render_class(qualified: str, cls: type) -> list[str]:
     lines = [f"### `{qualified}`", ""]
     if issubclass(cls, enum.Enum):
         lines += ["```text", f"class {cls.__name__}(Enum)", "```", "", _doc(cls), ""]
-        lines += [f"- `{member.name}` = `{member.value!r}`" for member in cls]
+        docs = _member_docs(cls)
+        for member in cls:
+            doc = docs.get(member.name)
+            lines.append(
+                f"- `{member.name}` = `{member.value!r}`" + (f": {doc}" if doc else "")
+            )
         return [*lines, ""]
     if issubclass(cls, BaseException):
         bases = ", ".join(base.__name__ for base in cls.__bases__)

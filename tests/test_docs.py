@@ -2,8 +2,9 @@
 Every ```python block in README.md and docs/ runs, in file order, one namespace per file.
 
 Pages whose code reads ``EVENTSTORE_DSN`` run against the test server, in a
-fresh schema named by ``EVENTSTORE_SCHEMA``. The tutorial also runs as the
-plain script it says it is, with no ``EVENTSTORE_DSN``, in a subprocess.
+fresh schema named by ``EVENTSTORE_SCHEMA``. The tutorial and the projections
+guide also run as the plain scripts they say they are, with no
+``EVENTSTORE_DSN``, in a subprocess.
 """
 
 import os
@@ -21,8 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 TUTORIAL = ROOT / "docs" / "tutorial.md"
-# Seconds; a run takes about 3 s, most of it starting the server.
-TUTORIAL_TIMEOUT = 120.0
+PROJECTIONS = ROOT / "docs" / "projections.md"
+# Seconds a page may run as a script; the tutorial takes about 3 s, the
+# projections guide about 9 s, most of it starting their servers.
+SCRIPT_TIMEOUT = 120.0
 
 
 def python_blocks(page: Path) -> list[str]:
@@ -50,17 +53,21 @@ def test_python_blocks_run(
         exec(code, namespace)  # noqa: S102 - running our own documentation is the point
 
 
-@pytest.mark.postgres
-def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
-    tmp_path: Path,
-) -> None:
-    script = tmp_path / "tutorial.py"
-    script.write_text("\n".join(python_blocks(TUTORIAL)), encoding="utf-8")
+def _run_as_plain_script(page: Path, tmp_path: Path) -> tuple[int, str, str, list[str]]:
+    """
+    Run *page*'s blocks as one script, with no ``EVENTSTORE_*`` variable set.
+
+    Returns:
+        The exit code, stdout, stderr, and the embedded servers' directories
+        left in the script's TMPDIR.
+    """
+    script = tmp_path / f"{page.stem}.py"
+    script.write_text("\n".join(python_blocks(page)), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTSTORE_")}
     # The embedded server's files go to TMPDIR, so that we can look for what
     # it left behind. Not under tmp_path: when we are root the server runs as
     # an unprivileged user, who cannot enter pytest's private (0700) base dir.
-    scratch = Path(tempfile.mkdtemp(prefix="eventstore-tutorial-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"eventstore-{page.stem}-"))
     scratch.chmod(0o755)
     env["TMPDIR"] = str(scratch)
     try:
@@ -73,7 +80,7 @@ def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
             text=True,
         )
         try:
-            out, err = process.communicate(timeout=TUTORIAL_TIMEOUT)
+            out, err = process.communicate(timeout=SCRIPT_TIMEOUT)
         except subprocess.TimeoutExpired:
             # SIGINT rather than a kill: the script's `with` blocks then run
             # and stop the server instead of leaving it running.
@@ -83,12 +90,20 @@ def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 out, err = process.communicate()
-            pytest.fail(f"the tutorial ran past {TUTORIAL_TIMEOUT} s:\n{out}{err}")
+            pytest.fail(f"{page.name} ran past {SCRIPT_TIMEOUT} s:\n{out}{err}")
         left_behind = sorted(path.name for path in scratch.glob("eventstore-pg-*"))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return process.returncode, out, err, left_behind
 
-    assert process.returncode == 0, out + err
+
+@pytest.mark.postgres
+def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
+    tmp_path: Path,
+) -> None:
+    returncode, out, err, left_behind = _run_as_plain_script(TUTORIAL, tmp_path)
+
+    assert returncode == 0, out + err
     lines = out.splitlines()
     assert "'SICP' is lent to member-17" in lines  # step 3, in memory
     assert "'Clean Code' is lent to member-1" in lines  # step 6, async in memory
@@ -96,6 +111,26 @@ def test_the_tutorial_runs_as_a_plain_script_without_a_dsn_and_stops_its_server(
     assert lines.count("ok") == 2
     assert lines[-1] == "ok"
     assert left_behind == [], "the embedded server's files were not deleted"
+
+
+@pytest.mark.postgres
+def test_the_projections_guide_runs_as_a_plain_script_without_a_dsn_and_stops_its_servers(
+    tmp_path: Path,
+) -> None:
+    returncode, out, err, left_behind = _run_as_plain_script(PROJECTIONS, tmp_path)
+
+    assert returncode == 0, out + err
+    # The page's own asserts checked every section; its prints say what it saw.
+    assert out.splitlines() == [
+        # Section 2: catch_up, then the runner in its thread, woken by an append.
+        "{'ada': 0, 'alan': 12}",
+        "{'ada': 0, 'alan': 12, 'grace': 7}",
+        # Section 8: status().held_by names the forgotten transaction.
+        "forgotten-console - idle in transaction",
+        # Section 9: the rebuild after reset(on_reset=...) replays all 30 orders.
+        "replayed 30 events, remaining 0",
+    ]
+    assert left_behind == [], "the embedded servers' files were not deleted"
 
 
 _SEPARATOR_CELL = re.compile(r"\s*:?-{3,}:?\s*")

@@ -254,7 +254,7 @@ class SubscriptionStatus:
         position: The checkpoint: the last log position handled or skipped;
             ``None`` before the first event.
         events_behind: Events after the checkpoint that pass the filter,
-            counted up to ``behind_cap`` (then it is ``behind_cap``).
+            counted up to 1,000,000 (then it is 1,000,000).
         seconds_behind: Age of the oldest such event, ``0.0`` when none.
         handled: Events this runner handed to its handler and checkpointed.
         last_error: ``"<type>: <message>"`` of the error that stopped it.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import math
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -20,7 +19,6 @@ import attrs
 
 from eventstore._validation import check_int, check_name
 from eventstore.errors import (
-    ConfigError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
 )
@@ -321,20 +319,6 @@ class AsyncSubscriptionLock(Protocol):
 def seconds_since(at: datetime | None, now: datetime) -> float:
     """Return how long ago *at* was, ``0.0`` for ``None`` (nothing waiting)."""
     return 0.0 if at is None else max((now - at).total_seconds(), 0.0)
-
-
-def check_seconds(
-    value: object, what: str, *, error: type[Exception] = ConfigError
-) -> float:
-    """Return *value* as a positive, finite number of seconds, or raise *error*."""
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise error(f"{what} must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def refuse_coroutine_function(function: object, what: str) -> None:

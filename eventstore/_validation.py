@@ -10,12 +10,14 @@ encoded to JSON text (which both backends store).
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from eventstore.errors import (
+    ConfigError,
     DuplicateEventError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -404,3 +406,17 @@ def encode_snapshot(snapshot: object) -> EncodedSnapshot:
         ),
         state=encode_json_object(snapshot.state, "snapshot state"),
     )
+
+
+def check_seconds(
+    value: object, what: str, *, error: type[Exception] = ConfigError
+) -> float:
+    """Return *value* as a positive, finite number of seconds, or raise *error*."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise error(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)

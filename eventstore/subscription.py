@@ -26,12 +26,16 @@ from eventstore._subscribing import (
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
-    check_seconds,
     refuse_awaitable,
     refuse_coroutine_function,
     seconds_since,
 )
-from eventstore._validation import check_int, check_log_position, check_name
+from eventstore._validation import (
+    check_int,
+    check_log_position,
+    check_name,
+    check_seconds,
+)
 from eventstore.errors import (
     ConfigError,
     InvalidArgumentError,

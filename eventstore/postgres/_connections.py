@@ -28,8 +28,9 @@ from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
 from eventstore.postgres._pool import (
     Lending,
     Work,
+    called,
     connection_kwargs,
-    libpq_connect_timeout,
+    direct_options,
     pool_metrics,
     pool_setting,
     saturated_by_stats,
@@ -231,18 +232,9 @@ class Connections:
         Raises:
             StoreUnavailableError: The server refused it, with its reason.
         """
-        # Values, or callables (fresh credentials per connection), or
-        # coroutine functions: psycopg_pool takes any of them.
-        conninfo: Any = self.pool.conninfo
-        kwargs: Any = self.pool.kwargs
-        if callable(conninfo):
-            conninfo = conninfo()
-        if callable(kwargs):
-            kwargs = kwargs()
-        options = dict(kwargs or {})
-        options.setdefault(
-            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
-        )
+        conninfo = called(self.pool.conninfo)
+        kwargs = called(self.pool.kwargs)
+        options = direct_options(kwargs, self._connect_timeout)
         try:
             return psycopg.Connection.connect(conninfo, **options)
         except DRIVER_ERRORS as exc:
@@ -284,11 +276,8 @@ class Connections:
     def _connect_directly(self) -> None:
         """Open and close one connection with the pool's own settings."""
         # psycopg_pool accepts callables for both (fresh credentials per connection).
-        kwargs = dict(pool_setting(self.pool.kwargs) or {})
-        kwargs.setdefault(
-            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
-        )
-        psycopg.connect(pool_setting(self.pool.conninfo), **kwargs).close()
+        options = direct_options(pool_setting(self.pool.kwargs), self._connect_timeout)
+        psycopg.connect(pool_setting(self.pool.conninfo), **options).close()
 
     def _translate(
         self, exc: BaseException, timeout: float | None

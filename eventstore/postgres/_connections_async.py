@@ -27,8 +27,9 @@ from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
 from eventstore.postgres._pool import (
     AsyncWork,
     Lending,
+    called,
     connection_kwargs,
-    libpq_connect_timeout,
+    direct_options,
     pool_metrics,
     pool_setting,
     saturated_by_stats,
@@ -244,23 +245,15 @@ class AsyncConnections:
         Raises:
             StoreUnavailableError: The server refused it, with its reason.
         """
-        # Values, or callables (fresh credentials per connection), or
-        # coroutine functions: psycopg_pool takes any of them.
-        conninfo: Any = self.pool.conninfo
-        kwargs: Any = self.pool.kwargs
-        if callable(conninfo):
-            conninfo = conninfo()
-        if callable(kwargs):
-            kwargs = kwargs()
+        conninfo = called(self.pool.conninfo)
+        kwargs = called(self.pool.kwargs)
         if True:  # ASYNC
+            # An async pool's callables may be coroutine functions.
             if inspect.isawaitable(conninfo):
                 conninfo = await conninfo
             if inspect.isawaitable(kwargs):
                 kwargs = await kwargs
-        options = dict(kwargs or {})
-        options.setdefault(
-            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
-        )
+        options = direct_options(kwargs, self._connect_timeout)
         try:
             return await psycopg.AsyncConnection.connect(conninfo, **options)
         except DRIVER_ERRORS as exc:
@@ -302,11 +295,8 @@ class AsyncConnections:
     def _connect_directly(self) -> None:
         """Open and close one connection with the pool's own settings."""
         # psycopg_pool accepts callables for both (fresh credentials per connection).
-        kwargs = dict(pool_setting(self.pool.kwargs) or {})
-        kwargs.setdefault(
-            "connect_timeout", libpq_connect_timeout(self._connect_timeout)
-        )
-        psycopg.connect(pool_setting(self.pool.conninfo), **kwargs).close()
+        options = direct_options(pool_setting(self.pool.kwargs), self._connect_timeout)
+        psycopg.connect(pool_setting(self.pool.conninfo), **options).close()
 
     async def _translate(
         self, exc: BaseException, timeout: float | None

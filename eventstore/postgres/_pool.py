@@ -27,7 +27,9 @@ __all__ = [
     "AsyncWork",
     "Lending",
     "Work",
+    "called",
     "connection_kwargs",
+    "direct_options",
     "libpq_connect_timeout",
     "pool_metrics",
     "pool_setting",
@@ -116,16 +118,20 @@ class Lending:
             self.lent -= 1
 
 
-def pool_setting(value: Any) -> Any:
+def called(value: Any) -> Any:
     """
-    Return a pool's ``conninfo`` or ``kwargs``, called if it is a callable, and awaited.
+    Return a pool's ``conninfo`` or ``kwargs``: the value, or what its callable returns.
 
     psycopg_pool takes either as a value or as a callable (fresh credentials
     per connection); an async pool's callable may be a coroutine function,
-    run here to its end (the probe calls this in a thread of its own).
+    whose awaitable the caller awaits.
     """
-    if callable(value):
-        value = value()
+    return value() if callable(value) else value
+
+
+def pool_setting(value: Any) -> Any:
+    """Return `called` *value*, an awaitable run to its end (the probe runs in a thread of its own)."""
+    value = called(value)
     if inspect.isawaitable(value):
         awaitable = value
 
@@ -134,6 +140,13 @@ def pool_setting(value: Any) -> Any:
 
         value = asyncio.run(wait())
     return value
+
+
+def direct_options(kwargs: Any, connect_timeout: float) -> dict[str, Any]:
+    """Return the pool's connection arguments for a connection of its own, bounded by *connect_timeout*."""
+    options = dict(kwargs or {})
+    options.setdefault("connect_timeout", libpq_connect_timeout(connect_timeout))
+    return options
 
 
 def pool_metrics(

@@ -14,7 +14,12 @@ import psycopg_pool
 from psycopg import errors as pg_errors
 
 from eventstore._decide import judge_append
-from eventstore._validation import EncodedAppend, EncodedSnapshot, check_int
+from eventstore._validation import (
+    EncodedAppend,
+    EncodedSnapshot,
+    check_int,
+    check_seconds,
+)
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
@@ -135,12 +140,12 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             raise ConfigError("pass exactly one of dsn and pool")
         if pool is not None and pool_config is not None:
             raise ConfigError("pool_config applies only to a pool opened from a dsn")
-        self._connect_timeout = _check_seconds(connect_timeout, "connect_timeout")
-        self._health_timeout = _check_seconds(health_timeout, "health_timeout")
+        self._connect_timeout = check_seconds(connect_timeout, "connect_timeout")
+        self._health_timeout = check_seconds(health_timeout, "health_timeout")
         self._notify_interval = (
             None
             if notify_interval is None
-            else _check_seconds(notify_interval, "notify_interval")
+            else check_seconds(notify_interval, "notify_interval")
         )
         self._notified_at = -math.inf
         # A subscription woken by a NOTIFY looks again once this window is
@@ -591,14 +596,3 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
 
     async def _close(self) -> None:
         await self._connections.close()
-
-
-def _check_seconds(value: object, name: str) -> float:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)

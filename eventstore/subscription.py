@@ -381,6 +381,14 @@ class Subscription:
                 self.name,
                 exc,
             )
+        except BaseException:
+            # run() ends, and never gets back what this turn took: the
+            # session of the lock must end now, or no standby could take over.
+            if listener is not None:
+                listener.close()
+            if lock is not None:
+                lock.release()
+            raise
         return lock, listener
 
     def _wait(

@@ -392,6 +392,14 @@ class AsyncSubscription:
                 self.name,
                 exc,
             )
+        except BaseException:
+            # run() ends, and never gets back what this turn took: the
+            # session of the lock must end now, or no standby could take over.
+            if listener is not None:
+                await listener.close()
+            if lock is not None:
+                await lock.release()
+            raise
         return lock, listener
 
     async def _wait(

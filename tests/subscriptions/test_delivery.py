@@ -23,9 +23,15 @@ from eventstore import (
     RetryPolicy,
     StoreUnavailableError,
     Subscription,
+    SubscriptionFailedError,
     SubscriptionState,
 )
-from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
+from eventstore.postgres import (
+    AsyncPostgresEventStore,
+    PoolConfig,
+    PostgresEventStore,
+    _sql,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -448,3 +454,41 @@ def test_an_outage_during_a_transactional_batch_is_the_stores_not_the_handlers(
     assert (status.parked, status.events_behind) == (0, 6)
     assert subscription.catch_up() == 6
     assert len(_rows(postgres_dsn, projection)) == 6
+
+
+def test_a_runner_stopped_by_a_failure_ends_its_lock_and_listening_sessions(
+    store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
+) -> None:
+    _append(store, 1)
+
+    def fails(events: list[RecordedEvent]) -> None:
+        raise ValueError("poison")
+
+    failing = Subscription(
+        store,
+        "fails",
+        fails,
+        retry_policy=RetryPolicy(max_retries=0),
+        poll_interval=0.01,
+    )
+    _wait(lambda: failing.status().events_behind == 1)
+    with pytest.raises(SubscriptionFailedError):
+        failing.run(threading.Event())
+    # The failed runner still exists, yet its sessions are gone: a standby
+    # takes the name at once, and nobody listens on the schema's channel.
+    second = Subscription(store, "fails", lambda events: None, poll_interval=0.01)
+    stop = threading.Event()
+    runner = threading.Thread(target=second.run, args=(stop,))
+    runner.start()
+    try:
+        _wait(lambda: second.state is SubscriptionState.RUNNING)
+    finally:
+        stop.set()
+        runner.join(timeout=DEADLINE)
+    with psycopg.connect(postgres_dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+            (_sql.listen_statement(postgres_schema).decode(),),
+        ).fetchone()
+    assert row == (0,)
+    assert failing.state is SubscriptionState.FAILED

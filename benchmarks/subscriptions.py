@@ -88,7 +88,9 @@ NOTES = (
     "subscription (catch-up: read_all paging; appends: no follower). "
     "Latency: per event, handler arrival - its append's return, both "
     "time.monotonic in this process; negative where the follower had the "
-    "event before the writer thread ran again. The followers run in this "
+    "event before the writer thread ran again. Client CPU: this process's "
+    "(time.process_time, every thread, the follower's included) while the "
+    "writers ran, per appended event, median of the measured repetitions. The followers run in this "
     "process, so they share its GIL with the writers. The heap is frozen "
     "(gc.freeze) for each workload and collected before every repetition, "
     "so that no full collection falls on one side's timing."
@@ -353,13 +355,16 @@ def _writers(
     per_thread: int,
     returned: dict[int, dict[uuid.UUID, float]],
     follower: _Follower | None,
+    cpu: list[float],
 ) -> Timed:
     """
     A repetition: `WRITERS` threads, *per_thread* single-event appends each to stream ``e<rep>-<thread>``.
 
     When each append returned goes into *returned*, by repetition and event
-    id. With a *follower*, the repetition then waits, untimed, until it has
-    taken them all.
+    id; the process's CPU seconds (`time.process_time`, every thread, the
+    follower's too) while the writers ran into *cpu*, for the measured
+    repetitions. With a *follower*, the repetition then waits, untimed,
+    until it has taken them all.
     """
 
     def run(rep: int) -> float:
@@ -374,7 +379,10 @@ def _writers(
                 times[mine[i][0].event_id] = time.monotonic()
 
         gc.collect()
+        started = time.process_time()
         elapsed = run_threads(WRITERS, work)
+        if rep >= 0:
+            cpu.append(time.process_time() - started)
         returned[rep] = times
         if follower is not None:
             follower.expect(WRITERS * per_thread)
@@ -455,6 +463,7 @@ def follow(ctx: Context) -> list[Result]:
         if s.follower
     }
     returned: dict[str, dict[int, dict[uuid.UUID, float]]] = {s.name: {} for s in sides}
+    cpu: dict[str, list[float]] = {s.name: [] for s in sides}
     try:
         for name, follower in followers.items():
             follower.start(stores[name])
@@ -468,6 +477,7 @@ def follow(ctx: Context) -> list[Result]:
                         per_thread,
                         returned[s.name],
                         followers.get(s.name),
+                        cpu[s.name],
                     )
                     for s in sides
                 },
@@ -476,6 +486,10 @@ def follow(ctx: Context) -> list[Result]:
         for follower in followers.values():
             follower.stop()
     appends = _appends_result(sides, figures, per_thread)
+    appends.notes["client_cpu_us"] = {
+        name: round(statistics.median(samples) / (WRITERS * per_thread) * 1e6, 1)
+        for name, samples in cpu.items()
+    }
     latency = _latency_result(sides, followers, returned)
 
     def check_appends() -> None:
@@ -618,8 +632,9 @@ def table(results: list[SubscriptionResult]) -> str:
     if appends is not None and appends.sides:
         lines = [
             f"| {WRITERS}-thread appends (append_with_follower) | notify_interval "
-            "| follower | events/s median [min-max] | / no NOTIFY |",
-            "|" + " --- |" * 5,
+            "| follower | events/s median [min-max] | / no NOTIFY "
+            "| client CPU µs per event |",
+            "|" + " --- |" * 6,
         ]
         for name, figure in appends.sides.items():
             interval = appends.notes["notify_interval"][name]
@@ -631,7 +646,8 @@ def table(results: list[SubscriptionResult]) -> str:
             lines.append(
                 f"| {appends.notes['labels'][name]} | {_fmt_interval(interval)} | "
                 f"{follower} | {_fmt_figure(figure)} | "
-                f"{appends.notes['vs_no_notify'][name]:.2f} |"
+                f"{appends.notes['vs_no_notify'][name]:.2f} | "
+                f"{appends.notes.get('client_cpu_us', {}).get(name, '-')} |"
             )
         blocks.append("\n".join(lines))
     latency = by_name.get("subscription_latency")

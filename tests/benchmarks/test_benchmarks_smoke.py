@@ -77,6 +77,7 @@ def _check_subscriptions(
     # --quick leaves out the polling follower.
     assert set(appends["sides"]) == {"no_notify", "alone", "notify_every", "followed"}
     assert set(appends["notes"]["vs_no_notify"]) == set(appends["sides"])
+    assert set(appends["notes"]["client_cpu_us"]) == set(appends["sides"])
     assert appends["notes"]["notify_interval"]["notify_every"] == 1e-9
     assert appends["notes"]["notify_interval"]["no_notify"] is None
     latency = results["subscription_latency"]["latency"]

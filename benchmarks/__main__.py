@@ -5,12 +5,15 @@ PostgreSQL workloads run on an embedded PostgreSQL started for the run (fsync
 and synchronous_commit on, as by default), or on the server that
 ``EVENTSTORE_BENCH_DSN`` names (its schemas ``es_*``, ``base_*`` and
 ``esrc_*`` are dropped and recreated). The async workloads (`benchmarks.asyncs`)
-run after the sync ones, in the same run, on the event loop ``--loop`` names.
-Prints Markdown tables (the async workloads' in one of their own, with both
-of their targets' ratios) with notes on what each side guarantees and, with
-``--json``, writes the same figures with the server's settings, the machine
-and package versions, and the async ratios against their targets under
-``async``. Exits 1 when any workload's own correctness check failed.
+run after the sync ones and the subscription workloads
+(`benchmarks.subscriptions`), in the same run, on the event loop ``--loop``
+names. Prints Markdown tables (the async workloads' in one of their own,
+with both of their targets' ratios; the subscription workloads' in theirs)
+with notes on what each side guarantees and, with ``--json``, writes the
+same figures with the server's settings, the machine and package versions,
+the async ratios against their targets under ``async`` and the subscription
+figures against theirs under ``subscriptions``. Exits 1 when any workload's
+own correctness check failed.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from benchmarks.harness import (
     AsyncResult,
     Result,
     ScaleResult,
+    SubscriptionResult,
     async_table,
     footnotes,
     load_average,
@@ -53,11 +57,20 @@ QUICK_SCALE = "100k"
 FULL_SCALE = "1m,10m"
 
 
-def _postgres_workloads() -> dict[str, Callable[[Any], Result]]:
-    """Every PostgreSQL workload but the scale ones, sync first, in the order they run."""
-    from benchmarks import asyncs, postgres  # noqa: PLC0415  # needs the postgres extra
+def _postgres_workloads() -> dict[str, Callable[[Any], Result | list[Result]]]:
+    """
+    Every PostgreSQL workload but the scale ones, sync first, in the order they run.
 
-    return {**postgres.WORKLOADS, **asyncs.WORKLOADS}
+    A workload that makes several results at once (`benchmarks.subscriptions.follow`)
+    stands under each of their names, and runs once for all of them.
+    """
+    from benchmarks import (  # noqa: PLC0415  # needs the postgres extra
+        asyncs,
+        postgres,
+        subscriptions,
+    )
+
+    return {**postgres.WORKLOADS, **subscriptions.WORKLOADS, **asyncs.WORKLOADS}
 
 
 def _postgres_names() -> list[str]:
@@ -128,12 +141,40 @@ def _run_scale(ctx: Any, wanted: _Wanted, report: dict[str, Any]) -> list[ScaleR
         report.setdefault("scale", {})["wall_s"] = round(time.perf_counter() - began, 1)
 
 
+def _run_workloads(ctx: Any, names: list[str]) -> list[Result]:
+    """Run the PostgreSQL workloads *names*, in their order; return their results."""
+    workloads = _postgres_workloads()
+    results: list[Result] = []
+    for name in names:
+        if any(r.name == name for r in results):
+            continue  # made with an earlier one
+        # The wanted names the same workload makes, this one first.
+        together = [name] + [
+            n for n in names if n != name and workloads[n] is workloads[name]
+        ]
+        print(f"running {', '.join(together)} ...", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        try:
+            made = workloads[name](ctx)
+            made = made if isinstance(made, list) else [made]
+        except Exception as exc:
+            made = [_failed(n, exc) for n in together]
+        finally:
+            ctx.close_workload()
+        wall = round(time.perf_counter() - began, 2)
+        for result in made:
+            if result.name in together:
+                result.notes["wall_s"] = wall
+                results.append(result)
+    return results
+
+
 def _run_postgres(
     wanted: _Wanted, report: dict[str, Any]
 ) -> tuple[list[Result], list[ScaleResult]]:
     import psycopg  # noqa: PLC0415
 
-    from benchmarks import asyncs, context  # noqa: PLC0415
+    from benchmarks import asyncs, context, subscriptions  # noqa: PLC0415
 
     server = None
     started = time.perf_counter()
@@ -160,22 +201,14 @@ def _run_postgres(
         ctx = context.Context(
             dsn, wanted.quick, wanted.repetitions, admin, loop_name=wanted.loop
         )
-        workloads = _postgres_workloads()
         try:
-            for name in wanted.names:
-                print(f"running {name} ...", file=sys.stderr, flush=True)
-                began = time.perf_counter()
-                try:
-                    result = workloads[name](ctx)
-                except Exception as exc:
-                    result = _failed(name, exc)
-                finally:
-                    ctx.close_workload()
-                result.notes["wall_s"] = round(time.perf_counter() - began, 2)
-                results.append(result)
+            results = _run_workloads(ctx, wanted.names)
             summary = asyncs.relate(results)
             if summary:
                 report["async"] = summary
+            followed = subscriptions.summary(results)
+            if followed:
+                report["subscriptions"] = followed
             if wanted.scale_labels and wanted.scale_names:
                 scaled = _run_scale(ctx, wanted, report)
         finally:
@@ -234,18 +267,65 @@ def _print_async_notes(results: list[AsyncResult], loop: str) -> None:
             )
 
 
+def _print_notes(
+    results: list[Result],
+    scaled: list[ScaleResult],
+    async_results: list[AsyncResult],
+    followed: list[SubscriptionResult],
+    report: dict[str, Any],
+) -> None:
+    """Print the notes under the tables: what each side does and guarantees."""
+    if (
+        any(r.partitioned is not None for r in results)
+        or scaled
+        or async_results
+        or followed
+    ):
+        from benchmarks import baseline, context, peers  # noqa: PLC0415  # postgres extra
+
+        print()
+        for note in footnotes(
+            results,
+            {
+                "baseline": baseline.GUARANTEES,
+                "eventstore": context.EVENTSTORE_GUARANTEES,
+                "eventsourcing": peers.GUARANTEES,
+                f"partitions={PARTITIONS}": context.PARTITIONED_LAYOUT,
+            },
+        ):
+            print(f"- {note}")
+    if async_results:
+        _print_async_notes(async_results, report["event_loop"])
+    if followed:
+        from benchmarks import subscriptions  # noqa: PLC0415  # postgres extra
+
+        print(f"- {subscriptions.NOTES}")
+    if scaled:
+        from benchmarks import scale  # noqa: PLC0415  # postgres extra
+
+        print(f"- scale: {scale.NOTES}")
+
+
 def _print_report(
     results: list[Result], scaled: list[ScaleResult], report: dict[str, Any]
 ) -> None:
     server = report.get("server", {})
     async_results = [r for r in results if isinstance(r, AsyncResult)]
-    results = [r for r in results if not isinstance(r, AsyncResult)]
+    followed = [r for r in results if isinstance(r, SubscriptionResult)]
+    results = [
+        r for r in results if not isinstance(r, AsyncResult | SubscriptionResult)
+    ]
     if results:
         print()
         print(table(results))
     if async_results:
         print()
         print(async_table(async_results))
+    if followed:
+        from benchmarks import subscriptions  # noqa: PLC0415  # postgres extra
+
+        print()
+        print(subscriptions.table(followed))
     if scaled:
         print()
         print(scale_table(scaled))
@@ -266,26 +346,7 @@ def _print_report(
             f"fsync={server.get('fsync')}, synchronous_commit={server.get('synchronous_commit')}, "
             f"autovacuum={server.get('autovacuum')}, max_connections={server.get('max_connections')}"
         )
-    if any(r.partitioned is not None for r in results) or scaled or async_results:
-        from benchmarks import baseline, context, peers  # noqa: PLC0415  # postgres extra
-
-        print()
-        for note in footnotes(
-            results,
-            {
-                "baseline": baseline.GUARANTEES,
-                "eventstore": context.EVENTSTORE_GUARANTEES,
-                "eventsourcing": peers.GUARANTEES,
-                f"partitions={PARTITIONS}": context.PARTITIONED_LAYOUT,
-            },
-        ):
-            print(f"- {note}")
-    if async_results:
-        _print_async_notes(async_results, report["event_loop"])
-    if scaled:
-        from benchmarks import scale  # noqa: PLC0415  # postgres extra
-
-        print(f"- scale: {scale.NOTES}")
+    _print_notes(results, scaled, async_results, followed, report)
     for result in results:
         ceiling = result.notes.get("ceiling")
         if ceiling:

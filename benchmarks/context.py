@@ -148,8 +148,19 @@ class Context:
         return quick if self.quick else full
 
     def store(
-        self, name: str, pool_size: int = 1, *, partitions: int | None = None
+        self,
+        name: str,
+        pool_size: int = 1,
+        *,
+        partitions: int | None = None,
+        **options: Any,
     ) -> PostgresEventStore:
+        """
+        Return a `PostgresEventStore` on a new schema, its pool open and full.
+
+        *options*: more of its arguments (``notify_interval``); those left
+        out keep the store's defaults.
+        """
         schema = f"es_{name}" if partitions is None else f"es_{name}_p{partitions}"
         self._drop(schema)
         store = PostgresEventStore(
@@ -157,10 +168,24 @@ class Context:
             schema=schema,
             pool_config=PoolConfig(min_size=pool_size, max_size=pool_size),
             partitions=partitions,
+            **options,
         )
         store.migrate()
         store.pool.wait()
         return self.closes(store)
+
+    def same_schema(
+        self, store: PostgresEventStore, pool_size: int = 1, **options: Any
+    ) -> PostgresEventStore:
+        """Return another `PostgresEventStore` on *store*'s schema, with a pool of its own."""
+        other = PostgresEventStore(
+            self.dsn,
+            schema=store.schema,
+            pool_config=PoolConfig(min_size=pool_size, max_size=pool_size),
+            **options,
+        )
+        other.pool.wait()
+        return self.closes(other)
 
     def loop(self) -> Loop:
         """Return a new event loop of `loop_name`'s kind, closed after everything made on it."""

@@ -190,6 +190,24 @@ class AsyncResult(Result):
         return data
 
 
+@dataclass
+class SubscriptionResult(Result):
+    """
+    A subscription workload (`benchmarks.subscriptions`): eventstore against itself.
+
+    *baseline* is the reference side, *reference* says what it is (reading
+    the log with ``read_all``; the same appends with no follower), and
+    *eventstore* the side with the subscription, *measured* says what.
+    *sides* holds every side's figure by name, and *latency* a follower's
+    latency percentiles in milliseconds by side, where the workload took them.
+    """
+
+    reference: str = ""
+    measured: str = ""
+    sides: dict[str, Figure] = field(default_factory=dict)
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
 Timed = Callable[[int], float]
 """A repetition: takes its index, returns the seconds its timed part took."""
 

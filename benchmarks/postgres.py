@@ -350,12 +350,13 @@ def threads_writer(store: PostgresEventStore, workers: int, per_thread: int) -> 
             for i in range(per_thread):
                 store.append(f"e{rep}-{index}", mine[i], expected_version=i)
 
-        return _run_threads(workers, work)
+        return run_threads(workers, work)
 
     return run
 
 
-def _run_threads(threads: int, target: Callable[[int], None]) -> float:
+def run_threads(threads: int, target: Callable[[int], None]) -> float:
+    """Run *target(index)* in *threads* threads started together; return the seconds until all ended."""
     errors: list[BaseException] = []
     ready = threading.Barrier(threads + 1)
 
@@ -409,7 +410,7 @@ def threads(ctx: Context) -> Result:
                 finally:
                     pool.putconn(conn)
 
-        return _run_threads(workers, work)
+        return run_threads(workers, work)
 
     def eventstore(store: PostgresEventStore) -> Timed:
         return threads_writer(store, workers, per_thread)
@@ -423,7 +424,7 @@ def threads(ctx: Context) -> Result:
             for i in range(per_thread):
                 peer.insert([peers.event(originator, i + 1, datas[i])])
 
-        return _run_threads(workers, work)
+        return run_threads(workers, work)
 
     figures = interleave_sides(
         ctx.repetitions,

@@ -8,7 +8,9 @@ Run under py-spy (``pip install py-spy``)::
 Only the eventstore side runs (no baseline), on an embedded PostgreSQL
 (or ``EVENTSTORE_BENCH_DSN``), so the profile shows where eventstore's time
 goes. Names: new_streams, batches, threads, read_stream, read_all,
-serializer, memory_append.
+catch_up (fresh subscriptions catching up on a 20,000-event log), follow
+(the 8 threads with one `Subscription.run` following them), serializer,
+memory_append.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import time
 from collections.abc import Callable
 
 from benchmarks import serializer
-from eventstore import InMemoryEventStore, LogPosition, NewEvent
+from eventstore import (
+    InMemoryEventStore,
+    LogPosition,
+    NewEvent,
+    RecordedEvent,
+    Subscription,
+)
 from eventstore.postgres import PoolConfig, PostgresEventStore
 
 DATA = {"amount": 125, "currency": "EUR", "note": "monthly fee", "tags": ["a", "b"]}
@@ -100,6 +108,40 @@ def _read_all(store: PostgresEventStore) -> int:
     return count
 
 
+def _catch_up(store: PostgresEventStore, seconds: float) -> int:
+    for s in range(20):
+        _fill(store, f"s{s}", 1_000)
+    handled = 0
+
+    def step(i: int) -> None:
+        nonlocal handled
+        handled += Subscription(store, f"catch-up-{i}", lambda events: None).catch_up()
+
+    _until(seconds, step)
+    return handled
+
+
+def _follow(store: PostgresEventStore, seconds: float) -> int:
+    handled = [0]
+
+    def handler(events: list[RecordedEvent]) -> None:
+        handled[0] += len(events)
+
+    follower = Subscription(store, "follower", handler)
+    stop = threading.Event()
+    thread = threading.Thread(target=follower.run, args=(stop,), name="follower")
+    thread.start()
+    try:
+        appended = _threads(store, seconds)
+        deadline = time.monotonic() + 30
+        while handled[0] < appended and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join()
+    return handled[0]
+
+
 def run(name: str, seconds: float) -> int:  # noqa: PLR0911  # one return per workload
     """Run workload *name* for *seconds*; return how many operations it did."""
     if name == "new_streams":
@@ -133,6 +175,10 @@ def run(name: str, seconds: float) -> int:  # noqa: PLR0911  # one return per wo
             return _until(seconds, lambda i: _read_all(store))
 
         return _postgres(read_all)
+    if name == "catch_up":
+        return _postgres(lambda s: _catch_up(s, seconds))
+    if name == "follow":
+        return _postgres(lambda s: _follow(s, seconds))
     if name == "serializer":
         registry = serializer.make_registry()
         event = serializer.make_event()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,13 @@ ASYNC = {
     "async_read_stream_10k",
     "async_read_global_log",
 }
+# Subscriptions against the same store doing without them; the follower's
+# latency and the appends with a follower come from the same repetitions.
+SUBSCRIPTIONS = {
+    "subscription_catch_up",
+    "append_with_follower",
+    "subscription_latency",
+}
 # --quick runs the scale workloads on tables of 100,000 events.
 SCALE = {
     f"{name}@100k"
@@ -46,12 +54,47 @@ SCALE = {
 EXPECTED = {
     *POSTGRES,
     *ASYNC,
+    *SUBSCRIPTIONS,
     *SCALE,
     "serializer_roundtrip",
     "memory_append",
     "memory_read_stream",
     "memory_read_all",
 }
+
+
+def _check_subscriptions(
+    results: dict[str, Any], report: dict[str, Any], stdout: str
+) -> None:
+    # Each subscription workload timed its sides in the same run and its
+    # check (every event handled exactly once, in each stream's order)
+    # passed; the report sets each figure beside its target, whatever it is.
+    catch_up = results["subscription_catch_up"]
+    assert set(catch_up["sides"]) == {"catch_up", "read_all", "catch_up_large"}
+    assert catch_up["baseline"]["median"] > 0
+    assert catch_up["ratio"] is not None
+    appends = results["append_with_follower"]
+    # --quick leaves out the polling follower.
+    assert set(appends["sides"]) == {"no_notify", "alone", "notify_every", "followed"}
+    assert set(appends["notes"]["vs_no_notify"]) == set(appends["sides"])
+    assert set(appends["notes"]["client_cpu_us"]) == set(appends["sides"])
+    assert appends["notes"]["notify_interval"]["notify_every"] == 1e-9
+    assert appends["notes"]["notify_interval"]["no_notify"] is None
+    latency = results["subscription_latency"]["latency"]
+    assert set(latency) == {"followed"}
+    # 8 threads, 30 appends each, 5 measured repetitions.
+    assert latency["followed"]["events"] == 8 * 30 * 5
+    assert set(latency["followed"]) >= {"p50", "p95", "p99", "max"}
+    followed = report["subscriptions"]
+    assert set(followed) == SUBSCRIPTIONS
+    assert followed["subscription_catch_up"]["target"] == "ratio >= 0.8"
+    assert followed["append_with_follower"]["target"] == "ratio >= 0.95"
+    assert followed["subscription_latency"]["target"].startswith("p99 <= 100 ms")
+    for name in SUBSCRIPTIONS:
+        assert isinstance(followed[name]["met"], bool), name
+    assert "| subscription_catch_up |" in stdout
+    assert "| a NOTIFY per append |" in stdout
+    assert "| default NOTIFY, one follower |" in stdout
 
 
 @pytest.mark.postgres
@@ -124,6 +167,7 @@ def test_quick_run_completes_and_every_workload_check_passes(tmp_path: Path) -> 
     assert tasks["vs_append_8_threads"] > 0
     assert results["async_append_8_tasks"]["notes"]["pool_max_size"] == 8
     assert "| async_append_8_tasks |" in completed.stdout
+    _check_subscriptions(results, report, completed.stdout)
     # Each scale workload timed both sides on the loaded tables and on empty
     # ones, and the load's own check (the store's invariants) passed.
     for name in SCALE:
@@ -174,3 +218,51 @@ def test_scale_sizes_default_to_100k_quick_and_1m_10m_full_and_can_be_none() -> 
     assert _scale_labels("10m,1M", quick=True) == ["1m", "10m"]
     with pytest.raises(ValueError, match="--scale takes none or sizes"):
         _scale_labels("5m", quick=False)
+
+
+def test_a_workload_that_makes_several_results_runs_once_for_all_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import __main__ as main  # noqa: PLC0415  # needs the postgres extra
+    from benchmarks.harness import Result  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    def pair(ctx: object) -> list[Result]:
+        calls.append("pair")
+        return [Result("first", "", "x"), Result("second", "", "x")]
+
+    def single(ctx: object) -> Result:
+        calls.append("single")
+        return Result("single", "", "x")
+
+    def broken(ctx: object) -> list[Result]:
+        calls.append("broken")
+        raise RuntimeError("boom")
+
+    workloads = {
+        "single": single,
+        "first": pair,
+        "second": pair,
+        "third": broken,
+        "fourth": broken,
+    }
+    monkeypatch.setattr(main, "_postgres_workloads", lambda: workloads)
+
+    class Ctx:
+        closed = 0
+
+        def close_workload(self) -> None:
+            self.closed += 1
+
+    ctx = Ctx()
+    names = [r.name for r in main._run_workloads(ctx, list(workloads))]
+    assert names == ["single", "first", "second", "third", "fourth"]
+    assert calls == ["single", "pair", "broken"]
+    assert ctx.closed == 3
+    # Asked for one of the pair only: the other is made, and left out.
+    calls.clear()
+    results = main._run_workloads(ctx, ["second", "fourth"])
+    assert [r.name for r in results] == ["second", "fourth"]
+    assert calls == ["pair", "broken"]
+    assert results[1].check_error == "RuntimeError: boom"

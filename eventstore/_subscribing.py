@@ -134,6 +134,11 @@ class LogFilter:
             group_of(event.stream_id, self.group[1]) == self.group[0]
         )
 
+    @property
+    def passes_all(self) -> bool:
+        """Whether it lets every event through: no types, no prefix, no group."""
+        return self.types is None and self.stream_prefix is None and self.group is None
+
 
 @attrs.frozen
 class LogPage:
@@ -145,17 +150,32 @@ class LogPage:
         scanned_to: The position of the last event the page looked at,
             passing or not: where the checkpoint moves once *events* are
             handled. ``None`` when nothing new was visible.
+        at_end: Whether the page looked at fewer events than its limit:
+            nothing more was visible when it was read, so a runner that has
+            handled it is caught up.
     """
 
     events: list[RecordedEvent]
     scanned_to: LogPosition | None
+    at_end: bool
 
 
-def page_of(events: Sequence[RecordedEvent], log_filter: LogFilter) -> LogPage:
-    """Filter a page of `read_all` in process: the default of a backend that cannot do it itself."""
+def page_of(
+    events: Sequence[RecordedEvent], log_filter: LogFilter, limit: int
+) -> LogPage:
+    """
+    Filter a page of `read_all` (read with *limit*) in process.
+
+    The default of a backend that cannot filter where its events are, and
+    the mapping of an unfiltered page on one that can.
+    """
+    passing = (
+        list(events)
+        if log_filter.passes_all
+        else [event for event in events if log_filter.matches(event)]
+    )
     return LogPage(
-        [event for event in events if log_filter.matches(event)],
-        events[-1].position if events else None,
+        passing, events[-1].position if events else None, len(events) < limit
     )
 
 

@@ -361,7 +361,7 @@ class EventStore(abc.ABC):
         The default filters a page of `read_all` in process; a backend that
         can filter where the events are stored overrides it.
         """
-        return page_of(self._read_all(after, limit), log_filter)
+        return page_of(self._read_all(after, limit), log_filter, limit)
 
     def _log_behind(
         self, after: LogPosition | None, log_filter: LogFilter, cap: int
@@ -382,6 +382,8 @@ class EventStore(abc.ABC):
                 oldest = page.events[0].recorded_at
             count += len(page.events)
             position = page.scanned_to
+            if page.at_end:
+                break
         return min(count, cap), oldest
 
     def _listen(self) -> LogListener | None:

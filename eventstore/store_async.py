@@ -367,7 +367,7 @@ class AsyncEventStore(abc.ABC):
         The default filters a page of `read_all` in process; a backend that
         can filter where the events are stored overrides it.
         """
-        return page_of(await self._read_all(after, limit), log_filter)
+        return page_of(await self._read_all(after, limit), log_filter, limit)
 
     async def _log_behind(
         self, after: LogPosition | None, log_filter: LogFilter, cap: int
@@ -388,6 +388,8 @@ class AsyncEventStore(abc.ABC):
                 oldest = page.events[0].recorded_at
             count += len(page.events)
             position = page.scanned_to
+            if page.at_end:
+                break
         return min(count, cap), oldest
 
     async def _listen(self) -> AsyncLogListener | None:

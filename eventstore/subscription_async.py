@@ -275,10 +275,10 @@ class AsyncSubscription:
             if page.scanned_to is not None:
                 position = await self._deliver(position, page)
             if report is not None:
-                report.handled(
-                    self._handled - handled_before, last=page.scanned_to is None
-                )
-            if page.scanned_to is None or (stop is not None and stop.is_set()):
+                report.handled(self._handled - handled_before, last=page.at_end)
+            # A page short of its limit saw all there was: what commits
+            # meanwhile is the next pass's, which `run` starts when woken.
+            if page.at_end or (stop is not None and stop.is_set()):
                 return self._handled - handled_before
 
     async def reset(

@@ -335,18 +335,19 @@ _TEMPLATES = {
     # --- subscriptions ---
     # A page of the log for a subscription: up to `limit` events are scanned
     # in log order, those passing the filter are returned, and one marker row
-    # (its last column true) says where the scan ended, so the checkpoint
-    # moves past the events the filter skipped. The filters run on the
-    # server; a NULL parameter turns its filter off.
+    # (last, its last column the count scanned; NULL on the others) says
+    # where the scan ended, so the checkpoint moves past the events the
+    # filter skipped, and whether it reached the end of what was visible.
+    # The filters run on the server; a NULL parameter turns its filter off.
     "log_page": (
         "WITH page AS MATERIALIZED ("
         " SELECT {event_columns} FROM {events}"
         " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
         " AND (transaction_id, position) > (%(transaction_id)s::text::xid8, %(position)s)"
         " ORDER BY {events}.transaction_id, {events}.position LIMIT %(limit)s) "
-        "SELECT *, false FROM page WHERE {page_filter} "
-        "UNION ALL (SELECT *, true FROM page ORDER BY 3 DESC, 4 DESC LIMIT 1) "
-        "ORDER BY 3, 4, 11"
+        "SELECT *, NULL::bigint FROM page WHERE {page_filter} "
+        "UNION ALL (SELECT *, count(*) OVER () FROM page ORDER BY 3 DESC, 4 DESC LIMIT 1) "
+        "ORDER BY 3, 4, 11 NULLS FIRST"
     ),
     "log_behind": (
         "SELECT count(*), min(recorded_at) FROM ("
@@ -601,14 +602,15 @@ def load_rows(
     return snapshot, tuple(events)
 
 
-def log_page_from_rows(rows: Sequence[Sequence[Any]]) -> LogPage:
-    """Map the rows of ``log_page``: the events, then the marker of where the scan ended."""
+def log_page_from_rows(rows: Sequence[Sequence[Any]], limit: int) -> LogPage:
+    """Map the rows of ``log_page`` (read with *limit*): the events, then the marker of where the scan ended."""
     if not rows:
-        return LogPage([], None)
+        return LogPage([], None, at_end=True)
     marker = rows[-1]
     return LogPage(
         [event_from_row(row) for row in rows[:-1]],
         _new_tuple(LogPosition, (marker[2], marker[3])),
+        at_end=marker[-1] < limit,
     )
 
 

@@ -13,6 +13,7 @@ from eventstore._subscribing import (
     LogFilter,
     LogPage,
     ParkedEvent,
+    page_of,
 )
 from eventstore.errors import StoreUnavailableError, SubscriptionConflictError
 from eventstore.events import LogPosition, RecordedEvent
@@ -63,15 +64,21 @@ class AsyncListener:
 
     async def wait(self, timeout: float) -> bool:
         """Wait up to *timeout* seconds for a notification; tell whether one came."""
+        heard = False
         try:
             async for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-                return True
+                heard = True
+            if heard:
+                # Those queued behind it were sent before the read that
+                # follows, too: one wake-up answers them all.
+                async for _ in self.conn.notifies(timeout=0):
+                    pass
         except psycopg.Error as exc:
             await self.close()
             raise StoreUnavailableError(
                 f"the subscription's listening session ended: {exc}"
             ) from exc
-        return False
+        return heard
 
     async def close(self) -> None:
         """End the session."""
@@ -92,11 +99,24 @@ class AsyncSubscriptionHooks:
     async def _read_log_page(
         self, after: LogPosition | None, limit: int, log_filter: LogFilter
     ) -> LogPage:
+        if log_filter.passes_all:
+            # read_all's own statement: a fifth cheaper than the filtering
+            # one, which needs a marker row of where its scan ended.
+            query = (
+                self._sql.read_all_first if after is None else self._sql.read_all_after
+            )
+            rows = await self._connections.call(
+                lambda conn: _fetchall(conn, query, read_all_params(after, limit)),
+                retry=True,
+            )
+            return page_of(
+                [_sql.event_from_row(row) for row in rows], log_filter, limit
+            )
         params = log_page_params(after, limit, log_filter)
         rows = await self._connections.call(
             lambda conn: _fetchall(conn, self._sql.log_page, params), retry=True
         )
-        return _sql.log_page_from_rows(rows)
+        return _sql.log_page_from_rows(rows, limit)
 
     async def _log_behind(
         self, after: LogPosition | None, log_filter: LogFilter, cap: int

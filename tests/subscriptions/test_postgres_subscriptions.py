@@ -442,3 +442,26 @@ def test_without_notifications_followers_poll(
         finally:
             stop.set()
             thread.join(timeout=DEADLINE)
+
+
+def test_a_burst_of_notifications_wakes_a_listener_once(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with (
+        PostgresEventStore(postgres_dsn, schema=postgres_schema) as store,
+        psycopg.connect(postgres_dsn, autocommit=True) as notifier,
+    ):
+        store.migrate()
+        listener = store._listen()
+        assert listener is not None
+        try:
+            channel = _sql.notify_channel(postgres_schema)
+            for _ in range(5):  # five transactions: five notifications queued
+                notifier.execute(_sql.NOTIFY, (channel,))
+            assert listener.wait(10.0)
+            # The four behind the first were answered by the same wake-up.
+            assert not listener.wait(0.2)
+            notifier.execute(_sql.NOTIFY, (channel,))
+            assert listener.wait(10.0)
+        finally:
+            listener.close()

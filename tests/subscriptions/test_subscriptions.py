@@ -113,6 +113,41 @@ async def test_catch_up_hands_every_event_once_in_log_order(side: Side) -> None:
     assert len(seen) == 7
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        # (events, types, pages read, events handled)
+        (7, None, 3, 7),  # 3, 3, 1: the short page is the last
+        (6, None, 3, 6),  # 3, 3, then an empty page says it is over
+        (7, ("keep",), 3, 4),  # filtered: 3, 3, 1 scanned; the count decides
+        (6, ("keep",), 3, 3),
+    ],
+)
+async def test_a_catch_up_ends_at_the_first_page_short_of_its_batch(
+    side: Side,
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[int, tuple[str, ...] | None, int, int],
+) -> None:
+    events, types, pages, handled = case
+    for n in range(events):
+        await side.append("s", {"n": n}, type_="keep" if n % 2 == 0 else "skip")
+    log = await side.wait_for_log(events)
+    reads: list[int] = []
+    read_page = side.store._read_log_page
+
+    def counted(*args: Any) -> Any:
+        reads.append(1)
+        return read_page(*args)
+
+    monkeypatch.setattr(side.store, "_read_log_page", counted)
+    seen, handler = _collector()
+    subscription = side.subscription("short", handler, batch_size=3, types=types)
+    assert await side.catch_up(subscription) == handled
+    assert len(reads) == pages
+    assert seen == [e for e in log if types is None or e.type in types]
+    assert (await side.status(subscription)).position == log[-1].position
+
+
 async def test_the_checkpoint_survives_the_runner(side: Side) -> None:
     await side.append("s", {"n": 0}, {"n": 1})
     await side.wait_for_log(2)

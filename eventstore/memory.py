@@ -268,6 +268,8 @@ class InMemoryEventStore(EventStore):
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
+        *,
+        durable: bool = True,
     ) -> None:
         with self._lock:
             actual = self._checkpoints.get((name, member))

@@ -277,6 +277,8 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
+        *,
+        durable: bool = True,
     ) -> None:
         with self._lock:
             actual = self._checkpoints.get((name, member))

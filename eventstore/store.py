@@ -411,9 +411,16 @@ class EventStore(abc.ABC):
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
+        *,
+        durable: bool = True,
     ) -> None:
         """
         Move the checkpoint of *name* from *expected* to *new*, atomically.
+
+        Not *durable*, the move may be lost in a crash of the store (the
+        checkpoint then falls back to an earlier one), in exchange for a
+        cheaper commit: for a checkpoint taken after an at-least-once
+        handler, whose events may come again anyway.
 
         Raises:
             SubscriptionConflictError: The checkpoint is not at *expected*.

@@ -613,4 +613,13 @@ class Subscription:
 
     def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
         if new != expected:
-            self.store._save_checkpoint(self.name, self.filter.member, expected, new)
+            # After an at-least-once handler, a move lost in a crash only
+            # hands events over again; a transactional projection's moves
+            # all stay durable, so none is ever handled twice.
+            self.store._save_checkpoint(
+                self.name,
+                self.filter.member,
+                expected,
+                new,
+                durable=self.delivery is Delivery.TRANSACTIONAL,
+            )

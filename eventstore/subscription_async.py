@@ -637,6 +637,13 @@ class AsyncSubscription:
 
     async def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
         if new != expected:
+            # After an at-least-once handler, a move lost in a crash only
+            # hands events over again; a transactional projection's moves
+            # all stay durable, so none is ever handled twice.
             await self.store._save_checkpoint(
-                self.name, self.filter.member, expected, new
+                self.name,
+                self.filter.member,
+                expected,
+                new,
+                durable=self.delivery is Delivery.TRANSACTIONAL,
             )

@@ -288,11 +288,15 @@ class SubscriptionHooks:
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
+        *,
+        durable: bool = True,
     ) -> None:
         params = checkpoint_params(name, member, expected, new)
         rows = self._connections.call(
             lambda conn: _fetchall(
-                conn, _sql.checkpoint_statement(self._sql, expected), params
+                conn,
+                _sql.checkpoint_statement(self._sql, expected, durable=durable),
+                params,
             ),
             retry=False,
         )

@@ -293,11 +293,15 @@ class AsyncSubscriptionHooks:
         member: str,
         expected: LogPosition | None,
         new: LogPosition,
+        *,
+        durable: bool = True,
     ) -> None:
         params = checkpoint_params(name, member, expected, new)
         rows = await self._connections.call(
             lambda conn: _fetchall(
-                conn, _sql.checkpoint_statement(self._sql, expected), params
+                conn,
+                _sql.checkpoint_statement(self._sql, expected, durable=durable),
+                params,
             ),
             retry=False,
         )

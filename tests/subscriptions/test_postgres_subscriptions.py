@@ -23,6 +23,7 @@ from eventstore.postgres import (
     AsyncPostgresEventStore,
     PoolConfig,
     PostgresEventStore,
+    _reading,
     _sql,
 )
 from tests import server_faults
@@ -465,3 +466,48 @@ def test_a_burst_of_notifications_wakes_a_listener_once(
             assert listener.wait(10.0)
         finally:
             listener.close()
+
+
+def test_a_relaxed_checkpoint_move_commits_asynchronously_and_leaves_the_session_alone(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with (
+        PostgresEventStore(postgres_dsn, schema=postgres_schema) as store,
+        psycopg.connect(postgres_dsn, autocommit=True) as conn,
+    ):
+        store.migrate()
+        # The test server's default is off; the session says what a
+        # production server's would be.
+        conn.execute("SET synchronous_commit = on")
+        store.append("s", [NewEvent("t", {"n": n}) for n in range(3)])
+        log = list(store.read_all())
+        store._save_checkpoint("relaxed", "", None, log[0].position)
+        statements = _sql.Statements.for_schema(postgres_schema)
+
+        def move(durable: bool, expected: int, new: int) -> str:
+            with conn.transaction():
+                moved = conn.execute(
+                    _sql.checkpoint_statement(
+                        statements, log[expected].position, durable=durable
+                    ),
+                    _reading.checkpoint_params(
+                        "relaxed", "", log[expected].position, log[new].position
+                    ),
+                ).fetchall()
+                assert moved == [(1,)]
+                row = conn.execute("SHOW synchronous_commit").fetchone()
+                assert row is not None
+                return str(row[0])
+
+        assert move(durable=False, expected=0, new=1) == "off"
+        assert move(durable=True, expected=1, new=2) == "on"
+        # The transaction's setting ended with it, as SET LOCAL's does: the
+        # pooled session that appends next still waits for the disk.
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        relaxed = _sql.checkpoint_statement(statements, log[2].position, durable=False)
+        params = _reading.checkpoint_params(
+            "relaxed", "", log[2].position, log[0].position
+        )
+        assert conn.execute(relaxed, params).fetchall() == [(1,)]
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        assert store._load_checkpoint("relaxed", "") == log[0].position

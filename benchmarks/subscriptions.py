@@ -28,17 +28,25 @@ for its lock and its LISTEN), from the workload's start to its end.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gc
 import hashlib
 import inspect
+import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -74,6 +82,9 @@ LATENCY_TARGET_MS = 100.0
 
 POLL_INTERVAL = 0.5
 """The followers' poll interval (`Subscription`'s default)."""
+
+READ_ALL_EVERY = 0.05
+"""How often the ``read_all_loop`` side reads the log: as often as a busy store notifies."""
 
 DRAIN_TIMEOUT = 60.0
 """Most seconds a repetition waits, untimed, for its follower to take all its events."""
@@ -309,12 +320,15 @@ def _check_catch_up(
 
 @attrs.frozen
 class _Side:
-    """One side of `follow`: how its store notifies, and whether a follower runs."""
+    """One side of `follow`: how its store notifies, and who follows its log."""
 
     name: str
     label: str
     options: dict[str, Any]
-    follower: bool
+    follower: str = ""
+    """``""``: nobody; ``"thread"``: a `Subscription.run` in a thread of this
+    process; ``"process"``: one in a process of its own; ``"read_all"``: a
+    bare ``read_all`` loop in a thread, the floor of reading the log here."""
 
     @property
     def notify_interval(self) -> float | None:
@@ -322,54 +336,82 @@ class _Side:
 
 
 SIDES = (
-    _Side("no_notify", "no NOTIFY", {"notify_interval": None}, follower=False),
-    _Side("alone", "default NOTIFY, no follower", {}, follower=False),
+    _Side("no_notify", "no NOTIFY", {"notify_interval": None}),
+    _Side("alone", "default NOTIFY, no follower", {}),
+    _Side("notify_every", "a NOTIFY per append", {"notify_interval": 1e-9}),
+    _Side("followed", "default NOTIFY, one follower", {}, follower="thread"),
     _Side(
-        "notify_every", "a NOTIFY per append", {"notify_interval": 1e-9}, follower=False
+        "read_all_loop",
+        f"default NOTIFY, a read_all loop every {READ_ALL_EVERY * 1e3:g} ms (not judged)",
+        {},
+        follower="read_all",
     ),
-    _Side("followed", "default NOTIFY, one follower", {}, follower=True),
+    _Side(
+        "followed_process",
+        "default NOTIFY, one follower in another process (not judged)",
+        {},
+        follower="process",
+    ),
     _Side(
         "polled",
         "no NOTIFY, one follower polling",
         {"notify_interval": None},
-        follower=True,
+        follower="thread",
     ),
 )
 """The sides of `follow`, in the order they are reported; ``polled`` in full runs only."""
 
+FOLLOWER_LABELS = {
+    "": "none",
+    "thread": f"Subscription.run in a thread, poll_interval={POLL_INTERVAL:g}",
+    "process": f"Subscription.run in another process, poll_interval={POLL_INTERVAL:g}",
+    "read_all": f"read_all pages every {READ_ALL_EVERY * 1e3:g} ms, in a thread",
+}
+"""How the appends table names each kind of follower."""
 
-class _Follower:
-    """One `Subscription.run` in a thread, recording when each event reached its handler."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
+class _Follower(abc.ABC):
+    """
+    Who follows one side's log, recording when each event reached it.
+
+    Each kind starts following, says how many events have arrived, and
+    stops; `check` then says whether it ended well.
+    """
+
+    def __init__(self) -> None:
         # (event id, stream, version, arrival) per event handed over, in order.
         # Ids as ints, not UUIDs: tuples and dicts of ints, strs and floats
         # drop out of the garbage collector's sight, so what the workload
         # keeps does not lengthen the collections in the timed parts.
         self.arrivals: list[tuple[int, str, int, float]] = []
         self.expected = 0
-        self.error: BaseException | None = None
-        self.subscription = Subscription(
-            store, "follower", self._handle, poll_interval=POLL_INTERVAL
-        )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | str | None = None
 
-    def _handle(self, events: list[RecordedEvent]) -> None:
+    def _record(self, events: list[RecordedEvent]) -> None:
         now = time.monotonic()
         self.arrivals.extend(
             (e.event_id.int, e.stream_id, e.version, now) for e in events
         )
 
-    def _run(self) -> None:
-        try:
-            self.subscription.run(self._stop)
-        except BaseException as exc:  # reported by the check
-            self.error = exc
+    @abc.abstractmethod
+    def _start(self) -> None: ...
+
+    def _arrived(self) -> int:
+        return len(self.arrivals)
+
+    @abc.abstractmethod
+    def _alive(self) -> bool: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def check(self, side: str, handled: int) -> None:
+        """After `stop`: it ended without an error, and its own count agrees with *handled*."""
+        assert self.error is None, f"{side}: follower failed: {self.error!r}"
 
     def start(self, writer: PostgresEventStore) -> None:
         """Start following, and wait until an event appended now has arrived."""
-        self._thread.start()
+        self._start()
         writer.append("ready", [event()], expected_version=0)
         self.expect(1)
 
@@ -377,14 +419,206 @@ class _Follower:
         """Wait (at most `DRAIN_TIMEOUT`) for *count* more events than awaited so far."""
         self.expected += count
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        while len(self.arrivals) < self.expected and time.monotonic() < deadline:
-            if self.error is not None or not self._thread.is_alive():
+        while self._arrived() < self.expected and time.monotonic() < deadline:
+            if self.error is not None or not self._alive():
                 return
             time.sleep(0.002)
+
+
+class _ThreadFollower(_Follower):
+    """One `Subscription.run` in a thread of this process."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        super().__init__()
+        self.subscription = Subscription(
+            store, "follower", self._record, poll_interval=POLL_INTERVAL
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.subscription.run(self._stop)
+        except BaseException as exc:  # reported by the check
+            self.error = exc
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=DRAIN_TIMEOUT)
+
+    def check(self, side: str, handled: int) -> None:
+        super().check(side, handled)
+        state = self.subscription.state
+        assert state is SubscriptionState.STOPPED, f"{side}: follower {state.value}"
+        status = self.subscription.status()
+        assert status.events_behind == 0, f"{side}: {status.events_behind} behind"
+        assert status.handled == handled, f"{side}: status says {status.handled}"
+
+
+class _ReadAllLoop(_Follower):
+    """
+    A bare reader in a thread: every `READ_ALL_EVERY` s, ``read_all`` pages until a short one.
+
+    No lock, no checkpoint, no wake-ups: what reading the log costs the
+    writers of this process, the floor under a follower's cost.
+    """
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        super().__init__()
+        self._store = store
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        after: LogPosition | None = None
+        try:
+            while not self._stop.wait(READ_ALL_EVERY):
+                while True:
+                    page = self._store.read_all(after, limit=BATCH)
+                    if page:
+                        self._record(page)
+                        after = page[-1].position
+                    if len(page) < BATCH:
+                        break
+        except BaseException as exc:  # reported by the check
+            self.error = exc
+
+    def _start(self) -> None:
+        self._thread.start()
+
+    def _alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=DRAIN_TIMEOUT)
+
+
+class _ProcessFollower(_Follower):
+    """One `Subscription.run` in a process of its own (`benchmarks.follower_process`)."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        super().__init__()
+        self._args = [sys.executable, "-m", "benchmarks.follower_process", dsn, schema]
+        self._out = Path(tempfile.mkdtemp(prefix="follower-")) / "arrivals.json"
+        self._process: subprocess.Popen[str] | None = None
+        self._counted = 0
+        self._state = ""
+        self._reader: threading.Thread | None = None
+
+    def _start(self) -> None:
+        self._process = subprocess.Popen(  # noqa: S603  # our own module, our own arguments
+            [*self._args, str(self._out)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(
+            target=self._read_counts, args=(self._process.stdout,), daemon=True
+        )
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        """The follower process's id, once started."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    def _read_counts(self, lines: Iterable[str]) -> None:
+        # The child prints how many events it has taken after every batch.
+        for line in lines:
+            self._counted = int(line)
+
+    def _arrived(self) -> int:
+        return self._counted
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            code = self._process.wait(timeout=DRAIN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = self._process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=DRAIN_TIMEOUT)
+        if not self._out.exists():
+            self.error = f"the follower process exited {code} and wrote nothing"
+            return
+        report = json.loads(self._out.read_text())
+        shutil.rmtree(self._out.parent, ignore_errors=True)
+        self.arrivals = [(a[0], a[1], a[2], a[3]) for a in report["arrivals"]]
+        self._state = report["state"]
+        if code or report["error"] or report["alive"]:
+            self.error = f"exit {code}: {report['error']}, alive: {report['alive']}"
+
+    def check(self, side: str, handled: int) -> None:
+        super().check(side, handled)
+        assert self._state == SubscriptionState.STOPPED.value, f"{side}: {self._state}"
+        assert self._counted == handled, f"{side}: it counted {self._counted}"
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> tuple[str, int, float] | None:
+    """*pid*'s command name, parent and CPU seconds (user + system) from ``/proc``; None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+@attrs.define
+class _MachineCpu:
+    """
+    CPU seconds spent so far by this process, the server's processes and the follower processes.
+
+    The server's are the postmaster's and its children's, found by the
+    parent of *conn*'s backend: only a server on this machine can be
+    measured (the embedded one); otherwise `seconds` is None.
+    """
+
+    postmaster: int | None
+    followers: list[int] = attrs.field(factory=list)
+
+    @classmethod
+    def of(cls, conn: Any) -> _MachineCpu:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        backend = _cpu_of(int(row[0]))
+        local = backend is not None and backend[0].startswith("postgres")
+        return cls(backend[1] if local and backend is not None else None)
+
+    def seconds(self) -> float | None:
+        if self.postmaster is None:
+            return None
+        total = time.process_time()
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            found = _cpu_of(pid)
+            if found is not None and (
+                pid == self.postmaster
+                or found[1] == self.postmaster
+                or pid in self.followers
+            ):
+                total += found[2]
+        return total
 
 
 def _writers(
@@ -393,6 +627,8 @@ def _writers(
     returned: dict[int, dict[int, float]],
     follower: _Follower | None,
     cpu: list[float],
+    *,
+    machine: tuple[_MachineCpu, list[float]] | None = None,
 ) -> Timed:
     """
     A repetition: `WRITERS` threads, *per_thread* single-event appends each to stream ``e<rep>-<thread>``.
@@ -401,7 +637,9 @@ def _writers(
     id; the process's CPU seconds (`time.process_time`, every thread, the
     follower's too) while the writers ran into *cpu*, for the measured
     repetitions. With a *follower*, the repetition then waits, untimed,
-    until it has taken them all.
+    until it has taken them all. With *machine*, the CPU seconds of this
+    process, the server and the follower processes, from the writers' start
+    until the follower has taken their events, go into its list.
     """
 
     def run(rep: int) -> float:
@@ -416,6 +654,7 @@ def _writers(
                 times[mine[i][0].event_id.int] = time.monotonic()
 
         gc.collect()
+        machine_started = None if machine is None else machine[0].seconds()
         started = time.process_time()
         elapsed = run_threads(WRITERS, work)
         if rep >= 0:
@@ -423,6 +662,10 @@ def _writers(
         returned[rep] = times
         if follower is not None:
             follower.expect(WRITERS * per_thread)
+        if machine is not None and machine_started is not None and rep >= 0:
+            ended = machine[0].seconds()
+            if ended is not None:
+                machine[1].append(ended - machine_started)
         return elapsed
 
     return run
@@ -463,11 +706,8 @@ def _check_follower(
     store: PostgresEventStore,
 ) -> None:
     """Every event appended to *side*'s schema was handled once, each stream in order."""
-    assert follower.error is None, f"{side}: follower failed: {follower.error!r}"
-    assert follower.subscription.state is SubscriptionState.STOPPED, (
-        f"{side}: follower {follower.subscription.state.value}"
-    )
     counts = Counter(a[0] for a in follower.arrivals)
+    follower.check(side, len(counts))
     twice = sum(1 for n in counts.values() if n > 1)
     written = {i for times in returned.values() for i in times}
     missed = len(written - set(counts))
@@ -481,29 +721,68 @@ def _check_follower(
         versions.setdefault(stream, []).append(version)
     for stream, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), f"{side}: {stream} out of order"
-    status = follower.subscription.status()
-    assert status.events_behind == 0, f"{side}: {status.events_behind} behind"
-    assert status.handled == len(counts), f"{side}: status says {status.handled}"
     assert store.stream_version("ready") == 1
 
 
+def _follower(ctx: Context, side: _Side, store: PostgresEventStore) -> _Follower:
+    """Make *side*'s follower of *store*'s schema, from a store of its own (a pool of 1, no NOTIFY)."""
+    if side.follower == "process":
+        return _ProcessFollower(ctx.dsn, store.schema)
+    reader = ctx.same_schema(store, notify_interval=None)
+    if side.follower == "read_all":
+        return _ReadAllLoop(reader)
+    return _ThreadFollower(reader)
+
+
+PAIRED = ("alone", "followed", "no_notify")
+"""The sides of `follow`'s paired rounds: the judged two, and an A/A control."""
+
+PAIRED_BASE = 1_000
+"""The first repetition number of the paired rounds (their streams are ``e1000-…``)."""
+
+
+def _renumbered(timed: Timed, first: int) -> Timed:
+    """*timed*, its repetitions numbered from *first*: their streams are new ones."""
+    return lambda rep: timed(first + rep)
+
+
+def _paired_ratios(figures: dict[str, Figure]) -> dict[str, dict[str, float]]:
+    """Per paired side, the median, min and max over the rounds of its rate / ``alone``'s rate in the same round."""
+    alone = figures["alone"].samples
+    ratios = {}
+    for name, figure in figures.items():
+        per_round = [x / y for x, y in zip(figure.samples, alone, strict=True)]
+        ratios[name] = {
+            "median": round(statistics.median(per_round), 3),
+            "min": round(min(per_round), 3),
+            "max": round(max(per_round), 3),
+        }
+    return ratios
+
+
 def follow(ctx: Context) -> list[Result]:
-    per_thread = ctx.size(400, 30)
+    per_thread = ctx.size(1_000, 30)
+    paired_per_thread = ctx.size(250, 30)
+    rounds = ctx.size(15, 3)
     sides = [s for s in SIDES if s.name != "polled" or not ctx.quick]
     stores = {
         s.name: ctx.store(f"sub_{s.name}", pool_size=WRITERS, **s.options)
         for s in sides
     }
-    followers = {
-        s.name: _Follower(ctx.same_schema(stores[s.name], notify_interval=None))
-        for s in sides
-        if s.follower
-    }
+    followers = {s.name: _follower(ctx, s, stores[s.name]) for s in sides if s.follower}
     returned: dict[str, dict[int, dict[int, float]]] = {s.name: {} for s in sides}
     cpu: dict[str, list[float]] = {s.name: [] for s in sides}
+    machine_cpu: dict[str, list[float]] = {s.name: [] for s in sides}
+    machine = _MachineCpu.of(ctx.admin)
+
+    def writers(name: str, per: int, samples: list[float]) -> Timed:
+        return _writers(stores[name], per, returned[name], followers.get(name), samples)
+
     try:
         for name, follower in followers.items():
             follower.start(stores[name])
+            if isinstance(follower, _ProcessFollower):
+                machine.followers.append(follower.pid)
         with _frozen_heap():
             figures = interleave_sides(
                 ctx.repetitions,
@@ -515,9 +794,22 @@ def follow(ctx: Context) -> list[Result]:
                         returned[s.name],
                         followers.get(s.name),
                         cpu[s.name],
+                        machine=(machine, machine_cpu[s.name]),
                     )
                     for s in sides
                 },
+            )
+            # Then short rounds of the judged sides back to back: each round's
+            # ratio compares repetitions a second apart, not the whole run's
+            # medians, which the host's swings move by more than 5%.
+            paired = interleave_sides(
+                rounds,
+                WRITERS * paired_per_thread,
+                {
+                    name: _renumbered(writers(name, paired_per_thread, []), PAIRED_BASE)
+                    for name in PAIRED
+                },
+                warmup=False,
             )
     finally:
         for follower in followers.values():
@@ -527,19 +819,42 @@ def follow(ctx: Context) -> list[Result]:
         name: round(statistics.median(samples) / (WRITERS * per_thread) * 1e6, 1)
         for name, samples in cpu.items()
     }
+    if all(machine_cpu.values()):
+        per_event = {
+            name: statistics.median(samples) / (WRITERS * per_thread) * 1e6
+            for name, samples in machine_cpu.items()
+        }
+        appends.notes["machine_cpu_us"] = {k: round(v, 1) for k, v in per_event.items()}
+        # What the box can do is inversely proportional to what an event
+        # costs it, while its cores are saturated: this ratio is the
+        # throughput ratio without the host's swings.
+        appends.notes["cost_ratio"] = {
+            name: round(per_event["alone"] / cost, 3)
+            for name, cost in per_event.items()
+        }
+    appends.notes["paired"] = {
+        "rounds": rounds,
+        "events_per_repetition": WRITERS * paired_per_thread,
+        "vs_alone": _paired_ratios(paired),
+    }
+    judged = appends.notes["paired"]["vs_alone"]["followed"]["median"]
+    appends.target = f"paired ratio >= {FOLLOWER_TARGET:g}"
+    appends.met = judged >= FOLLOWER_TARGET
     latency = _latency_result(sides, followers, returned)
 
     def check_appends() -> None:
         for side in sides:
             store = stores[side.name]
-            assert sorted(returned[side.name]) == list(range(-1, ctx.repetitions))
+            reps = list(range(-1, ctx.repetitions))
+            if side.name in PAIRED:
+                reps += range(PAIRED_BASE, PAIRED_BASE + rounds)
+            assert sorted(returned[side.name]) == reps, side.name
             for rep, times in returned[side.name].items():
-                assert len(times) == WRITERS * per_thread, f"{side.name}: {rep}"
+                per = paired_per_thread if rep >= PAIRED_BASE else per_thread
+                assert len(times) == WRITERS * per, f"{side.name}: {rep}"
                 for index in range(WRITERS):
                     version = store.stream_version(f"e{rep}-{index}")
-                    assert version == per_thread, (
-                        f"{side.name} e{rep}-{index}: {version}"
-                    )
+                    assert version == per, f"{side.name} e{rep}-{index}: {version}"
 
     def check_followers() -> None:
         assert set(followers) == {s.name for s in sides if s.follower}
@@ -568,7 +883,6 @@ def _appends_result(
         measured="one Subscription.run(stop) following, in a thread of this process",
         sides=figures,
     )
-    outcome.judge_ratio(FOLLOWER_TARGET)
     reference = figures["no_notify"].median
     outcome.notes["vs_no_notify"] = {
         s.name: round(figures[s.name].median / reference, 3) for s in sides
@@ -634,6 +948,25 @@ def _check(result: Result) -> str:
     return "ok" if result.check_passed else f"FAILED: {result.check_error}"
 
 
+def _paired_rows(r: SubscriptionResult, paired: dict[str, Any]) -> list[str]:
+    """The judged paired rounds of ``append_with_follower``, and their A/A control."""
+    rows = []
+    for name, what, judged in (
+        ("followed", "one Subscription.run following", True),
+        ("no_notify", "no NOTIFY, no follower: the A/A control", False),
+    ):
+        ratio = paired["vs_alone"][name]
+        rows.append(
+            f"| {r.name} (paired: {paired['rounds']} rounds of "
+            f"{paired['events_per_repetition']:,} events each side) | ratio | "
+            f"the same round's no follower | - | {what} | - | "
+            f"{ratio['median']:.2f} [{ratio['min']:.2f}-{ratio['max']:.2f}] | "
+            f"{r.target if judged else '-'} | {_fmt_met(r.met) if judged else '-'} | "
+            f"{_check(r)} |"
+        )
+    return rows
+
+
 def table(results: list[SubscriptionResult]) -> str:
     """Render the subscription workloads: ratios, NOTIFY's cost, latencies; Markdown tables."""
     by_name = {r.name: r for r in results}
@@ -650,12 +983,16 @@ def table(results: list[SubscriptionResult]) -> str:
             "|" + " --- |" * 10,
         ]
         for r in ratios:
+            paired = r.notes.get("paired")
             lines.append(
                 f"| {r.name} | {r.unit} | {r.reference} | {_fmt_figure(r.baseline)} | "
                 f"{r.measured} | {_fmt_figure(r.eventstore)} | "
-                f"{'-' if r.ratio is None else f'{r.ratio:.2f}'} | {r.target or '-'} | "
-                f"{_fmt_met(r.met)} | {_check(r)} |"
+                f"{'-' if r.ratio is None else f'{r.ratio:.2f}'} | "
+                f"{'-' if paired else r.target or '-'} | "
+                f"{'-' if paired else _fmt_met(r.met)} | {_check(r)} |"
             )
+            if paired:
+                lines.extend(_paired_rows(r, paired))
             large = r.sides.get("catch_up_large")
             if large is not None:
                 lines.append(
@@ -670,21 +1007,20 @@ def table(results: list[SubscriptionResult]) -> str:
         lines = [
             f"| {WRITERS}-thread appends (append_with_follower) | notify_interval "
             "| follower | events/s median [min-max] | / no NOTIFY "
-            "| client CPU µs per event |",
-            "|" + " --- |" * 6,
+            "| client CPU µs per event | machine CPU µs per event "
+            "| cost ratio (default NOTIFY, no follower = 1) |",
+            "|" + " --- |" * 8,
         ]
         for name, figure in appends.sides.items():
             interval = appends.notes["notify_interval"][name]
-            follower = (
-                f"Subscription.run, poll_interval={POLL_INTERVAL:g}"
-                if appends.notes["follower"][name]
-                else "none"
-            )
+            follower = FOLLOWER_LABELS[appends.notes["follower"][name]]
             lines.append(
                 f"| {appends.notes['labels'][name]} | {_fmt_interval(interval)} | "
                 f"{follower} | {_fmt_figure(figure)} | "
                 f"{appends.notes['vs_no_notify'][name]:.2f} | "
-                f"{appends.notes.get('client_cpu_us', {}).get(name, '-')} |"
+                f"{appends.notes.get('client_cpu_us', {}).get(name, '-')} | "
+                f"{appends.notes.get('machine_cpu_us', {}).get(name, '-')} | "
+                f"{appends.notes.get('cost_ratio', {}).get(name, '-')} |"
             )
         blocks.append("\n".join(lines))
     latency = by_name.get("subscription_latency")
@@ -729,6 +1065,10 @@ def summary(results: list[Result]) -> dict[str, Any]:
             ]
         if "vs_no_notify" in r.notes:
             entry["vs_no_notify"] = r.notes["vs_no_notify"]
+        if "paired" in r.notes:
+            entry["paired_vs_alone"] = r.notes["paired"]["vs_alone"]
+        if "cost_ratio" in r.notes:
+            entry["cost_ratio"] = r.notes["cost_ratio"]
         out[r.name] = entry
     return out
 

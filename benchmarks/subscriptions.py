@@ -12,7 +12,15 @@ Subscription workloads: `Subscription` against the same `PostgresEventStore` doi
   `Subscription.run` following the log in a thread of the same process,
   against the same appends followed by nobody; and the cost of NOTIFY: the
   same appends, followed by nobody, with ``notify_interval=None``, the
-  store's default and ``1e-9`` (a NOTIFY per append), each against None.
+  store's default and ``1e-9`` (a NOTIFY per append), each against None;
+  not judged, the same appends followed by a `Subscription.run` in another
+  process, and by a bare ``read_all`` loop in a thread (the floor of
+  reading the log in this process). The judged ratio is the median over
+  short paired rounds (no follower, followed, and no NOTIFY as an A/A
+  control, back to back) of each round's followed / unfollowed rate. Where
+  the server runs on this machine, the CPU seconds of this process, the
+  server's processes and the follower process per appended event, and
+  their ratio to the unfollowed side's ("cost ratio"), are reported too.
 - ``subscription_latency``: in those same followed repetitions, how long
   after its append returned each event reached the follower's handler
   (both on `time.monotonic`): per event id, the writer records when its

@@ -433,20 +433,20 @@ class _Follower(abc.ABC):
             time.sleep(0.002)
 
 
-class _ThreadFollower(_Follower):
-    """One `Subscription.run` in a thread of this process."""
+class _InThread(_Follower):
+    """A follower in a thread of this process: `_follow` until *stop* is set."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.subscription = Subscription(
-            store, "follower", self._record, poll_interval=POLL_INTERVAL
-        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    @abc.abstractmethod
+    def _follow(self, stop: threading.Event) -> None: ...
+
     def _run(self) -> None:
         try:
-            self.subscription.run(self._stop)
+            self._follow(self._stop)
         except BaseException as exc:  # reported by the check
             self.error = exc
 
@@ -459,6 +459,19 @@ class _ThreadFollower(_Follower):
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=DRAIN_TIMEOUT)
+
+
+class _ThreadFollower(_InThread):
+    """One `Subscription.run` in a thread of this process."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        super().__init__()
+        self.subscription = Subscription(
+            store, "follower", self._record, poll_interval=POLL_INTERVAL
+        )
+
+    def _follow(self, stop: threading.Event) -> None:
+        self.subscription.run(stop)
 
     def check(self, side: str, handled: int) -> None:
         super().check(side, handled)
@@ -469,7 +482,7 @@ class _ThreadFollower(_Follower):
         assert status.handled == handled, f"{side}: status says {status.handled}"
 
 
-class _ReadAllLoop(_Follower):
+class _ReadAllLoop(_InThread):
     """
     A bare reader in a thread: every `READ_ALL_EVERY` s, ``read_all`` pages until a short one.
 
@@ -480,32 +493,17 @@ class _ReadAllLoop(_Follower):
     def __init__(self, store: PostgresEventStore) -> None:
         super().__init__()
         self._store = store
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _follow(self, stop: threading.Event) -> None:
         after: LogPosition | None = None
-        try:
-            while not self._stop.wait(READ_ALL_EVERY):
-                while True:
-                    page = self._store.read_all(after, limit=BATCH)
-                    if page:
-                        self._record(page)
-                        after = page[-1].position
-                    if len(page) < BATCH:
-                        break
-        except BaseException as exc:  # reported by the check
-            self.error = exc
-
-    def _start(self) -> None:
-        self._thread.start()
-
-    def _alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=DRAIN_TIMEOUT)
+        while not stop.wait(READ_ALL_EVERY):
+            while True:
+                page = self._store.read_all(after, limit=BATCH)
+                if page:
+                    self._record(page)
+                    after = page[-1].position
+                if len(page) < BATCH:
+                    break
 
 
 class _ProcessFollower(_Follower):
@@ -596,24 +594,22 @@ class _MachineCpu:
     """
     CPU seconds spent so far by this process, the server's processes and the follower processes.
 
-    The server's are the postmaster's and its children's, found by the
-    parent of *conn*'s backend: only a server on this machine can be
-    measured (the embedded one); otherwise `seconds` is None.
+    The server's are the postmaster's and its children's.
     """
 
-    postmaster: int | None
+    postmaster: int
     followers: list[int] = attrs.field(factory=list)
 
     @classmethod
-    def of(cls, conn: Any) -> _MachineCpu:
+    def of(cls, conn: Any) -> _MachineCpu | None:
+        """Find the server by the parent of *conn*'s backend; None when it runs on another machine."""
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         backend = _cpu_of(int(row[0]))
-        local = backend is not None and backend[0].startswith("postgres")
-        return cls(backend[1] if local and backend is not None else None)
-
-    def seconds(self) -> float | None:
-        if self.postmaster is None:
+        if backend is None or not backend[0].startswith("postgres"):
             return None
+        return cls(backend[1])
+
+    def seconds(self) -> float:
         total = time.process_time()
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -662,7 +658,7 @@ def _writers(
                 times[mine[i][0].event_id.int] = time.monotonic()
 
         gc.collect()
-        machine_started = None if machine is None else machine[0].seconds()
+        machine_started = machine[0].seconds() if machine is not None else 0.0
         started = time.process_time()
         elapsed = run_threads(WRITERS, work)
         if rep >= 0:
@@ -670,10 +666,8 @@ def _writers(
         returned[rep] = times
         if follower is not None:
             follower.expect(WRITERS * per_thread)
-        if machine is not None and machine_started is not None and rep >= 0:
-            ended = machine[0].seconds()
-            if ended is not None:
-                machine[1].append(ended - machine_started)
+        if machine is not None and rep >= 0:
+            machine[1].append(machine[0].seconds() - machine_started)
         return elapsed
 
     return run
@@ -783,27 +777,29 @@ def follow(ctx: Context) -> list[Result]:
     machine_cpu: dict[str, list[float]] = {s.name: [] for s in sides}
     machine = _MachineCpu.of(ctx.admin)
 
-    def writers(name: str, per: int, samples: list[float]) -> Timed:
-        return _writers(stores[name], per, returned[name], followers.get(name), samples)
+    def writers(name: str, per: int, samples: list[float], *, measured: bool) -> Timed:
+        return _writers(
+            stores[name],
+            per,
+            returned[name],
+            followers.get(name),
+            samples,
+            machine=(machine, machine_cpu[name])
+            if machine is not None and measured
+            else None,
+        )
 
     try:
         for name, follower in followers.items():
             follower.start(stores[name])
-            if isinstance(follower, _ProcessFollower):
+            if machine is not None and isinstance(follower, _ProcessFollower):
                 machine.followers.append(follower.pid)
         with _frozen_heap():
             figures = interleave_sides(
                 ctx.repetitions,
                 WRITERS * per_thread,
                 {
-                    s.name: _writers(
-                        stores[s.name],
-                        per_thread,
-                        returned[s.name],
-                        followers.get(s.name),
-                        cpu[s.name],
-                        machine=(machine, machine_cpu[s.name]),
-                    )
+                    s.name: writers(s.name, per_thread, cpu[s.name], measured=True)
                     for s in sides
                 },
             )
@@ -814,7 +810,10 @@ def follow(ctx: Context) -> list[Result]:
                 rounds,
                 WRITERS * paired_per_thread,
                 {
-                    name: _renumbered(writers(name, paired_per_thread, []), PAIRED_BASE)
+                    name: _renumbered(
+                        writers(name, paired_per_thread, [], measured=False),
+                        PAIRED_BASE,
+                    )
                     for name in PAIRED
                 },
                 warmup=False,
@@ -827,7 +826,7 @@ def follow(ctx: Context) -> list[Result]:
         name: round(statistics.median(samples) / (WRITERS * per_thread) * 1e6, 1)
         for name, samples in cpu.items()
     }
-    if all(machine_cpu.values()):
+    if machine is not None:
         per_event = {
             name: statistics.median(samples) / (WRITERS * per_thread) * 1e6
             for name, samples in machine_cpu.items()

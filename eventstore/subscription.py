@@ -199,6 +199,9 @@ class Subscription:
         self._handled = 0
         self._last_error: str | None = None
         self._failed_event: tuple[str, int] | None = None
+        # A running runner's checkpoint and when it was last read from the
+        # store: what the runner moves it to is known without a round trip.
+        self._known: tuple[LogPosition | None, float] | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self._state.value}>"
@@ -245,8 +248,7 @@ class Subscription:
             # A new attempt: the old failure is history (the log has it).
             self._state = SubscriptionState.IDLE
             self._last_error = self._failed_event = None
-        member = self.filter.member
-        position = self.store._load_checkpoint(self.name, member)
+        position = self._checkpoint(trust=stop is not None)
         handled_before = self._handled
         report = None
         if progress is not None:
@@ -260,16 +262,45 @@ class Subscription:
                 )
             behind, _ = self.store._log_behind(position, self.filter, BEHIND_CAP)
             report = _Reporter(progress, progress_every, behind)
-        while True:
-            page = self.store._read_log_page(position, self.batch_size, self.filter)
-            if page.scanned_to is not None:
-                position = self._deliver(position, page)
-            if report is not None:
-                report.handled(self._handled - handled_before, last=page.at_end)
-            # A page short of its limit saw all there was: what commits
-            # meanwhile is the next pass's, which `run` starts when woken.
-            if page.at_end or (stop is not None and stop.is_set()):
-                return self._handled - handled_before
+        try:
+            while True:
+                page = self.store._read_log_page(position, self.batch_size, self.filter)
+                if page.scanned_to is not None:
+                    position = self._deliver(position, page)
+                    if self._known is not None:
+                        self._known = (position, self._known[1])
+                if report is not None:
+                    report.handled(self._handled - handled_before, last=page.at_end)
+                # A page short of its limit saw all there was: what commits
+                # meanwhile is the next pass's, which `run` starts when woken.
+                if page.at_end or (stop is not None and stop.is_set()):
+                    return self._handled - handled_before
+        except BaseException:
+            # Whatever went wrong (a conflict, an outage, a failing
+            # handler), the next pass reads the checkpoint from the store.
+            self._known = None
+            raise
+
+    def _checkpoint(self, *, trust: bool) -> LogPosition | None:
+        """
+        Return the checkpoint: from the store, or, for a runner's pass, as last known.
+
+        A runner holding the lock is the only one that moves the checkpoint
+        in the normal course, so between passes it trusts what it moved it
+        to, and reads the store again every *poll_interval*: a `reset` or a
+        `catch_up` from elsewhere is seen by then, or sooner by the
+        compare-and-set of the runner's next move, which then fails.
+        """
+        known = self._known
+        if (
+            trust
+            and known is not None
+            and time.monotonic() - known[1] < self.poll_interval
+        ):
+            return known[0]
+        position = self.store._load_checkpoint(self.name, self.filter.member)
+        self._known = (position, time.monotonic()) if trust else None
+        return position
 
     def reset(
         self,
@@ -296,6 +327,7 @@ class Subscription:
             InvalidArgumentError: *to* is not a `LogPosition` or ``None``.
         """
         check_log_position(to)
+        self._known = None
         work = None
         if on_reset is not None:
             reset_hook = on_reset
@@ -420,6 +452,8 @@ class Subscription:
             if lock.alive():
                 return lock
             _log.warning("subscription %r lost its lock; standing by", self.name)
+        # Another runner may have moved the checkpoint while this one had no lock.
+        self._known = None
         lock = self.store._lock_subscription(self.name, self.filter.member)
         self._state = (
             SubscriptionState.STANDBY if lock is None else SubscriptionState.RUNNING

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import select
+import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import psycopg
@@ -33,22 +35,38 @@ __all__ = ["AsyncAdvisoryLock", "AsyncListener", "AsyncSubscriptionHooks"]
 
 _Connection = psycopg.AsyncConnection[Any]
 
+LOCK_PROBE_EVERY: Final = 0.5
+"""Most seconds between two round trips that check a subscription lock's session."""
+
 
 @attrs.define
 class AsyncAdvisoryLock:
     """A subscription's session advisory lock, held on a connection of its own."""
 
     conn: _Connection
+    probed_at: float = attrs.field(factory=time.monotonic)
 
     async def alive(self) -> bool:
-        """Whether the session, and so the lock, still lives: one round trip."""
+        """
+        Whether the session, and so the lock, still lives.
+
+        One round trip at most every `LOCK_PROBE_EVERY` seconds; between
+        them a look at the socket, which costs none: the session idles, so
+        the server sends it nothing unless it ends it (a terminated backend,
+        a shutdown, a timeout), and whatever came is checked at once.
+        """
         if self.conn.closed:
             return False
+        if time.monotonic() - self.probed_at < LOCK_PROBE_EVERY and not _readable(
+            self.conn
+        ):
+            return True
         try:
             await self.conn.execute(b"SELECT 1")
         except psycopg.Error:
             await self.release()
             return False
+        self.probed_at = time.monotonic()
         return True
 
     async def release(self) -> None:
@@ -308,6 +326,15 @@ class AsyncSubscriptionHooks:
             raise SubscriptionConflictError(name, member, expected, actual)
 
     # --- lifecycle -----------------------------------------------------
+
+
+def _readable(conn: _Connection) -> bool:
+    """Whether the server sent *conn* something: a look at its socket that waits for nothing."""
+    try:
+        ready, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True  # no socket to look at: let the round trip tell
+    return bool(ready)
 
 
 def _unpark_params(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from psycopg import sql
 
 from eventstore import (
     AsyncSubscription,
+    LogPosition,
     NewEvent,
     RecordedEvent,
     Subscription,
@@ -511,3 +513,112 @@ def test_a_relaxed_checkpoint_move_commits_asynchronously_and_leaves_the_session
         assert conn.execute(relaxed, params).fetchall() == [(1,)]
         assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
         assert store._load_checkpoint("relaxed", "") == log[0].position
+
+
+def _holds(handled: list[RecordedEvent], count: int) -> bool:
+    return len(handled) >= count
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
+def test_a_running_follower_reads_its_checkpoint_from_the_store_once_per_poll(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = make_store()
+    loads: list[float] = []
+    load = store._load_checkpoint
+
+    def counted(name: str, member: str) -> LogPosition | None:
+        loads.append(time.monotonic())
+        return load(name, member)
+
+    monkeypatch.setattr(store, "_load_checkpoint", counted)
+    handled: list[RecordedEvent] = []
+    # Woken by every append, it makes many passes inside one long poll.
+    follower = Subscription(store, "remembers", handled.extend, poll_interval=30.0)
+    thread, stop = _follow_in_thread(follower)
+    try:
+        _wait_until(
+            lambda: _listener_pid(postgres_dsn, postgres_schema) is not None,
+            "the follower never listened",
+        )
+        for n in range(8):
+            store.append("s", [NewEvent("t", {"n": n})])
+            _wait_until(functools.partial(_holds, handled, n + 1), f"no event {n}")
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE)
+    assert [e.data["n"] for e in handled] == list(range(8))
+    # Its own moves it knows; the store was read once, as the lock was taken.
+    assert len(loads) == 1, loads
+    assert store._load_checkpoint("remembers", "") == handled[-1].position
+
+
+def test_a_reset_from_elsewhere_reaches_a_running_follower_by_its_next_poll(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    store = make_store()
+    handled: list[RecordedEvent] = []
+    follower = Subscription(store, "replayed", handled.extend, poll_interval=0.1)
+    thread, stop = _follow_in_thread(follower)
+    try:
+        store.append("s", [NewEvent("t", {"n": n}) for n in range(5)])
+        _wait_until(lambda: len(handled) == 5, "the first delivery never came")
+        # Another process's object of the same name, with no lock: the log
+        # stays quiet, so no move of the runner's meets the reset.
+        Subscription(make_store(), "replayed", lambda events: None).reset()
+        _wait_until(lambda: len(handled) == 10, "the replay never came")
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE)
+    assert [e.data["n"] for e in handled] == [0, 1, 2, 3, 4] * 2
+
+
+def _lock_backend(dsn: str, pid: int) -> tuple[object, ...] | None:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT state_change FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+
+
+def test_a_locks_session_is_probed_without_a_round_trip_until_the_server_ends_it(
+    make_store: Callable[..., PostgresEventStore], postgres_dsn: str
+) -> None:
+    store = make_store()
+    lock = store._lock_subscription("probed", "")
+    assert lock is not None
+    try:
+        pid = lock.conn.info.backend_pid
+        before = _lock_backend(postgres_dsn, pid)
+        # As if it had just made its round trip: only the socket can tell.
+        lock.probed_at = time.monotonic() + 3600
+        assert all(lock.alive() for _ in range(20))
+        # No statement ran on the session: its state never changed.
+        assert _lock_backend(postgres_dsn, pid) == before
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        _wait_until(
+            lambda: _lock_backend(postgres_dsn, pid) is None,
+            "the lock's backend never ended",
+        )
+        assert not lock.alive()
+        assert lock.conn.closed
+    finally:
+        lock.release()
+    # A live lock past its probe interval makes its round trip, and stays held.
+    again = store._lock_subscription("probed", "")
+    assert again is not None
+    try:
+        again.probed_at = time.monotonic() - 3600
+        assert again.alive()
+        assert again.probed_at > time.monotonic() - 60
+    finally:
+        again.release()

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import psycopg
 
-__all__ = ["Row", "execute", "fetchall", "in_transaction"]
+__all__ = [
+    "CHUNK_ROWS",
+    "Row",
+    "execute",
+    "fetch_streamed",
+    "fetchall",
+    "in_transaction",
+]
 
 _Connection = psycopg.AsyncConnection[Any]
 Row = tuple[Any, ...]
+_T = TypeVar("_T")
+
+CHUNK_ROWS: Final = 100
+"""Rows per chunk of a streamed result (50 to 200 measured the same)."""
+
+_CHUNKED: Final = psycopg.capabilities.has_stream_chunked()
+"""Whether libpq streams results in chunks (version 17 and later)."""
 
 
 def in_transaction(conn: _Connection) -> AbstractAsyncContextManager[Any]:
@@ -25,6 +40,29 @@ async def fetchall(conn: _Connection, query: bytes, params: Any) -> list[Row]:
     async with in_transaction(conn):
         cursor = await conn.execute(query, params, prepare=True, binary=True)
         return await cursor.fetchall()
+
+
+async def fetch_streamed(
+    conn: _Connection, query: bytes, params: Any, map_row: Callable[[Row], _T]
+) -> list[_T]:
+    """
+    Run *query* and map its rows with *map_row* as they arrive, chunk by chunk.
+
+    A long page is mapped while the server still produces and sends the
+    rest of it, on the other core, instead of after its last row: 1,000
+    rows of the log in 9.3 us a row against 11.7 for `fetchall` and
+    mapping after it, 6.1 against 9.5 for 2,000. A streamed statement is
+    not prepared, so it costs about 130 us more in all, which a page of
+    300 rows or more earns back (`streams`). With a libpq older than 17,
+    which cannot stream in chunks, the rows are fetched whole, then mapped.
+    """
+    if not _CHUNKED:
+        return [map_row(row) for row in await fetchall(conn, query, params)]
+    async with in_transaction(conn):
+        cursor = conn.cursor(binary=True)
+        return [
+            map_row(row) async for row in cursor.stream(query, params, size=CHUNK_ROWS)
+        ]
 
 
 async def execute(conn: _Connection, query: bytes, params: Any) -> None:

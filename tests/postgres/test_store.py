@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,11 +20,12 @@ from eventstore import (
     HealthStatus,
     NewEvent,
     PoolExhaustedError,
+    RecordedEvent,
     Snapshot,
     StoreTimeoutError,
     StoreUnavailableError,
 )
-from eventstore.postgres import PoolConfig, PostgresEventStore
+from eventstore.postgres import PoolConfig, PostgresEventStore, _queries
 from eventstore.postgres import store as store_module
 from eventstore.testing.logwait import wait_for_position
 
@@ -315,6 +317,53 @@ def test_read_stream_pages_through_a_long_stream_in_both_directions(
         range(1, 502)
     )
     assert list(store.read_stream("long", from_version=total + 1)) == []
+
+
+def _prepared(store: PostgresEventStore, statement: bytes) -> bool:
+    """Whether the pooled session of *store* holds *statement* prepared."""
+    # psycopg sends %(name)s as $1, $2... numbered by first appearance.
+    names: dict[str, str] = {}
+    text = re.sub(
+        rb"%\((\w+)\)s",
+        lambda m: names.setdefault(m[1].decode(), f"${len(names) + 1}").encode(),
+        statement,
+    ).decode()
+    with store.pool.connection() as conn:
+        rows = conn.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+    return any(row[0] == text for row in rows)
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["libpq-17", "older-libpq"])
+def test_long_pages_are_streamed_and_read_the_same_as_short_ones(
+    make_store: Callable[..., PostgresEventStore],
+    monkeypatch: pytest.MonkeyPatch,
+    chunked: bool,
+) -> None:
+    # With a libpq older than 17, which cannot stream in chunks, long pages
+    # are fetched whole: the same events either way.
+    monkeypatch.setattr(_queries, "_CHUNKED", chunked)
+    store = make_store(min_size=1, max_size=1)
+    for start in range(0, 2500, 500):
+        store.append("long", _events(500, f"{start}-"))
+        store.append(f"other-{start}", _events(3, f"{start}-"))
+    log = store.read_all(limit=5000)  # streamed: asked for 300 rows or more
+    assert _prepared(store, store._sql.read_all_first) is not chunked
+    assert [e.data["n"] for e in log if e.stream_id == "long"] == [
+        f"{start}-{i}" for start in range(0, 2500, 500) for i in range(500)
+    ]
+    # Short pages, prepared and fetched whole, walk the same log.
+    paged: list[RecordedEvent] = []
+    while page := store.read_all(paged[-1].position if paged else None, limit=299):
+        paged.extend(page)
+    assert _prepared(store, store._sql.read_all_after)
+    assert paged == log
+    assert list(store.read_all(log[100].position, limit=1000)) == log[101:1101]
+    # A long stream's first page is prepared; the full pages after it stream.
+    whole = [e for e in log if e.stream_id == "long"]
+    assert list(store.read_stream("long")) == whole
+    assert list(store.read_stream("long", backwards=True)) == whole[::-1]
+    assert _prepared(store, store._sql.stream_first_forwards)
+    assert _prepared(store, store._sql.stream_page_forwards) is not chunked
 
 
 def test_read_stream_stops_where_the_stream_ended_at_the_call(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
+import attrs
 import pytest
 
-from eventstore import ExpectedVersion, HealthStatus, LogPosition
+from eventstore import ExpectedVersion, HealthStatus, LogPosition, RecordedEvent
 from eventstore._validation import EncodedAppend, EncodedEvent
 from eventstore.health import PoolMetrics
 from eventstore.postgres import _sql
@@ -101,3 +103,23 @@ def test_only_the_stream_version_key_is_the_backstop(
     table: str | None, constraint: str | None, clash: bool
 ) -> None:
     assert _sql.is_stream_version_clash(table, constraint) is clash
+
+
+def test_row_mappers_build_the_same_event_as_its_constructor() -> None:
+    event_id = uuid.UUID(int=7)
+    at = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    paris = at.astimezone(timezone(timedelta(hours=1)))
+    expected = RecordedEvent(
+        "s", 3, LogPosition(9, 4), "t", {"n": 1}, {}, event_id, 2, at
+    )
+    row = (3, 9, 4, "t", '{"n": 1}', "{}", event_id, 2, paris)
+    for event in (
+        _sql.stream_event_from_row("s", row),
+        _sql.event_from_row(("s", *row)),
+    ):
+        # Every field set, equal to the constructor's, still frozen.
+        assert event == expected
+        assert repr(event) == repr(expected)
+        assert event.recorded_at.tzinfo is UTC
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            event.version = 4  # type: ignore[misc]

@@ -57,8 +57,9 @@ def test_callers_may_still_pass_any_uuid() -> None:
 
 
 def test_recorded_event_fields_keep_the_order_both_backends_build_them_in() -> None:
-    # InMemoryEventStore and the PostgreSQL row mapping call RecordedEvent
-    # positionally, for speed; reordering its fields must fail here first.
+    # InMemoryEventStore calls RecordedEvent positionally, for speed, and the
+    # PostgreSQL row mapping sets its slots in this order; reordering its
+    # fields must fail here first.
     assert [field.name for field in attrs.fields(RecordedEvent)] == [
         "stream_id",
         "version",

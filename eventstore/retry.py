@@ -146,11 +146,23 @@ class RetryPolicy:
             What *fn* returned.
         """
         attempts = _Attempts(retry_on, on_error)
+        attempts.number = 1
+        # The first attempt runs bare: most calls succeed at once, and
+        # tenacity's machinery costs more than a call of *fn* often does.
+        try:
+            return fn()
+        except retry_on as exc:
+            attempts.failed(exc)
+            first: BaseException | None = exc
         retrying = tenacity.Retrying(
             sleep=self.sleep, **self._tenacity(retry_on, give_up_on)
         )
 
         def attempt() -> T:
+            nonlocal first
+            if first is not None:  # attempt 1 again, for tenacity to judge
+                error, first = first, None
+                raise error
             attempts.number += 1
             try:
                 return fn()
@@ -190,11 +202,21 @@ class RetryPolicy:
             What *fn()* returned.
         """
         attempts = _Attempts(retry_on, on_error)
+        attempts.number = 1
+        try:  # bare, as in `call`
+            return await fn()
+        except retry_on as exc:
+            attempts.failed(exc)
+            first: BaseException | None = exc
         retrying = tenacity.AsyncRetrying(
             sleep=self.async_sleep, **self._tenacity(retry_on, give_up_on)
         )
 
         async def attempt() -> T:
+            nonlocal first
+            if first is not None:  # attempt 1 again, for tenacity to judge
+                error, first = first, None
+                raise error
             attempts.number += 1
             try:
                 return await fn()

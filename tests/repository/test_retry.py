@@ -206,3 +206,50 @@ def test_a_conflict_raised_by_the_host_command_itself_is_not_retried(
     assert caught.value.attempts is None
     assert runs == [1]
     assert store.stream_version("counter-c1") == 1
+
+
+def test_every_attempt_is_reported_and_a_give_up_error_ends_at_the_first() -> None:
+    sleeps: list[float] = []
+    policy = RetryPolicy(max_retries=2, jitter=False, sleep=sleeps.append)
+    seen: list[tuple[int, BaseException]] = []
+    with pytest.raises(ConcurrencyError) as caught:
+        policy.call(AlwaysConflicting(), on_error=lambda exc, n: seen.append((n, exc)))
+    assert [(n, getattr(exc, "actual", None)) for n, exc in seen] == [
+        (1, 2),
+        (2, 3),
+        (3, 4),
+    ]
+    assert sleeps == [0.05, 0.1]
+    assert caught.value.attempts == 3
+
+    class Refused(ConcurrencyError):
+        pass
+
+    def refuse() -> None:
+        raise Refused("s", 0, 1)
+
+    sleeps.clear()
+    with pytest.raises(Refused):
+        policy.call(refuse, give_up_on=(Refused,))
+    assert sleeps == []
+
+
+async def test_acall_retries_as_call_does_and_returns_the_success() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    policy = RetryPolicy(max_retries=3, jitter=False, async_sleep=sleep)
+    conflicting = AlwaysConflicting()
+
+    async def flaky() -> str:
+        if conflicting.calls < 2:
+            conflicting()
+        return "done"
+
+    seen: list[int] = []
+    assert await policy.acall(flaky, on_error=lambda exc, n: seen.append(n)) == "done"
+    assert (seen, slept, conflicting.calls) == ([1, 2], [0.05, 0.1], 2)
+    assert await policy.acall(flaky) == "done"  # at once: no wait
+    assert slept == [0.05, 0.1]

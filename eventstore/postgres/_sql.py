@@ -571,17 +571,9 @@ _new_event = object.__new__
 
 def event_from_row(row: Sequence[Any]) -> RecordedEvent:
     """Map a row of the event columns to a `RecordedEvent`."""
-    event: RecordedEvent = _new_event(RecordedEvent)
-    _set_stream_id(event, row[0])
-    _set_version(event, row[1])
-    _set_position(event, _new_tuple(LogPosition, (row[2], row[3])))
-    _set_type(event, row[4])
-    _set_data(event, load_json(row[5]))
-    _set_metadata(event, load_json(row[6]))
-    _set_event_id(event, row[7])
-    _set_schema_version(event, row[8])
-    _set_recorded_at(event, at if (at := row[9]).tzinfo is UTC else at.astimezone(UTC))
-    return event
+    # The stream id first, then the stream event columns (a slice: ~1% of a
+    # log read, against a second copy of the mapping).
+    return stream_event_from_row(row[0], row[1:])
 
 
 def stream_event_from_row(stream_id: str, row: Sequence[Any]) -> RecordedEvent:

@@ -326,7 +326,12 @@ class SubscriptionHooks:
 def _readable(conn: _Connection) -> bool:
     """Whether the server sent *conn* something: a look at its socket that waits for nothing."""
     try:
-        ready, _, _ = select.select([conn.fileno()], [], [], 0)
+        fileno = conn.fileno()
+        if hasattr(select, "poll"):  # select.select refuses descriptors past 1023
+            poller = select.poll()
+            poller.register(fileno, select.POLLIN)
+            return bool(poller.poll(0))
+        ready, _, _ = select.select([fileno], [], [], 0)
     except (OSError, ValueError, psycopg.Error):
         return True  # no socket to look at: let the round trip tell
     return bool(ready)

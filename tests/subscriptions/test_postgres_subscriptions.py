@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import resource
 import threading
 import time
 import uuid
@@ -628,3 +630,40 @@ def test_a_locks_session_is_probed_without_a_round_trip_until_the_server_ends_it
         assert again.probed_at > time.monotonic() - 60
     finally:
         again.release()
+
+
+def test_a_lock_on_a_descriptor_past_1023_is_probed_by_its_socket_too(
+    make_store: Callable[..., PostgresEventStore], postgres_dsn: str
+) -> None:
+    # A busy service has more than 1,024 files open; select() would refuse
+    # the lock's socket, and every check would become a round trip.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert hard >= 1200, "the host allows too few open files for this test"
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    store = make_store()
+    fillers: list[int] = []
+    try:
+        while len(fillers) < 1100 and (fillers[-1] if fillers else 0) < 1030:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+        lock = store._lock_subscription("far", "")
+        assert lock is not None
+        try:
+            assert lock.conn.fileno() > 1023
+            pid = lock.conn.info.backend_pid
+            before = _lock_backend(postgres_dsn, pid)
+            lock.probed_at = time.monotonic() + 3600
+            assert all(lock.alive() for _ in range(5))
+            assert _lock_backend(postgres_dsn, pid) == before
+            with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            _wait_until(
+                lambda: _lock_backend(postgres_dsn, pid) is None,
+                "the lock's backend never ended",
+            )
+            assert not lock.alive()
+        finally:
+            lock.release()
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

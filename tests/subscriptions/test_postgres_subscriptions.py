@@ -30,6 +30,7 @@ from eventstore.postgres import (
     _reading,
     _sql,
 )
+from eventstore.postgres._subscriptions import AdvisoryLock
 from tests import server_faults
 
 pytestmark = pytest.mark.postgres
@@ -597,6 +598,25 @@ def _lock_backend(dsn: str, pid: int) -> tuple[object, ...] | None:
         ).fetchone()
 
 
+def _probe_by_socket_until_terminated(
+    lock: AdvisoryLock, dsn: str, checks: int
+) -> None:
+    """Check *lock* within its probe interval, then after its backend ends."""
+    pid = lock.conn.info.backend_pid
+    before = _lock_backend(dsn, pid)
+    # As if it had just made its round trip: only the socket can tell.
+    lock.probed_at = time.monotonic() + 3600
+    assert all(lock.alive() for _ in range(checks))
+    # No statement ran on the session: its state never changed.
+    assert _lock_backend(dsn, pid) == before
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    _wait_until(
+        lambda: _lock_backend(dsn, pid) is None, "the lock's backend never ended"
+    )
+    assert not lock.alive()
+
+
 def test_a_locks_session_is_probed_without_a_round_trip_until_the_server_ends_it(
     make_store: Callable[..., PostgresEventStore], postgres_dsn: str
 ) -> None:
@@ -604,20 +624,7 @@ def test_a_locks_session_is_probed_without_a_round_trip_until_the_server_ends_it
     lock = store._lock_subscription("probed", "")
     assert lock is not None
     try:
-        pid = lock.conn.info.backend_pid
-        before = _lock_backend(postgres_dsn, pid)
-        # As if it had just made its round trip: only the socket can tell.
-        lock.probed_at = time.monotonic() + 3600
-        assert all(lock.alive() for _ in range(20))
-        # No statement ran on the session: its state never changed.
-        assert _lock_backend(postgres_dsn, pid) == before
-        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        _wait_until(
-            lambda: _lock_backend(postgres_dsn, pid) is None,
-            "the lock's backend never ended",
-        )
-        assert not lock.alive()
+        _probe_by_socket_until_terminated(lock, postgres_dsn, checks=20)
         assert lock.conn.closed
     finally:
         lock.release()
@@ -649,18 +656,7 @@ def test_a_lock_on_a_descriptor_past_1023_is_probed_by_its_socket_too(
         assert lock is not None
         try:
             assert lock.conn.fileno() > 1023
-            pid = lock.conn.info.backend_pid
-            before = _lock_backend(postgres_dsn, pid)
-            lock.probed_at = time.monotonic() + 3600
-            assert all(lock.alive() for _ in range(5))
-            assert _lock_backend(postgres_dsn, pid) == before
-            with psycopg.connect(postgres_dsn, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            _wait_until(
-                lambda: _lock_backend(postgres_dsn, pid) is None,
-                "the lock's backend never ended",
-            )
-            assert not lock.alive()
+            _probe_by_socket_until_terminated(lock, postgres_dsn, checks=5)
         finally:
             lock.release()
     finally:

@@ -1,9 +1,10 @@
 """
 The private cattrs converter and the hooks it uses for each kind of field.
 
-cattrs generates one (un)structure function per attrs class
-(`cattrs.gen.make_dict_unstructure_fn` / `make_dict_structure_fn`); every field
-gets a strict hook built here from its `_types` node. Strict means a value of
+Each attrs class gets one generated unstructure and one structure function
+(`_codegen`, with cattrs' `make_dict_structure_fn` behind the structure one for
+payloads that leave fields to their defaults); every field gets a strict hook
+built here from its `_types` node, inlined there for the common kinds. Strict means a value of
 the wrong class is refused at encode rather than written and found unreadable
 later. Hooks raise `LeafError`; the registry catches it and walks the object
 once more (the slow path) to name the field in its error message.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
-import json
 import math
 import uuid
 from collections.abc import Callable
@@ -23,8 +23,13 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, override
 
+from eventstore.serialization._codegen import (
+    generate_structure,
+    generate_unstructure,
+    sort_items,
+)
 from eventstore.serialization._types import (
     AttrsNode,
     DictNode,
@@ -248,18 +253,6 @@ _JSON_KIND_OF_CLASS: dict[type, str] = {
 }
 
 
-def _json_key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
-def _sorted(items: list[Any]) -> list[Any]:
-    try:
-        items.sort()
-    except TypeError:  # mixed kinds (a union) or objects: order by their JSON
-        items.sort(key=_json_key)
-    return items
-
-
 class Codec:
     """
     Build and cache the unstructure/structure functions of attrs classes.
@@ -299,26 +292,11 @@ class Codec:
             return self._unstructure[cls](value)
 
         self._unstructure[cls] = forward
-        overrides = {}
-        for field in node.fields:
-            if field.transient:
-                overrides[field.name] = override(omit=True)
-            else:
-                overrides[field.name] = override(
-                    unstruct_hook=self._unstructure_hook(field.node)
-                )
-        generated: Callable[[Any], Any] = make_dict_unstructure_fn(
-            cls,
-            self.converter,
-            _cattrs_include_init_false=True,
-            **overrides,  # type: ignore[arg-type] # cattrs types **kwargs as its option flags' union
-        )
 
-        def checked(value: Any) -> Any:
-            if value.__class__ is cls:
-                return generated(value)
+        def wrong_class(value: Any) -> Any:
             raise _fail(f"expected {cls.__qualname__}", value)
 
+        checked = generate_unstructure(node, self._unstructure_hook, wrong_class)
         self._unstructure[cls] = checked
         self.converter.register_unstructure_hook(cls, checked)
         return checked
@@ -351,7 +329,7 @@ class Codec:
                 def u_set(value: Any) -> Any:
                     # Sorted, so equal sets always give equal payloads.
                     if value.__class__ is frozenset:
-                        return _sorted([item(element) for element in value])
+                        return sort_items([item(element) for element in value])
                     raise _fail("expected frozenset", value)
 
                 return u_set
@@ -457,14 +435,19 @@ class Codec:
             structure = structure_late
 
         else:
-            # The generated function itself: one call less per nested object.
-            # A non-dict fails inside it, and the registry's slow path names
-            # the field.
-            structure = generated
+            # A non-dict fails inside the cattrs function, and the registry's
+            # slow path names the field.
+            structure = generate_structure(
+                node, self._structure_hook, self._enum_members, generated
+            )
 
         self._structure[cls] = structure
         self.converter.register_structure_hook(cls, structure)
         return structure
+
+    @staticmethod
+    def _enum_members(node: EnumNode) -> dict[Any, Any]:
+        return {member._value_: member for member in node.cls}
 
     def _structure_hook(self, node: Node) -> Structure:  # noqa: PLR0911 - one branch per kind
         if isinstance(node, LeafNode):
@@ -477,7 +460,7 @@ class Codec:
 
             # A dict lookup: EnumType.__call__ costs ~1 us. The class check
             # first, since True == 1 would find the member of value 1.
-            members = {member._value_: member for member in enum_cls}
+            members = self._enum_members(node)
 
             def s_enum(value: Any, _: Any = None) -> Any:
                 if value.__class__ is value_class:

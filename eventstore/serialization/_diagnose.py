@@ -105,9 +105,12 @@ def decode_problem(node: Node, data: Any, path: str) -> str | None:  # noqa: PLR
             return f"{path}: {exc}"
         return None
     if isinstance(node, EnumNode):
-        try:
-            node.cls(data)
-        except ValueError:
+        # The decoder's own test: the exact JSON class first, since the enum
+        # itself takes true for a member of value 1.
+        value_class = str if node.json_kind == "string" else int
+        if data.__class__ is not value_class or all(
+            member._value_ != data for member in node.cls
+        ):
             return f"{path}: {data!r} is not a value of {node.cls.__qualname__}"
         return None
     if isinstance(node, AttrsNode):

@@ -185,26 +185,36 @@ def _s_decimal(value: Any, _: Any = None) -> Any:
 
 
 _new_object = object.__new__
-_set = object.__setattr__
 _UUID = uuid.UUID
+# The slots' own descriptors: object.__setattr__ (UUID refuses plain
+# assignment) looks the name up on every call.
+_set_uuid_int = vars(_UUID)["int"].__set__
+_set_uuid_is_safe = vars(_UUID)["is_safe"].__set__
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_from_hex = bytes.fromhex
+_from_bytes = int.from_bytes
 
 
 def _s_uuid(value: Any, _: Any = None) -> Any:
-    # uuid.UUID(text) is pure Python and costs ~1.4 us; this canonical-form
-    # fast path builds the same object in a third of that.
+    # uuid.UUID(text) is pure Python and costs ~0.75 us; this canonical-form
+    # fast path builds the same object in ~0.45. bytes.fromhex refuses
+    # anything but hex digits, save whitespace between pairs, which would
+    # leave fewer than 16 bytes.
     if (
         value.__class__ is str
         and len(value) == 36
         and value[8] == value[13] == value[18] == value[23] == "-"
     ):
-        digits = value.replace("-", "")
-        if len(digits) == 32 and _HEX_DIGITS.issuperset(digits):
-            result = _new_object(_UUID)
-            _set(result, "int", int(digits, 16))
-            _set(result, "is_safe", _SAFE_UNKNOWN)
-            return result
+        try:
+            raw = _from_hex(value.replace("-", ""))
+        except ValueError:
+            pass
+        else:
+            if len(raw) == 16:
+                result = _new_object(_UUID)
+                _set_uuid_int(result, _from_bytes(raw))
+                _set_uuid_is_safe(result, _SAFE_UNKNOWN)
+                return result
     raise _fail("expected a UUID as a JSON string (8-4-4-4-12 hex digits)", value)
 
 

@@ -208,3 +208,34 @@ def test_a_bad_value_is_refused_at_encode_with_its_path(
 ) -> None:
     with pytest.raises(SerializationError, match=message):
         registry.encode(attrs.evolve(shaped(), **changes))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0x345678-1234-1234-1234-123456789abc",  # int(_, 16) would take these
+        "1_345678-1234-1234-1234-123456789abc",
+        "+2345678-1234-1234-1234-123456789abc",
+        " 2345678-1234-1234-1234-123456789abc",
+        "12 45678-1234-1234-1234-123456789abc",  # bytes.fromhex skips spaces
+        "12345678-1234-1234-1234-123456789abg",
+        "12345678-1234-1234-1234-123456789abé",
+        "123456781234-1234-1234-123456789abc-",
+    ],
+)
+def test_only_canonical_hex_uuids_are_read(registry: Registry, text: str) -> None:
+    data = registry.encode(deep()).data
+    data["d2"]["d3"]["id"] = text
+    with pytest.raises(SerializationError, match=r"D1\.d2\.d3\.id: expected a UUID"):
+        registry.decode("deep", 1, data)
+
+
+def test_uuids_read_in_any_case_equal_the_stdlib_ones(registry: Registry) -> None:
+    for _ in range(200):
+        ident = uuid.uuid4()
+        for text in (str(ident), str(ident).upper()):
+            data = registry.encode(deep()).data
+            data["d2"]["d3"]["id"] = text
+            read = registry.decode("deep", 1, data).d2.d3.id
+            assert (type(read), read, hash(read)) == (uuid.UUID, ident, hash(ident))
+            assert read.is_safe is uuid.SafeUUID.unknown

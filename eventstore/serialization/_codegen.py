@@ -66,6 +66,7 @@ class _Namespace:
             "_datetime": _dt.datetime,
             "_date": _dt.date,
             "_isfinite": math.isfinite,
+            "_new": object.__new__,
             "_parse_datetime": _dt.datetime.fromisoformat,
             "_parse_date": _dt.date.fromisoformat,
         }
@@ -299,6 +300,40 @@ def generate_structure(
     )
 
 
+def _slot_setters(node: AttrsNode) -> dict[str, Any] | None:
+    """
+    Return the slot descriptors' setters of a class whose ``__init__`` does nothing else.
+
+    attrs' ``__init__`` of a frozen class sets each field through
+    ``object.__setattr__``, which looks the name up each time; a class whose
+    ``__init__`` is attrs' own, with no validators, converters, pre- or
+    post-init hooks and no slots but its fields' (a cached hash adds one), is
+    built the same way by setting its slots directly.
+    """
+    cls = node.cls
+    code = getattr(cls.__dict__.get("__init__"), "__code__", None)
+    fields = attrs.fields(cls)
+    slots = {
+        name
+        for klass in cls.__mro__
+        for name in klass.__dict__.get("__slots__", ())
+        if name != "__weakref__"
+    }
+    if (
+        code is None
+        or not code.co_filename.startswith("<attrs generated ")
+        or code.co_name != "__init__"
+        or "__slots__" not in cls.__dict__
+        or hasattr(cls, "__attrs_pre_init__")
+        or hasattr(cls, "__attrs_post_init__")
+        or slots != {field.name for field in fields}
+        or any(f.validator is not None or f.converter is not None for f in fields)
+        or any(field.transient or not field.init for field in node.fields)
+    ):
+        return None
+    return {field.name: getattr(cls, field.name).__set__ for field in fields}
+
+
 @attrs.define
 class _StructureWriter:
     """Writes the statements and expressions of one structure function."""
@@ -320,6 +355,7 @@ class _StructureWriter:
         reads: list[str] = []
         build: list[str] = []
         args = []
+        values = []
         keyword = False  # once a field is left out, the rest go by keyword
         for field in node.fields:
             if field.transient:
@@ -336,7 +372,17 @@ class _StructureWriter:
             args.append(
                 f"{field.alias}={expr}" if keyword or field.attribute.kw_only else expr
             )
-        call = f"{self.ns.ref(node.cls, 'cls')}({', '.join(args)})"
+            values.append((field.name, expr))
+        setters = _slot_setters(node)
+        if setters is None:
+            call = f"{self.ns.ref(node.cls, 'cls')}({', '.join(args)})"
+        else:
+            call = self.ns.local("o")
+            build.append(f"{indent}{call} = _new({self.ns.ref(node.cls, 'cls')})")
+            build += [
+                f"{indent}{self.ns.ref(setters[name], 'set')}({call}, {expr})"
+                for name, expr in values
+            ]
         return reads, build, call
 
     def in_place(

@@ -13,6 +13,7 @@ import datetime as dt
 import enum
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import attrs
 import pytest
@@ -204,7 +205,7 @@ def test_a_bad_value_deep_down_is_named_with_its_whole_path(
     ],
 )
 def test_a_bad_value_is_refused_at_encode_with_its_path(
-    registry: Registry, changes: dict[str, object], message: str
+    registry: Registry, changes: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(SerializationError, match=message):
         registry.encode(attrs.evolve(shaped(), **changes))
@@ -239,3 +240,113 @@ def test_uuids_read_in_any_case_equal_the_stdlib_ones(registry: Registry) -> Non
             read = registry.decode("deep", 1, data).d2.d3.id
             assert (type(read), read, hash(read)) == (uuid.UUID, ident, hash(ident))
             assert read.is_safe is uuid.SafeUUID.unknown
+
+
+# Classes whose __init__ does more than set slots: the decoder must call it.
+
+
+@attrs.frozen
+class Validated:
+    count: int = attrs.field(validator=attrs.validators.ge(0))
+
+
+def _upper(text: str) -> str:
+    return text.upper()
+
+
+@attrs.frozen
+class Converted:
+    code: str = attrs.field(converter=_upper)
+
+
+@attrs.frozen
+class PostInit:
+    low: int
+    high: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError("low above high")
+
+
+@attrs.frozen(cache_hash=True)
+class CachedHash:
+    name: str
+
+
+@attrs.define(slots=False)
+class DictBacked:
+    name: str
+
+
+@attrs.frozen
+class Base:
+    a: int
+
+
+@attrs.frozen
+class Derived(Base):
+    b: str
+
+
+@attrs.frozen
+class Holder:
+    validated: Validated
+    converted: Converted
+    post_init: PostInit
+    cached: CachedHash
+    dict_backed: DictBacked
+    derived: Derived
+
+
+def holder() -> Holder:
+    return Holder(
+        Validated(3),
+        Converted("abc"),
+        PostInit(1, 2),
+        CachedHash("n"),
+        DictBacked("d"),
+        Derived(1, "b"),
+    )
+
+
+@pytest.fixture
+def holders() -> Registry:
+    registry = Registry()
+    registry.add(Holder, "holder")
+    registry.add(Derived, "derived")
+    return registry
+
+
+def test_objects_built_without_init_equal_constructed_ones(holders: Registry) -> None:
+    payload = holders.encode(holder())
+    decoded = holders.decode("holder", 1, payload.data)
+    assert decoded == holder()
+    assert hash(decoded.derived) == hash(Derived(1, "b"))
+    assert hash(decoded.cached) == hash(CachedHash("n"))  # its cache slot set
+    assert decoded.derived == Derived(1, "b")
+    assert holders.decode("derived", 1, {"a": 5, "b": "x"}) == Derived(5, "x")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        setattr(decoded.derived, "b", "changed")  # noqa: B010 - the frozen class's own __setattr__
+
+
+def test_converters_run_at_decode(holders: Registry) -> None:
+    data = holders.encode(holder()).data
+    data["converted"]["code"] = "xyz"
+    assert holders.decode("holder", 1, data).converted == Converted("XYZ")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("validated", {"count": -1}, r"must be >= 0"),
+        ("post_init", {"low": 3, "high": 2}, r"low above high"),
+    ],
+)
+def test_validators_and_post_init_hooks_run_at_decode(
+    holders: Registry, key: str, value: dict[str, int], message: str
+) -> None:
+    data = holders.encode(holder()).data
+    data[key] = value
+    with pytest.raises(SerializationError, match=message):
+        holders.decode("holder", 1, data)

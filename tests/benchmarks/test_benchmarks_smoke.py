@@ -278,3 +278,26 @@ def test_a_workload_that_makes_several_results_runs_once_for_all_of_them(
     assert [r.name for r in results] == ["second", "fourth"]
     assert calls == ["pair", "broken"]
     assert results[1].check_error == "RuntimeError: boom"
+
+
+@pytest.mark.postgres
+def test_read_ceiling_probe_times_every_side_with_the_collector_on_and_off(
+    postgres_dsn: str,
+) -> None:
+    from benchmarks import read_ceiling  # noqa: PLC0415  # needs the bench extra
+
+    table = read_ceiling.measure(postgres_dsn, rounds=1)
+    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| fetch",
+        "| fetch + decode data",
+        "| eventstore",
+        "| eventsourcing",
+    ]
+    for row in rows:
+        figures = [float(cell) for cell in row.strip("| ").split(" | ")[1:]]
+        assert len(figures) == 4
+        assert all(figure > 0 for figure in figures), row
+    assert rows[3].endswith("| 1.00 | " + rows[3].split(" | ")[3] + " | 1.00 |")
+    assert "collector during eventstore's reads" in table
+    assert "collector during eventsourcing's reads" in table

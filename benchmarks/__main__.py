@@ -265,6 +265,13 @@ def _print_async_notes(results: list[AsyncResult], loop: str) -> None:
                 f"(target >= {asyncs.TASKS_TARGET:g}: "
                 f"{'met' if threads >= asyncs.TASKS_TARGET else 'NOT met'})"
             )
+        driver = result.notes.get("baseline_vs_append_8_threads_baseline")
+        if driver is not None:
+            print(
+                f"- the same for plain psycopg: the async baseline's {result.name} / "
+                f"the baseline's append_8_threads: {driver:.2f} (the driver's own "
+                "async / sync ratio for this work, not judged)"
+            )
 
 
 def _print_notes(

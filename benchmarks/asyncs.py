@@ -659,4 +659,10 @@ def relate(results: list[Result]) -> dict[str, Any]:
         tasks_result.notes["vs_append_8_threads"] = ratio
         summary[tasks_result.name]["vs_append_8_threads"] = ratio
         summary[tasks_result.name]["met_vs_append_8_threads"] = ratio >= TASKS_TARGET
+        if tasks_result.baseline is not None and threads_result.baseline is not None:
+            # The drivers alone, doing the same work: the same ratio for
+            # plain psycopg, which the store's async side can hardly pass.
+            driver = tasks_result.baseline.median / threads_result.baseline.median
+            tasks_result.notes["baseline_vs_append_8_threads_baseline"] = driver
+            summary[tasks_result.name]["baseline_vs_append_8_threads_baseline"] = driver
     return summary

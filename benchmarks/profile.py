@@ -7,7 +7,7 @@ Run under py-spy (``pip install py-spy``)::
 
 Only the eventstore side runs (no baseline), on an embedded PostgreSQL
 (or ``EVENTSTORE_BENCH_DSN``), so the profile shows where eventstore's time
-goes. Names: new_streams, batches, threads, read_stream, read_all,
+goes. Names: new_streams, existing_streams, batches, threads, read_stream, read_all,
 catch_up (fresh subscriptions catching up on a 20,000-event log), follow
 (the 8 threads with one `Subscription.run` following them), serializer,
 memory_append.
@@ -150,6 +150,19 @@ def run(name: str, seconds: float) -> int:  # noqa: PLR0911  # one return per wo
                 seconds, lambda i: s.append(f"n{i}", [_event(i)], expected_version=0)
             )
         )
+    if name == "existing_streams":
+
+        def existing(store: PostgresEventStore) -> int:
+            for stream in range(100):
+                store.append(f"e{stream}", [_event()], expected_version=0)
+            return _until(
+                seconds,
+                lambda i: store.append(
+                    f"e{i % 100}", [_event(i)], expected_version=i // 100 + 1
+                ),
+            )
+
+        return _postgres(existing)
     if name == "batches":
         return _postgres(
             lambda s: _until(

@@ -63,6 +63,33 @@ EXPECTED = {
 }
 
 
+def _check_async(results: dict[str, Any], report: dict[str, Any], stdout: str) -> None:
+    # Each async workload timed the async store, the async baseline and the
+    # sync store in the same run (its check covered all three), and the
+    # report sets every ratio beside its target, whatever it is.
+    for name in ASYNC:
+        for figure in ("eventstore", "baseline", "sync"):
+            assert results[name][figure] is not None, (name, figure)
+            assert results[name][figure]["median"] > 0, (name, figure)
+        assert results[name]["ratio"] is not None, name
+        assert results[name]["ratio_sync"] is not None, name
+        assert results[name]["eventsourcing"] is None, name
+        assert results[name]["partitioned"] is None, name
+    summary = report["async"]
+    assert set(summary) == ASYNC
+    for name in ASYNC - {"async_append_8_tasks"}:
+        assert summary[name]["target_vs_async_baseline"] == 0.8, name
+        assert isinstance(summary[name]["met_vs_async_baseline"], bool), name
+    tasks = summary["async_append_8_tasks"]
+    assert tasks["target_vs_sync"] == 1.0
+    assert isinstance(tasks["met_vs_sync"], bool)
+    assert tasks["vs_append_8_threads"] > 0
+    assert tasks["baseline_vs_append_8_threads_baseline"] > 0
+    assert "- the same for plain psycopg: the async baseline's" in stdout
+    assert results["async_append_8_tasks"]["notes"]["pool_max_size"] == 8
+    assert "| async_append_8_tasks |" in stdout
+
+
 def _check_subscriptions(
     results: dict[str, Any], report: dict[str, Any], stdout: str
 ) -> None:
@@ -157,28 +184,7 @@ def test_quick_run_completes_and_every_workload_check_passes(tmp_path: Path) -> 
         assert results[name]["eventsourcing"] is None, name
         assert results[name]["peer_note"], name
     assert report["machine"]["packages"]["eventsourcing"] == "9.5.6"
-    # Each async workload timed the async store, the async baseline and the
-    # sync store in the same run (its check covered all three), and the
-    # report sets every ratio beside its target, whatever it is.
-    for name in ASYNC:
-        for figure in ("eventstore", "baseline", "sync"):
-            assert results[name][figure] is not None, (name, figure)
-            assert results[name][figure]["median"] > 0, (name, figure)
-        assert results[name]["ratio"] is not None, name
-        assert results[name]["ratio_sync"] is not None, name
-        assert results[name]["eventsourcing"] is None, name
-        assert results[name]["partitioned"] is None, name
-    summary = report["async"]
-    assert set(summary) == ASYNC
-    for name in ASYNC - {"async_append_8_tasks"}:
-        assert summary[name]["target_vs_async_baseline"] == 0.8, name
-        assert isinstance(summary[name]["met_vs_async_baseline"], bool), name
-    tasks = summary["async_append_8_tasks"]
-    assert tasks["target_vs_sync"] == 1.0
-    assert isinstance(tasks["met_vs_sync"], bool)
-    assert tasks["vs_append_8_threads"] > 0
-    assert results["async_append_8_tasks"]["notes"]["pool_max_size"] == 8
-    assert "| async_append_8_tasks |" in completed.stdout
+    _check_async(results, report, completed.stdout)
     _check_subscriptions(results, report, completed.stdout)
     # Each scale workload timed both sides on the loaded tables and on empty
     # ones, and the load's own check (the store's invariants) passed.

@@ -11,10 +11,13 @@ field by walking the value again. Kinds with more to check (Decimal, UUID,
 datetime and date from JSON, fixed tuples, unions other than Optional) keep
 their hook, called directly.
 
-Decoding takes the fast path only when the payload has exactly the class's
-fields; anything else (a field left to its default, an unknown key, a
-non-object) goes to the cattrs function, which fills defaults and raises as
-before.
+Nested attrs classes are written out in their parent's function (a few
+levels deep; not recursive ones, nor those inside containers), and objects
+of plain slotted classes are built by setting their slots (`_slot_setters`
+says which qualify). Decoding takes the fast path only when the payload has
+exactly the class's fields; anything else (a field left to its default, an
+unknown key, a non-object) goes to the cattrs function, which fills
+defaults and raises as before.
 """
 
 from __future__ import annotations
@@ -45,33 +48,37 @@ __all__ = ["generate_structure", "generate_unstructure", "sort_items"]
 Unstructure = Callable[[Any], Any]
 Structure = Callable[[Any, Any], Any]
 
-# Exact-class checks of leaves whose encoded value is the value itself.
-_SAME_VALUE_LEAVES = {"str": str, "int": int, "bool": bool}
+# Leaves whose JSON value is the value itself: an exact-class check is all.
+_SAME_VALUE_LEAVES = frozenset({"str", "int", "bool"})
+
+# What every generated function may name, bound as its globals (a global
+# is found faster than a builtin).
+_COMMON_GLOBALS: dict[str, Any] = {
+    "_str": str,
+    "_int": int,
+    "_bool": bool,
+    "_float": float,
+    "_list": list,
+    "_dict": dict,
+    "_frozenset": frozenset,
+    "_Decimal": decimal.Decimal,
+    "_UUID": uuid.UUID,
+    "_datetime": _dt.datetime,
+    "_date": _dt.date,
+    "_isfinite": math.isfinite,
+    "_new": object.__new__,
+    "_parse_datetime": _dt.datetime.fromisoformat,
+    "_parse_date": _dt.date.fromisoformat,
+}
 
 
+@attrs.define
 class _Namespace:
     """The globals of one generated function: every object it refers to by name."""
 
-    def __init__(self) -> None:
-        self.globals: dict[str, Any] = {
-            "_str": str,
-            "_int": int,
-            "_bool": bool,
-            "_float": float,
-            "_list": list,
-            "_dict": dict,
-            "_frozenset": frozenset,
-            "_Decimal": decimal.Decimal,
-            "_UUID": uuid.UUID,
-            "_datetime": _dt.datetime,
-            "_date": _dt.date,
-            "_isfinite": math.isfinite,
-            "_new": object.__new__,
-            "_parse_datetime": _dt.datetime.fromisoformat,
-            "_parse_date": _dt.date.fromisoformat,
-        }
-        self._names: dict[int, str] = {}
-        self._locals = 0
+    globals: dict[str, Any] = attrs.Factory(lambda: dict(_COMMON_GLOBALS))
+    _names: dict[int, str] = attrs.Factory(dict)  # id of a bound object -> its name
+    _locals: int = 0
 
     def ref(self, obj: object, hint: str) -> str:
         """Return the global name of *obj*, binding it on first use."""
@@ -102,7 +109,7 @@ def sort_items(items: list[Any]) -> list[Any]:
 
 
 def _compile(source: str, name: str, namespace: _Namespace, label: str) -> Any:
-    filename = f"<eventstore {label}>"
+    filename = f"<eventstore {label}>"  # label names the class with its module
     # Registered so that tracebacks through the function show its lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace.globals)  # noqa: S102 - our own generated source
@@ -135,7 +142,7 @@ def generate_unstructure(
         "\n".join(lines) + "\n",
         "unstructure",
         ns,
-        f"unstructure {node.cls.__qualname__}",
+        f"unstructure {node.cls.__module__}.{node.cls.__qualname__}",
     )
 
 
@@ -296,7 +303,7 @@ def generate_structure(
         "\n".join(lines) + "\n",
         "structure",
         ns,
-        f"structure {node.cls.__qualname__}",
+        f"structure {node.cls.__module__}.{node.cls.__qualname__}",
     )
 
 

@@ -405,8 +405,10 @@ _TEMPLATES = {
         "WHERE p.name = s.name AND p.member = s.member) "
         "FROM {subscriptions} s ORDER BY s.name, s.member"
     ),
+    # A 64-bit key: with 32 bits (hashtext), two of a few thousand
+    # subscriptions would share a lock by chance, and one stand by forever.
     "try_subscription_lock": (
-        "SELECT pg_try_advisory_lock(%(namespace)s, hashtext(%(key)s))"
+        "SELECT pg_try_advisory_lock(hashtextextended(%(key)s, %(seed)s))"
     ),
     "load_checkpoint": (
         "SELECT transaction_id::text::bigint, position FROM {subscriptions} "
@@ -970,7 +972,7 @@ def migration_statements(schema: str) -> dict[str, bytes]:
 
 
 MIGRATION_LOCK_NAMESPACE: Final = 0x45_56_53  # "EVS": our advisory-lock key space
-SUBSCRIPTION_LOCK_NAMESPACE: Final = 0x45_56_42  # "EVB": subscriptions' active runners
+SUBSCRIPTION_LOCK_SEED: Final = 0x45_56_42  # "EVB": the hash seed of runners' lock keys
 
 
 def notify_channel(schema: str) -> str:
@@ -992,5 +994,5 @@ NOTIFY: Final = b"SELECT pg_notify(%s, '')"
 
 
 def subscription_lock_key(schema: str, name: str, member: str) -> str:
-    """Return the text hashed into a subscription's advisory-lock key."""
+    """Return the text hashed (64 bits, `SUBSCRIPTION_LOCK_SEED`) into a subscription's advisory-lock key."""
     return f"{schema}/{name}/{member}"

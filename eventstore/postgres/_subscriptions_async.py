@@ -239,7 +239,7 @@ class AsyncSubscriptionHooks:
             cursor = await conn.execute(
                 self._sql.try_subscription_lock,
                 {
-                    "namespace": _sql.SUBSCRIPTION_LOCK_NAMESPACE,
+                    "seed": _sql.SUBSCRIPTION_LOCK_SEED,
                     "key": _sql.subscription_lock_key(self._schema, name, member),
                 },
             )

@@ -196,10 +196,12 @@ def test_at_least_once_redelivers_after_a_crash_between_handler_and_checkpoint(
 def _lock_pid(dsn: str, application_name: str) -> int | None:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
+            # A runner's lock has a bigint key (objsubid 1), the only one
+            # the runner's sessions hold.
             "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
             "AND a.application_name = %s",
-            (0x45_56_42, application_name),
+            (application_name,),
         ).fetchone()
         return None if row is None else int(row[0])
 

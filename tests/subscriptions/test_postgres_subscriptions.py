@@ -663,3 +663,46 @@ def test_a_lock_on_a_descriptor_past_1023_is_probed_by_its_socket_too(
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_subscriptions_whose_32_bit_keys_collide_each_get_their_lock(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    # Among 300,000 names some pairs share a 32-bit hash (about ten, by the
+    # birthday bound): with such keys one subscription would stand by forever.
+    prefix = _sql.subscription_lock_key(postgres_schema, "sub-", "")[:-1]
+    with psycopg.connect(postgres_dsn) as conn:
+        row = conn.execute(
+            "SELECT min(n), max(n) FROM ("
+            " SELECT n, hashtext(%s || n || '/') AS h"
+            " FROM generate_series(1, 300000) AS n) AS hashed "
+            "GROUP BY h HAVING count(*) = 2 LIMIT 1",
+            (prefix,),
+        ).fetchone()
+        assert row is not None, "no 32-bit collision among 300,000 names"
+        names = [f"sub-{row[0]}", f"sub-{row[1]}"]
+        keys = [_sql.subscription_lock_key(postgres_schema, n, "") for n in names]
+        hashed = conn.execute(
+            "SELECT hashtext(%s) = hashtext(%s), "
+            "hashtextextended(%s, %s) = hashtextextended(%s, %s)",
+            (
+                *keys,
+                keys[0],
+                _sql.SUBSCRIPTION_LOCK_SEED,
+                keys[1],
+                _sql.SUBSCRIPTION_LOCK_SEED,
+            ),
+        ).fetchone()
+    assert hashed == (True, False)
+    store = make_store()
+    locks = [store._lock_subscription(name, "") for name in names]
+    try:
+        assert all(lock is not None for lock in locks)
+        # The same name is still refused while its lock is held.
+        assert store._lock_subscription(names[0], "") is None
+    finally:
+        for lock in locks:
+            if lock is not None:
+                lock.release()

@@ -410,6 +410,19 @@ _TEMPLATES = {
     "try_subscription_lock": (
         "SELECT pg_try_advisory_lock(hashtextextended(%(key)s, %(seed)s))"
     ),
+    # Whether any session holds that lock, asked on a pooled connection
+    # without taking it: a standby asks this every poll and opens a session
+    # of its own only when the lock is free. Read-only, so a pooled session
+    # can never be left holding it. A bigint key shows in pg_locks as its
+    # high and low halves (classid, objid) with objsubid 1.
+    "subscription_lock_held": (
+        "SELECT EXISTS (SELECT 1 FROM pg_locks AS l, "
+        "(SELECT hashtextextended(%(key)s, %(seed)s) AS h) AS k "
+        "WHERE l.locktype = 'advisory' AND l.objsubid = 1 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.classid = ((k.h >> 32) & 4294967295)::oid "
+        "AND l.objid = (k.h & 4294967295)::oid)"
+    ),
     "load_checkpoint": (
         "SELECT transaction_id::text::bigint, position FROM {subscriptions} "
         "WHERE name = %(name)s AND member = %(member)s"
@@ -507,6 +520,7 @@ class Statements:
     log_holder: bytes
     health_subscriptions: bytes
     try_subscription_lock: bytes
+    subscription_lock_held: bytes
     load_checkpoint: bytes
     reset_checkpoint: bytes
     delete_checkpoint: bytes

@@ -234,20 +234,32 @@ class AsyncSubscriptionHooks:
     async def _lock_subscription(
         self, name: str, member: str
     ) -> AsyncAdvisoryLock | None:
+        params = {
+            "seed": _sql.SUBSCRIPTION_LOCK_SEED,
+            "key": _sql.subscription_lock_key(self._schema, name, member),
+        }
+        # A standby tries every poll: it asks on a pooled connection first,
+        # and opens a session (a new backend on the server) only when the
+        # lock looks free, so that standing by costs no connection churn.
+        held = await self._connections.call(
+            lambda conn: _fetchall(conn, self._sql.subscription_lock_held, params),
+            retry=True,
+        )
+        if held and held[0][0]:
+            return None
         conn = await self._connections.dedicated()
         try:
-            cursor = await conn.execute(
-                self._sql.try_subscription_lock,
-                {
-                    "seed": _sql.SUBSCRIPTION_LOCK_SEED,
-                    "key": _sql.subscription_lock_key(self._schema, name, member),
-                },
-            )
+            cursor = await conn.execute(self._sql.try_subscription_lock, params)
             row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            await conn.close()
+            raise StoreUnavailableError(
+                f"the subscription's lock session ended: {exc}"
+            ) from exc
         except BaseException:
             await conn.close()
             raise
-        if row is None or not row[0]:
+        if row is None or not row[0]:  # taken meanwhile by another runner
             await conn.close()
             return None
         return AsyncAdvisoryLock(conn)

@@ -706,3 +706,32 @@ def test_subscriptions_whose_32_bit_keys_collide_each_get_their_lock(
         for lock in locks:
             if lock is not None:
                 lock.release()
+
+
+def _sessions_opened(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_standby_asks_on_a_pooled_connection_and_opens_no_session_while_the_lock_is_held(
+    make_store: Callable[..., PostgresEventStore], postgres_dsn: str
+) -> None:
+    active, standby = make_store(), make_store()
+    lock = active._lock_subscription("busy", "")
+    assert lock is not None
+    try:
+        assert standby._lock_subscription("busy", "") is None  # its pool warm
+        before = _sessions_opened(postgres_dsn)
+        assert all(standby._lock_subscription("busy", "") is None for _ in range(30))
+        # One session: the measurement's own second connection.
+        assert _sessions_opened(postgres_dsn) - before <= 2
+    finally:
+        lock.release()
+    # Free again: the standby opens its session and takes the lock.
+    taken = standby._lock_subscription("busy", "")
+    assert taken is not None
+    taken.release()

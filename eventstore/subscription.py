@@ -488,10 +488,32 @@ class Subscription:
                     replayed += 1
         return replayed
 
-    def parked(self, *, limit: int = 100) -> list[ParkedEvent]:
-        """Return up to *limit* of the events this subscription parked, oldest first."""
+    def parked(
+        self, *, limit: int = 100, after: LogPosition | None = None
+    ) -> list[ParkedEvent]:
+        """
+        Return up to *limit* of the events this subscription parked, in log order.
+
+        Args:
+            limit: Most events to return.
+            after: Only events after this log position: the last event's
+                ``position`` of the previous page, to read the next.
+
+        Example:
+            Every parked event, page by page::
+
+                page = subscription.parked(limit=100)
+                while page:
+                    ...
+                    page = subscription.parked(
+                        limit=100, after=page[-1].event.position
+                    )
+
+        """
         check_int(limit, "limit", minimum=1)
-        return self.store._parked(self.name, self.filter.member, None, limit)
+        return self.store._parked(
+            self.name, self.filter.member, check_log_position(after), limit
+        )
 
     def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""

@@ -507,10 +507,32 @@ class AsyncSubscription:
                     replayed += 1
         return replayed
 
-    async def parked(self, *, limit: int = 100) -> list[ParkedEvent]:
-        """Return up to *limit* of the events this subscription parked, oldest first."""
+    async def parked(
+        self, *, limit: int = 100, after: LogPosition | None = None
+    ) -> list[ParkedEvent]:
+        """
+        Return up to *limit* of the events this subscription parked, in log order.
+
+        Args:
+            limit: Most events to return.
+            after: Only events after this log position: the last event's
+                ``position`` of the previous page, to read the next.
+
+        Example:
+            Every parked event, page by page::
+
+                page = await subscription.parked(limit=100)
+                while page:
+                    ...
+                    page = await subscription.parked(
+                        limit=100, after=page[-1].event.position
+                    )
+
+        """
         check_int(limit, "limit", minimum=1)
-        return await self.store._parked(self.name, self.filter.member, None, limit)
+        return await self.store._parked(
+            self.name, self.filter.member, check_log_position(after), limit
+        )
 
     async def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""

@@ -15,6 +15,7 @@ from eventstore import (
     ConfigError,
     InMemoryEventStore,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     NewEvent,
     OnError,
     RecordedEvent,
@@ -377,6 +378,15 @@ async def test_a_parked_poison_event_never_blocks_the_others_nor_disappears(
     assert [p.event.data["n"] for p in parked] == [2, 4]
     assert parked[0].error == "ValueError: poison"
     assert parked[0].attempts == NO_WAIT.max_attempts
+    # Page by page, after the last position seen.
+    (first,) = await side.call(subscription.parked(limit=1))
+    (second,) = await side.call(
+        subscription.parked(limit=1, after=first.event.position)
+    )
+    assert [first.event.data["n"], second.event.data["n"]] == [2, 4]
+    assert await side.call(subscription.parked(after=second.event.position)) == []
+    with pytest.raises(InvalidArgumentTypeError, match="after must be a LogPosition"):
+        await side.call(subscription.parked(after="1/2"))
     # Still failing on 4: it stays parked, with the attempts added up.
     poison.discard(2)
     assert await side.call(subscription.replay_parked()) == 1

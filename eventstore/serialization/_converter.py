@@ -2,12 +2,13 @@
 The private cattrs converter and the hooks it uses for each kind of field.
 
 Each attrs class gets one generated unstructure and one structure function
-(`_codegen`, with cattrs' `make_dict_structure_fn` behind the structure one for
-payloads that leave fields to their defaults); every field gets a strict hook
-built here from its `_types` node, inlined there for the common kinds. Strict means a value of
-the wrong class is refused at encode rather than written and found unreadable
-later. Hooks raise `LeafError`; the registry catches it and walks the object
-once more (the slow path) to name the field in its error message.
+(`_codegen`, with cattrs' `make_dict_structure_fn` behind the structure one
+for payloads that leave fields to their defaults); every field gets a strict
+hook built here from its `_types` node, inlined there for the common kinds.
+Strict means a value of the wrong class is refused at encode rather than
+written and found unreadable later. Hooks raise `LeafError`; the registry
+catches it and walks the object once more (the slow path) to name the field
+in its error message.
 
 Never touches ``cattrs.global_converter``.
 """

@@ -39,6 +39,7 @@ from eventstore.errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    StoreTimeoutError,
     StoreUnavailableError,
     SubscriptionConflictError,
     SubscriptionFailedError,
@@ -363,8 +364,9 @@ class AsyncSubscription:
         own) or, at the latest, after *poll_interval*. After every wake-up it
         looks once more a moment later, and after every reconnect of its
         listening session it reads the log again, so a lost notification
-        costs latency, never an event. A store that cannot be reached is
-        retried at the next poll.
+        costs latency, never an event. A store that cannot be reached, or
+        times out (a full pool, a statement timeout), is retried at the next
+        poll.
 
         Raises:
             SubscriptionFailedError: As for `catch_up`; the runner then stops.
@@ -421,6 +423,14 @@ class AsyncSubscription:
         except StoreUnavailableError as exc:
             _log.warning(
                 "subscription %r cannot reach the store (%s); retrying",
+                self.name,
+                exc,
+            )
+        except StoreTimeoutError as exc:
+            # A full pool or a statement timeout: the runner waits its poll
+            # and tries again, as for an unreachable store.
+            _log.warning(
+                "subscription %r timed out on the store (%s); retrying",
                 self.name,
                 exc,
             )

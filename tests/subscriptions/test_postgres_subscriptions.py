@@ -22,6 +22,7 @@ from eventstore import (
     NewEvent,
     RecordedEvent,
     Subscription,
+    SubscriptionState,
 )
 from eventstore.postgres import (
     AsyncPostgresEventStore,
@@ -735,3 +736,57 @@ def test_a_standby_asks_on_a_pooled_connection_and_opens_no_session_while_the_lo
     taken = standby._lock_subscription("busy", "")
     assert taken is not None
     taken.release()
+
+
+def _timeouts_logged(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("timed out on the store" in r.message for r in caplog.records)
+
+
+def test_a_runner_waits_out_a_pool_with_no_free_connection(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The service's own work holds the pool's one connection; the runner's
+    # tries time out on the pool, and it keeps going instead of ending.
+    writer = make_store()
+    writer.append("busy", [NewEvent("t", {"n": 0})], expected_version=0)
+    store = PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=1, timeout=0.05),
+    )
+    handled: list[RecordedEvent] = []
+    subscription = Subscription(store, "busy-pool", handled.extend, poll_interval=0.01)
+    stop = threading.Event()
+    crashed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            subscription.run(stop)
+        except BaseException as exc:
+            crashed.append(exc)
+
+    held = store.pool.getconn()
+    runner = threading.Thread(target=run)
+    try:
+        with caplog.at_level("WARNING", logger="eventstore"):
+            runner.start()
+            _wait_until(
+                lambda: not runner.is_alive() or _timeouts_logged(caplog) >= 3,
+                "the runner never met the full pool",
+            )
+        assert runner.is_alive(), crashed
+        assert handled == []
+        store.pool.putconn(held)
+        held = None
+        _wait_until(lambda: _holds(handled, 1), "the runner never caught up")
+    finally:
+        if held is not None:
+            store.pool.putconn(held)
+        stop.set()
+        runner.join(timeout=DEADLINE)
+        store.close()
+    assert not crashed
+    assert subscription.state is SubscriptionState.STOPPED

@@ -341,6 +341,21 @@ def _slot_setters(node: AttrsNode) -> dict[str, Any] | None:
     return {field.name: getattr(cls, field.name).__set__ for field in fields}
 
 
+def _init_arguments(node: AttrsNode, values: dict[str, str]) -> str:
+    """Return the arguments of *node*'s ``__init__`` call, given each field's expression."""
+    args = []
+    keyword = False  # once a field is left out, the rest go by keyword
+    for field in node.fields:
+        if field.transient:
+            keyword = True
+            continue
+        expr = values[field.name]
+        args.append(
+            f"{field.alias}={expr}" if keyword or field.attribute.kw_only else expr
+        )
+    return ", ".join(args)
+
+
 @attrs.define
 class _StructureWriter:
     """Writes the statements and expressions of one structure function."""
@@ -361,36 +376,31 @@ class _StructureWriter:
         """
         reads: list[str] = []
         build: list[str] = []
-        args = []
-        values = []
-        keyword = False  # once a field is left out, the rest go by keyword
+        values: dict[str, str] = {}  # field name -> the expression of its value
         for field in node.fields:
             if field.transient:
-                keyword = True
                 continue
             local = self.ns.local("f")
             reads.append(f"{indent}{local} = {x}[{field.name!r}]")
             nested = _inlined(field.node, chain)
             if nested is None:
-                expr = _s_expr(field.node, local, self.ns, self.hook, self.enum_members)
+                values[field.name] = _s_expr(
+                    field.node, local, self.ns, self.hook, self.enum_members
+                )
             else:
                 build += self.in_place(nested, local, indent, (*chain, nested.cls))
-                expr = local
-            args.append(
-                f"{field.alias}={expr}" if keyword or field.attribute.kw_only else expr
-            )
-            values.append((field.name, expr))
+                values[field.name] = local
+        cls = self.ns.ref(node.cls, "cls")
         setters = _slot_setters(node)
         if setters is None:
-            call = f"{self.ns.ref(node.cls, 'cls')}({', '.join(args)})"
-        else:
-            call = self.ns.local("o")
-            build.append(f"{indent}{call} = _new({self.ns.ref(node.cls, 'cls')})")
-            build += [
-                f"{indent}{self.ns.ref(setters[name], 'set')}({call}, {expr})"
-                for name, expr in values
-            ]
-        return reads, build, call
+            return reads, build, f"{cls}({_init_arguments(node, values)})"
+        made = self.ns.local("o")
+        build.append(f"{indent}{made} = _new({cls})")
+        build += [
+            f"{indent}{self.ns.ref(setters[name], 'set')}({made}, {expr})"
+            for name, expr in values.items()
+        ]
+        return reads, build, made
 
     def in_place(
         self, node: AttrsNode, x: str, indent: str, chain: tuple[type, ...]

@@ -309,7 +309,6 @@ class Codec:
 
         checked = generate_unstructure(node, self._unstructure_hook, wrong_class)
         self._unstructure[cls] = checked
-        self.converter.register_unstructure_hook(cls, checked)
         return checked
 
     def _unstructure_hook(self, node: Node) -> Unstructure:  # noqa: PLR0911 - one branch per kind

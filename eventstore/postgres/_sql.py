@@ -26,9 +26,10 @@ from eventstore._validation import EncodedAppend, EncodedSnapshot
 from eventstore.errors import ConfigError
 from eventstore.events import AppendResult, ExpectedVersion, LogPosition, RecordedEvent
 from eventstore.health import LogHolder, SubscriptionHealth
+from eventstore.postgres._routing import PROBE_STREAM_IDS
 from eventstore.snapshots import Snapshot
 
-__all__ = ["Statements", "check_schema_name"]
+__all__ = ["Statements", "StreamStatements", "check_schema_name"]
 
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -73,13 +74,15 @@ def check_schema_name(schema: object) -> str:
     return schema
 
 
-def _compose(template: str, schema: str) -> bytes:
+def _compose(template: str, schema: str, partition: int | None = None) -> bytes:
     # Statements are rendered to bytes once per store: psycopg then skips
-    # re-composing on every call, and prepares them by their text.
+    # re-composing on every call, and prepares them by their text. With
+    # *partition*, the stream tables are those of that hash partition.
+    suffix = "" if partition is None else f"_p{partition}"
     query = sql.SQL(template).format(
-        streams=sql.Identifier(schema, "streams"),
-        events=sql.Identifier(schema, "events"),
-        snapshots=sql.Identifier(schema, "snapshots"),
+        streams=sql.Identifier(schema, "streams" + suffix),
+        events=sql.Identifier(schema, "events" + suffix),
+        snapshots=sql.Identifier(schema, "snapshots" + suffix),
         migrations=sql.Identifier(schema, "schema_migrations"),
         subscriptions=sql.Identifier(schema, "subscriptions"),
         parked_events=sql.Identifier(schema, "parked_events"),
@@ -91,9 +94,11 @@ def _compose(template: str, schema: str) -> bytes:
     return query.as_bytes(None)
 
 
-def _compose_positional(template: str, schema: str) -> tuple[bytes, tuple[str, ...]]:
+def _compose_positional(
+    template: str, schema: str, partition: int | None
+) -> tuple[bytes, tuple[str, ...]]:
     text, names = positional(template)
-    return _compose(text, schema), names
+    return _compose(text, schema, partition), names
 
 
 # --- append ---------------------------------------------------------------
@@ -292,7 +297,9 @@ _MOVE_CHECKPOINT = (
 )
 """The compare-and-set of a checkpoint, without its RETURNING."""
 
-_TEMPLATES = {
+# The statements on one stream's rows: on a hash-partitioned schema they may
+# run on that stream's own partitions (see `_routing`).
+_STREAM_TEMPLATES = {
     "stream_version": "SELECT version FROM {streams} WHERE stream_id = %s",
     # Why an append wrote nothing: the stream's version, and where any of its
     # event ids are stored. Ordered by the position of the id in the batch.
@@ -324,6 +331,43 @@ _TEMPLATES = {
         "SELECT {stream_event_columns} FROM {events} WHERE stream_id = %(stream_id)s "
         "AND version >= %(low)s AND version <= %(high)s ORDER BY version DESC LIMIT %(limit)s"
     ),
+    # --- snapshots ---
+    "save_snapshot": (
+        "INSERT INTO {snapshots} AS s (stream_id, version, type, schema_version, state) "
+        "VALUES (%(stream_id)s, %(version)s, %(type)s, %(schema_version)s, %(state)s::jsonb) "
+        "ON CONFLICT (stream_id, version) DO UPDATE SET type = EXCLUDED.type, "
+        "schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, "
+        "recorded_at = EXCLUDED.recorded_at"
+    ),
+    "prune_snapshots": (
+        "DELETE FROM {snapshots} WHERE stream_id = %(stream_id)s AND version < ("
+        "  SELECT version FROM {snapshots} WHERE stream_id = %(stream_id)s "
+        "  ORDER BY version DESC OFFSET %(keep)s - 1 LIMIT 1)"
+    ),
+    "load_snapshot": (
+        "SELECT stream_id, version, type, schema_version, state::text, recorded_at "
+        "FROM {snapshots} WHERE stream_id = %(stream_id)s AND version <= %(high)s "
+        "ORDER BY version DESC LIMIT 1"
+    ),
+    # Snapshot and the later events in one round trip: the rows have the
+    # stream event columns, then their kind: 0 for the snapshot (at most one,
+    # first), 1 for the events.
+    "load": (
+        "WITH snap AS ("
+        "  SELECT version, type, schema_version, state, recorded_at FROM {snapshots} "
+        "  WHERE %(use_snapshot)s AND stream_id = %(stream_id)s AND version <= %(high)s "
+        "  ORDER BY version DESC LIMIT 1) "
+        "SELECT version, NULL::bigint, NULL::bigint, type, state::text, NULL::text, "
+        "NULL::uuid, schema_version, recorded_at, 0 AS kind FROM snap "
+        "UNION ALL "
+        "SELECT {stream_event_columns}, 1 FROM {events} "
+        "WHERE stream_id = %(stream_id)s AND version <= %(high)s "
+        "AND version > coalesce((SELECT version FROM snap), 0) "
+        "ORDER BY 10, 1"
+    ),
+}
+
+_TEMPLATES = {
     # The global log in commit-safe order: only transactions older than every
     # transaction still running (the snapshot's xmin) are visible, so no event
     # can later appear before a position a reader has already passed. The sort
@@ -454,52 +498,37 @@ _TEMPLATES = {
         _MOVE_CHECKPOINT
         + " AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING 1"
     ),
-    # --- snapshots ---
-    "save_snapshot": (
-        "INSERT INTO {snapshots} AS s (stream_id, version, type, schema_version, state) "
-        "VALUES (%(stream_id)s, %(version)s, %(type)s, %(schema_version)s, %(state)s::jsonb) "
-        "ON CONFLICT (stream_id, version) DO UPDATE SET type = EXCLUDED.type, "
-        "schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, "
-        "recorded_at = EXCLUDED.recorded_at"
-    ),
-    "prune_snapshots": (
-        "DELETE FROM {snapshots} WHERE stream_id = %(stream_id)s AND version < ("
-        "  SELECT version FROM {snapshots} WHERE stream_id = %(stream_id)s "
-        "  ORDER BY version DESC OFFSET %(keep)s - 1 LIMIT 1)"
-    ),
-    "load_snapshot": (
-        "SELECT stream_id, version, type, schema_version, state::text, recorded_at "
-        "FROM {snapshots} WHERE stream_id = %(stream_id)s AND version <= %(high)s "
-        "ORDER BY version DESC LIMIT 1"
-    ),
-    # Snapshot and the later events in one round trip: the rows have the
-    # stream event columns, then their kind: 0 for the snapshot (at most one,
-    # first), 1 for the events.
-    "load": (
-        "WITH snap AS ("
-        "  SELECT version, type, schema_version, state, recorded_at FROM {snapshots} "
-        "  WHERE %(use_snapshot)s AND stream_id = %(stream_id)s AND version <= %(high)s "
-        "  ORDER BY version DESC LIMIT 1) "
-        "SELECT version, NULL::bigint, NULL::bigint, type, state::text, NULL::text, "
-        "NULL::uuid, schema_version, recorded_at, 0 AS kind FROM snap "
-        "UNION ALL "
-        "SELECT {stream_event_columns}, 1 FROM {events} "
-        "WHERE stream_id = %(stream_id)s AND version <= %(high)s "
-        "AND version > coalesce((SELECT version FROM snap), 0) "
-        "ORDER BY 10, 1"
-    ),
     # The applied migration, and the hash partitions of the events table (0:
     # one plain table).
     "schema_version": (
         "SELECT (SELECT max(version) FROM {migrations}), "
         "(SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%(events)s))"
     ),
+    # --- routing to partitions (`_routing`) ---
+    # Whether the events table exists, and every partition of the three
+    # stream tables in the schema, with its bound: [[name, bound], ...].
+    # pg_get_expr with relation 0, since a hash bound names no column: given
+    # the partition, it would lock it, and wait behind a VACUUM FULL of it.
+    "partition_bounds": (
+        "SELECT to_regclass(%(events)s) IS NOT NULL, "
+        "array(SELECT ARRAY[c.relname::text, pg_get_expr(c.relpartbound, 0)] "
+        "FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent IN (to_regclass(%(streams)s), to_regclass(%(events)s), "
+        "to_regclass(%(snapshots)s)) "
+        "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s))"
+    ),
+    # The remainder the server's own partitioning gives each probe id.
+    "partition_probe": (
+        "SELECT (SELECT r FROM generate_series(0, %(partitions)s::int - 1) AS r "
+        "WHERE satisfies_hash_partition(to_regclass(%(events)s), %(partitions)s::int, r, t.id)) "
+        "FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS t(id, ord) ORDER BY t.ord"
+    ),
 }
 
 
 @attrs.frozen
-class Statements:
-    """The statements of one schema, rendered once."""
+class StreamStatements:
+    """The statements on one stream's rows, on the parent tables or on one hash partition's."""
 
     append: dict[str, tuple[bytes, tuple[str, ...]]]
     """Append statements by `append_key`, with positional placeholders and their names."""
@@ -509,6 +538,33 @@ class Statements:
     stream_first_backwards: bytes
     stream_page_forwards: bytes
     stream_page_backwards: bytes
+    save_snapshot: bytes
+    prune_snapshots: bytes
+    load_snapshot: bytes
+    load: bytes
+
+    @classmethod
+    def for_tables(cls, schema: str, partition: int | None = None) -> StreamStatements:
+        """Render them for *schema*'s tables, or for those of hash partition *partition*."""
+        check_schema_name(schema)
+        return cls(
+            append={
+                key: _compose_positional(template, schema, partition)
+                for key, template in append_templates().items()
+            },
+            **{
+                name: _compose(text, schema, partition)
+                for name, text in _STREAM_TEMPLATES.items()
+            },
+        )
+
+
+@attrs.frozen
+class Statements:
+    """The statements of one schema, rendered once."""
+
+    stream: StreamStatements
+    """The statements on one stream's rows, on the parent tables."""
     read_all_first: bytes
     read_all_after: bytes
     log_page: bytes
@@ -527,11 +583,9 @@ class Statements:
     create_checkpoint: bytes
     move_checkpoint: bytes
     move_checkpoint_relaxed: bytes
-    save_snapshot: bytes
-    prune_snapshots: bytes
-    load_snapshot: bytes
-    load: bytes
     schema_version: bytes
+    partition_bounds: bytes
+    partition_probe: bytes
     events_table: str
     """The qualified name of the events table, as ``to_regclass`` reads it."""
 
@@ -540,13 +594,21 @@ class Statements:
         """Render every statement for *schema* (validated here too)."""
         check_schema_name(schema)
         return cls(
-            append={
-                key: _compose_positional(template, schema)
-                for key, template in append_templates().items()
-            },
+            stream=StreamStatements.for_tables(schema),
             **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
             events_table=qualified_events_table(schema),
         )
+
+
+def routing_params(schema: str) -> dict[str, Any]:
+    """Return the parameters of ``partition_bounds`` (and, with ``partitions``, ``partition_probe``)."""
+    return {
+        "schema": schema,
+        "streams": sql.Identifier(schema, "streams").as_string(None),
+        "events": qualified_events_table(schema),
+        "snapshots": sql.Identifier(schema, "snapshots").as_string(None),
+        "ids": list(PROBE_STREAM_IDS),
+    }
 
 
 def qualified_events_table(schema: str) -> str:

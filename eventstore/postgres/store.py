@@ -35,7 +35,7 @@ from eventstore.health import (
     PoolMetrics,
     SubscriptionHealth,
 )
-from eventstore.postgres import _sql
+from eventstore.postgres import _routing, _sql
 from eventstore.postgres._connections import Connections, append_cursor
 from eventstore.postgres._queries import Row
 from eventstore.postgres._queries import execute as _execute
@@ -168,6 +168,10 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             )
         )
         self._sql = _sql.Statements.for_schema(schema)
+        self._router = _routing.Router(
+            self._sql.stream,
+            functools.partial(_sql.StreamStatements.for_tables, schema),
+        )
         self._safe_dsn = ""
         if pool is not None:
             self._connections = Connections(
@@ -254,7 +258,10 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                         applied = version
                 return applied
 
-        return self._call(run, retry=False)
+        applied = self._call(run, retry=False)
+        # The layout may have been created just now: route by what it is.
+        self._router.unsettle()
+        return applied
 
     def _create_partitioned(
         self, conn: _Connection, statements: dict[str, bytes], partitions: int
@@ -288,9 +295,49 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 "schema is created (leave partitions unset to use it as it is)"
             )
 
+    # --- routing -------------------------------------------------------
+
+    def _statements_for(self, stream_id: str) -> _sql.StreamStatements:
+        """Return the statements on *stream_id*'s rows, settling the routing first if need be."""
+        if not self._router.settled:
+            self._settle_routing()
+        return self._router.for_stream(stream_id)
+
+    def _settle_routing(self) -> None:
+        """Ask the server, once, whether this store may address a stream's partitions itself."""
+        params = _sql.routing_params(self._schema)
+
+        def ask(conn: _Connection) -> tuple[bool, int, int, list[Any] | None]:
+            exists, bounds = (_fetchall(conn, self._sql.partition_bounds, params))[0]
+            modulus = _routing.layout_modulus(bounds)
+            probed = None
+            if modulus:
+                rows = _fetchall(
+                    conn, self._sql.partition_probe, {**params, "partitions": modulus}
+                )
+                probed = [row[0] for row in rows]
+            return exists, len(bounds), modulus, probed
+
+        exists, found, modulus, probed = self._call(ask, retry=True)
+        if self._router.settle(exists, modulus, probed):
+            _log.debug(
+                "schema %s: statements on a stream go to its own partitions (of %d)",
+                self._schema,
+                modulus,
+            )
+        elif found:
+            _log.warning(
+                "schema %s has partitions this store cannot compute the place of "
+                "a stream in (not the layout partitions=N makes, or another hash): "
+                "statements go through the parent tables",
+                self._schema,
+            )
+
     # --- writing -------------------------------------------------------
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
+        if not self._router.settled:
+            self._settle_routing()
         if len(appends) == 1:
             append = appends[0]
             results = [
@@ -327,7 +374,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
 
     def _append_one(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
         """Append to one stream in one statement: the fast path."""
-        statement, names = self._sql.append[_sql.append_key(append)]
+        statement, names = self._router.for_stream(append.stream_id).append[
+            _sql.append_key(append)
+        ]
         named = _sql.append_params(append)
         params = [named[name] for name in names]
         for _ in range(_ATTEMPTS):
@@ -370,7 +419,7 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
     def _append_in_transaction(
         self, conn: _Connection, append: EncodedAppend
     ) -> AppendResult:
-        statement, names = self._sql.append[
+        statement, names = self._router.for_stream(append.stream_id).append[
             _sql.append_key(append, in_transaction=True)
         ]
         named = _sql.append_params(append)
@@ -396,7 +445,7 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         """
         rows = _fetchall(
             conn,
-            self._sql.diagnose,
+            self._router.for_stream(append.stream_id).diagnose,
             {"stream_id": append.stream_id, "ids": [e.event_id for e in append.events]},
         )
         actual, stored = _sql.diagnosis_from_rows(rows)
@@ -417,32 +466,36 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         ):
             return
         append = _sql.clashing_append(appends, exc.diag.message_detail)
-        row = _fetchall(conn, self._sql.stream_version, (append.stream_id,))
+        statements = self._router.for_stream(append.stream_id)
+        row = _fetchall(conn, statements.stream_version, (append.stream_id,))
         actual = int(row[0][0]) if row else 0
         raise ConcurrencyError(
             append.stream_id, append.expected_version, actual
         ) from exc
 
     def _give_up(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
-        row = _fetchall(conn, self._sql.stream_version, (append.stream_id,))
+        statements = self._router.for_stream(append.stream_id)
+        row = _fetchall(conn, statements.stream_version, (append.stream_id,))
         actual = int(row[0][0]) if row else 0
         raise ConcurrencyError(append.stream_id, append.expected_version, actual)
 
     def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
         params = _sql.snapshot_params(snapshot, self._snapshots_to_keep)
+        statements = self._statements_for(snapshot.stream_id)
 
         def run(conn: _Connection) -> None:
             with conn.transaction():
-                conn.execute(self._sql.save_snapshot, params)
-                conn.execute(self._sql.prune_snapshots, params)
+                conn.execute(statements.save_snapshot, params)
+                conn.execute(statements.prune_snapshots, params)
 
         self._call(run, retry=True)
 
     # --- reading -------------------------------------------------------
 
     def _stream_version(self, stream_id: str) -> int:
+        query = (self._statements_for(stream_id)).stream_version
         rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.stream_version, (stream_id,)),
+            lambda conn: _fetchall(conn, query, (stream_id,)),
             retry=True,
         )
         return int(rows[0][0]) if rows else 0
@@ -464,10 +517,11 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
 
     def _first_page(self, paging: StreamPaging) -> list[RecordedEvent]:
         """Read the first page, and fix the end of the range at the stream's version now."""
+        statements = self._statements_for(paging.stream_id)
         query = (
-            self._sql.stream_first_backwards
+            statements.stream_first_backwards
             if paging.backwards
-            else self._sql.stream_first_forwards
+            else statements.stream_first_forwards
         )
         params = paging.params()
         rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
@@ -483,10 +537,11 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             return
         if events is None:
             events = self._first_page(paging)
+        statements = self._router.for_stream(paging.stream_id)
         query = (
-            self._sql.stream_page_backwards
+            statements.stream_page_backwards
             if paging.backwards
-            else self._sql.stream_page_forwards
+            else statements.stream_page_forwards
         )
         map_row = functools.partial(_sql.stream_event_from_row, paging.stream_id)
         while events:
@@ -521,18 +576,16 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         self, stream_id: str, max_version: int | None
     ) -> Snapshot | None:
         params = snapshot_params_upto(stream_id, max_version)
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.load_snapshot, params), retry=True
-        )
+        query = (self._statements_for(stream_id)).load_snapshot
+        rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
         return _sql.snapshot_from_row(rows[0]) if rows else None
 
     def _load(
         self, stream_id: str, to_version: int | None, use_snapshot: bool
     ) -> LoadedStream:
         params = load_params(stream_id, to_version, use_snapshot=use_snapshot)
-        rows = self._call(
-            lambda conn: _fetchall(conn, self._sql.load, params), retry=True
-        )
+        query = (self._statements_for(stream_id)).load
+        rows = self._call(lambda conn: _fetchall(conn, query, params), retry=True)
         snapshot, events = _sql.load_rows(stream_id, rows)
         return LoadedStream.of(stream_id, snapshot, events)
 

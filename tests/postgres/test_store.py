@@ -362,8 +362,8 @@ def test_long_pages_are_streamed_and_read_the_same_as_short_ones(
     whole = [e for e in log if e.stream_id == "long"]
     assert list(store.read_stream("long")) == whole
     assert list(store.read_stream("long", backwards=True)) == whole[::-1]
-    assert _prepared(store, store._sql.stream_first_forwards)
-    assert _prepared(store, store._sql.stream_page_forwards) is not chunked
+    assert _prepared(store, store._sql.stream.stream_first_forwards)
+    assert _prepared(store, store._sql.stream.stream_page_forwards) is not chunked
 
 
 def test_read_stream_stops_where_the_stream_ended_at_the_call(

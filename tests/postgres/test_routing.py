@@ -1,0 +1,269 @@
+"""Statements on one stream go to its own hash partitions, placed as the server places them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from eventstore import NewEvent, Snapshot
+from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
+from eventstore.postgres._routing import (
+    PROBE_STREAM_IDS,
+    hash_bytes_extended,
+    partition_of,
+)
+
+pytestmark = pytest.mark.postgres
+
+_SEEDS = (0, 1, 0x7A5B22367996DCFD, 0xFFFFFFFFFFFFFFFF)
+# PostgreSQL's text cannot hold NUL; every other character can be an id.
+_IDS = st.text(
+    alphabet=st.characters(exclude_characters="\x00", codec="utf-8"),
+    max_size=80,
+)
+
+
+@pytest.fixture(scope="module")
+def server_conn(postgres_dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def hashed_table(server_conn: psycopg.Connection[Any]) -> Iterator[str]:
+    """A text column partitioned by hash in 7 partitions, as the server places rows."""
+    server_conn.execute("CREATE SCHEMA IF NOT EXISTS es_routing_probe")
+    server_conn.execute("DROP TABLE IF EXISTS es_routing_probe.placed")
+    server_conn.execute(
+        "CREATE TABLE es_routing_probe.placed (k text) PARTITION BY HASH (k)"
+    )
+    for remainder in range(7):
+        server_conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} PARTITION OF es_routing_probe.placed "
+                "FOR VALUES WITH (MODULUS 7, REMAINDER {})"
+            ).format(
+                sql.Identifier("es_routing_probe", f"p{remainder}"),
+                sql.Literal(remainder),
+            )
+        )
+    yield "es_routing_probe.placed"
+    server_conn.execute("DROP SCHEMA es_routing_probe CASCADE")
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(stream_id=_IDS)
+def test_the_hash_is_the_servers_hashtextextended(
+    server_conn: psycopg.Connection[Any], stream_id: str
+) -> None:
+    row = server_conn.execute(
+        # The seeds as the server's signed bigints.
+        "SELECT "
+        + ", ".join(
+            f"hashtextextended(%(k)s, {s - (1 << 64) if s >= 1 << 63 else s}::bigint)"
+            for s in _SEEDS
+        ),
+        {"k": stream_id},
+    ).fetchone()
+    assert row is not None
+    for seed, theirs in zip(_SEEDS, row, strict=True):
+        # The server's bigint is the same 64 bits, signed.
+        assert hash_bytes_extended(stream_id.encode(), seed) == theirs % (1 << 64)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(stream_ids=st.lists(_IDS, min_size=1, max_size=20))
+def test_partition_of_is_where_the_server_puts_a_row(
+    server_conn: psycopg.Connection[Any], hashed_table: str, stream_ids: list[str]
+) -> None:
+    with server_conn.transaction(force_rollback=True):
+        server_conn.execute(
+            sql.SQL("INSERT INTO {} SELECT unnest(%s::text[])").format(
+                sql.SQL(hashed_table)
+            ),
+            (stream_ids,),
+        )
+        placed = server_conn.execute(
+            "SELECT k, tableoid::regclass::text FROM es_routing_probe.placed"
+        ).fetchall()
+    assert sorted(placed) == sorted(
+        (k, f"es_routing_probe.p{partition_of(k, 7)}") for k in stream_ids
+    )
+
+
+def test_the_probe_ids_cover_every_tail_length_and_several_scripts() -> None:
+    # The store checks the server against these before it routes anything.
+    assert {len(i.encode()) % 12 for i in PROBE_STREAM_IDS} >= {0, 1, 7}
+    assert any(len(i.encode()) > 24 for i in PROBE_STREAM_IDS)
+    assert any(not i.isascii() for i in PROBE_STREAM_IDS)
+
+
+@pytest.fixture
+def make_store(
+    postgres_dsn: str, postgres_schema: str
+) -> Iterator[Callable[..., PostgresEventStore]]:
+    stores: list[PostgresEventStore] = []
+
+    def make(dsn: str = postgres_dsn, **options: Any) -> PostgresEventStore:
+        store = PostgresEventStore(dsn, schema=postgres_schema, **options)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def _stream_in(partition: int, partitions: int, prefix: str = "s") -> str:
+    return next(
+        f"{prefix}-{n}"
+        for n in range(10_000)
+        if partition_of(f"{prefix}-{n}", partitions) == partition
+    )
+
+
+def _lock_partition(conn: psycopg.Connection[Any], schema: str, remainder: int) -> None:
+    """Take every lock on one partition of each table that would stop a statement touching it."""
+    for table in ("streams", "events", "snapshots"):
+        conn.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier(schema, f"{table}_p{remainder}")
+            )
+        )
+
+
+def test_a_stream_is_written_and_read_while_another_partition_is_locked(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    # A generic plan on the parent tables locks every partition before it
+    # prunes them (and the store's statements run generic plans), so this
+    # store's statements would wait for the lock below; on the stream's own
+    # partitions they do not. lock_timeout turns a wait into an error.
+    make_store(partitions=8).migrate()
+    store = make_store(
+        make_conninfo(postgres_dsn, options="-c lock_timeout=2000"), partitions=8
+    )
+    existing, new = _stream_in(2, 8), _stream_in(2, 8, prefix="new")
+    store.append(existing, [NewEvent("t", {"n": 0})])
+    with psycopg.connect(postgres_dsn) as locker:
+        _lock_partition(locker, postgres_schema, 5)
+        for _ in range(8):  # past the prepare threshold: the generic plans
+            version = store.stream_version(existing)
+            store.append(
+                existing, [NewEvent("t", {"n": version})], expected_version=version
+            )
+            store.append(existing, [NewEvent("t", {}), NewEvent("t", {})])
+            assert len(list(store.read_stream(existing, limit=3))) == 3
+            store.save_snapshot(
+                Snapshot(existing, version + 1, "state", 1, {"v": version})
+            )
+            loaded = store.load(existing)
+            assert loaded.snapshot is not None
+        store.append(new, [NewEvent("t", {})], expected_version=0)
+        assert store.stream_version(existing) == 1 + 8 * 3
+        locker.rollback()
+    # The stream's rows are where the server itself would have put them.
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        placed = conn.execute(
+            sql.SQL("SELECT DISTINCT tableoid::regclass::text FROM {}").format(
+                sql.Identifier(postgres_schema, "events")
+            )
+        ).fetchall()
+    assert placed == [(f"{postgres_schema}.events_p2",)]
+
+
+def test_the_async_store_routes_the_same(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    make_store(partitions=8).migrate()
+    stream = _stream_in(6, 8)
+
+    async def run() -> list[int]:
+        async with AsyncPostgresEventStore(
+            make_conninfo(postgres_dsn, options="-c lock_timeout=2000"),
+            schema=postgres_schema,
+        ) as store:
+            with psycopg.connect(postgres_dsn) as locker:
+                _lock_partition(locker, postgres_schema, 1)
+                for n in range(8):
+                    await store.append(stream, [NewEvent("t", {"n": n})])
+                return [e.data["n"] async for e in store.read_stream(stream)]
+
+    assert asyncio.run(run()) == list(range(8))
+
+
+def test_a_store_without_partitions_routes_on_a_partitioned_schema(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    make_store(partitions=4).migrate()
+    reader = make_store(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
+    stream = _stream_in(0, 4)
+    with psycopg.connect(postgres_dsn) as locker:
+        _lock_partition(locker, postgres_schema, 3)
+        for n in range(8):
+            reader.append(stream, [NewEvent("t", {"n": n})])
+        assert reader.stream_version(stream) == 8
+
+
+def test_a_store_used_before_its_schema_exists_routes_once_it_is_migrated(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    early = make_store(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
+    with pytest.raises(Exception, match="migrate"):
+        early.stream_version("s")
+    make_store(partitions=4).migrate()  # another store, as another process would
+    stream = _stream_in(1, 4)
+    with psycopg.connect(postgres_dsn) as locker:
+        _lock_partition(locker, postgres_schema, 2)
+        for n in range(8):
+            early.append(stream, [NewEvent("t", {"n": n})])
+
+
+def test_partitions_it_cannot_place_a_stream_in_are_used_through_the_parents(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    make_store(partitions=4).migrate()
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        # Not the layout partitions=N makes: the store cannot know which
+        # partition is which by name any more.
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(postgres_schema, "events_p3"),
+                sql.Identifier("events_part_three"),
+            )
+        )
+    store = make_store()
+    with caplog.at_level(logging.WARNING, logger="eventstore.postgres"):
+        for n in range(40):
+            store.append(f"s-{n}", [NewEvent("t", {"n": n})])
+    assert "statements go through the parent tables" in caplog.text
+    assert [e.data["n"] for e in store.read_all()] == list(range(40))
+    assert all(store.stream_version(f"s-{n}") == 1 for n in range(40))

@@ -382,7 +382,7 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         for _ in range(_ATTEMPTS):
             try:
                 if conn.autocommit:
-                    cursor = append_cursor(conn)
+                    cursor = append_cursor(conn, statement)
                     cursor.execute(statement, params, prepare=True)
                     rows = cursor.fetchall()
                 else:

@@ -388,7 +388,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         for _ in range(_ATTEMPTS):
             try:
                 if conn.autocommit:
-                    cursor = append_cursor(conn)
+                    cursor = append_cursor(conn, statement)
                     await cursor.execute(statement, params, prepare=True)
                     rows = await cursor.fetchall()
                 else:

@@ -15,7 +15,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from eventstore import NewEvent, Snapshot
-from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
+from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
+from eventstore.postgres._connections import StoreConnection
 from eventstore.postgres._routing import (
     PROBE_STREAM_IDS,
     hash_bytes_extended,
@@ -267,3 +268,34 @@ def test_partitions_it_cannot_place_a_stream_in_are_used_through_the_parents(
     assert "statements go through the parent tables" in caplog.text
     assert [e.data["n"] for e in store.read_all()] == list(range(40))
     assert all(store.stream_version(f"s-{n}") == 1 for n in range(40))
+
+
+def test_a_connection_keeps_one_cursor_per_append_statement_and_a_bounded_number(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    # psycopg keeps a cursor's dumpers and loaders only while it runs the
+    # same query: appends that alternate between partitions each get theirs.
+    store = make_store(partitions=8, pool_config=PoolConfig(min_size=1, max_size=1))
+    store.migrate()
+    streams = [_stream_in(r, 8) for r in range(8)]
+    for _ in range(3):
+        for stream in streams:
+            store.append(stream, [NewEvent("t", {})])
+    with store.pool.connection() as conn:
+        assert isinstance(conn, StoreConnection)
+        cursors = conn.append_cursors
+        assert cursors is not None
+        # Appends with expected ANY to a stream in each partition: one
+        # statement per partition, 8 cursors.
+        assert len(cursors) == 8
+        assert len({id(c) for c in cursors.values()}) == 8
+        assert set(cursors) == {
+            store._router.for_stream(s).append["any_one"][0] for s in streams
+        }
+    for n in range(200):  # many statements: the kept cursors stay bounded
+        store.append(f"many-{n}", [NewEvent("t", {})], expected_version=0)
+        store.append(f"many-{n}", [NewEvent("t", {})], expected_version=1)
+    with store.pool.connection() as conn:
+        assert isinstance(conn, StoreConnection)
+        assert conn.append_cursors is not None
+        assert 0 < len(conn.append_cursors) <= 64

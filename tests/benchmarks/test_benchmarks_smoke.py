@@ -307,3 +307,25 @@ def test_read_ceiling_probe_times_every_side_with_the_collector_on_and_off(
     assert rows[3].endswith("| 1.00 | " + rows[3].split(" | ")[3] + " | 1.00 |")
     assert "collector during eventstore's reads" in table
     assert "collector during eventsourcing's reads" in table
+
+
+@pytest.mark.postgres
+def test_partition_cost_probe_routes_only_the_layout_it_can_compute(
+    postgres_dsn: str,
+) -> None:
+    from benchmarks import partition_cost  # noqa: PLC0415  # needs the bench extra
+
+    # measure() itself asserts which sides sent statements to partitions.
+    table = partition_cost.measure(postgres_dsn, rounds=1, iterations=30)
+    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| plain",
+        "| partitioned",
+        "| partitioned, through the parents",
+    ]
+    for row in rows:
+        cells = row.strip("| ").split(" | ")[1:]
+        assert len(cells) == 4
+        wall = float(cells[2])
+        assert wall > 0, row
+    assert rows[0].split(" | ")[-1] == "1.00 |"

@@ -161,6 +161,18 @@ class Router(Generic[_T]):
             )
         return statements
 
+    def for_append(self, stream_id: str, *, creates: bool) -> _T:
+        """
+        Return the statements of an append to *stream_id*; *creates*: its expected version is 0.
+
+        A stream's first append goes through the parent tables: its id is
+        new to this process, and hashing it in Python (5.8 us, more on a
+        busy host) with the partition's own constraint check on the server
+        cost more than the parent's locks save (new streams: 142 against
+        123 us of client CPU, 133 against 127 of server CPU per append).
+        """
+        return self.parent if creates else self.for_stream(stream_id)
+
     def settle(
         self, exists: bool, modulus: int, probed: Sequence[int | None] | None
     ) -> bool:

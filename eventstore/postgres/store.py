@@ -374,9 +374,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
 
     def _append_one(self, conn: _Connection, append: EncodedAppend) -> AppendResult:
         """Append to one stream in one statement: the fast path."""
-        statement, names = self._router.for_stream(append.stream_id).append[
-            _sql.append_key(append)
-        ]
+        statement, names = self._router.for_append(
+            append.stream_id, creates=append.expected_version == 0
+        ).append[_sql.append_key(append)]
         named = _sql.append_params(append)
         params = [named[name] for name in names]
         for _ in range(_ATTEMPTS):
@@ -419,9 +419,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
     def _append_in_transaction(
         self, conn: _Connection, append: EncodedAppend
     ) -> AppendResult:
-        statement, names = self._router.for_stream(append.stream_id).append[
-            _sql.append_key(append, in_transaction=True)
-        ]
+        statement, names = self._router.for_append(
+            append.stream_id, creates=append.expected_version == 0
+        ).append[_sql.append_key(append, in_transaction=True)]
         named = _sql.append_params(append)
         cursor = conn.execute(statement, [named[name] for name in names], prepare=True)
         rows = cursor.fetchall()

@@ -99,3 +99,10 @@ def test_statements_are_rendered_once_per_partition() -> None:
     for n in range(200):
         routed.for_stream(f"s-{n}")
     assert sorted(rendered) == [0, 1, 2, 3]
+
+
+def test_a_streams_first_append_goes_through_the_parent_tables() -> None:
+    routed = router()
+    routed.settle(True, 8, probed(8))
+    assert routed.for_append("s", creates=True) == "parent"
+    assert routed.for_append("s", creates=False) == routed.for_stream("s") != "parent"

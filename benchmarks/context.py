@@ -9,8 +9,10 @@ wrong answer fails the workload.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -338,3 +340,25 @@ def server_settings(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         ).fetchone()
         settings[name] = row[0] if row else None
     return settings
+
+
+def run_probe(
+    measure: Callable[[str, int], str], description: str, settings: dict[str, str]
+) -> None:
+    """
+    Run a probe's ``measure(dsn, rounds)`` from the command line and print its table.
+
+    ``--rounds`` (default 9); the server is ``EVENTSTORE_BENCH_DSN``, or an
+    embedded one started with *settings*.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    dsn = os.environ.get("EVENTSTORE_BENCH_DSN")
+    if dsn:
+        print(measure(dsn, args.rounds))
+        return
+    from eventstore.testing.postgres_server import EmbeddedServer  # noqa: PLC0415
+
+    with EmbeddedServer.start(settings) as server:
+        print(measure(server.dsn, args.rounds))

@@ -24,7 +24,6 @@ server, which the run's figures show only through its noise.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from benchmarks.context import event
+from benchmarks.context import event, run_probe
 from eventstore import ConcurrencyError
 from eventstore.postgres import PoolConfig, PostgresEventStore
 
@@ -162,17 +161,7 @@ def measure(dsn: str, rounds: int, iterations: int = ITERATIONS) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
-    dsn = os.environ.get("EVENTSTORE_BENCH_DSN")
-    if dsn:
-        print(measure(dsn, args.rounds))
-        return
-    from eventstore.testing.postgres_server import EmbeddedServer  # noqa: PLC0415
-
-    with EmbeddedServer.start({"synchronous_commit": "off"}) as server:
-        print(measure(server.dsn, args.rounds))
+    run_probe(measure, __doc__.split("\n\n")[0], {"synchronous_commit": "off"})
 
 
 if __name__ == "__main__":

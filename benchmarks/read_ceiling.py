@@ -23,9 +23,7 @@ and the full collections this triggers are what set the two apart most.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -35,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks import peers
-from benchmarks.context import DATA, event
+from benchmarks.context import DATA, event, run_probe
 from eventstore._json import load_json
 from eventstore.postgres import PostgresEventStore
 from eventstore.postgres._sql import _STREAM_EVENT_COLUMNS
@@ -177,17 +175,7 @@ def measure(dsn: str, rounds: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    args = parser.parse_args()
-    dsn = os.environ.get("EVENTSTORE_BENCH_DSN")
-    if dsn:
-        print(measure(dsn, args.rounds))
-        return
-    from eventstore.testing.postgres_server import EmbeddedServer  # noqa: PLC0415
-
-    with EmbeddedServer.start({"synchronous_commit": "on"}) as server:
-        print(measure(server.dsn, args.rounds))
+    run_probe(measure, __doc__.split("\n\n")[0], {"synchronous_commit": "on"})
 
 
 if __name__ == "__main__":

@@ -116,22 +116,6 @@ def test_the_probe_ids_cover_every_tail_length_and_several_scripts() -> None:
     assert any(not i.isascii() for i in PROBE_STREAM_IDS)
 
 
-@pytest.fixture
-def make_store(
-    postgres_dsn: str, postgres_schema: str
-) -> Iterator[Callable[..., PostgresEventStore]]:
-    stores: list[PostgresEventStore] = []
-
-    def make(dsn: str = postgres_dsn, **options: Any) -> PostgresEventStore:
-        store = PostgresEventStore(dsn, schema=postgres_schema, **options)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
-
-
 def _stream_in(partition: int, partitions: int, prefix: str = "s") -> str:
     return next(
         f"{prefix}-{n}"
@@ -151,7 +135,7 @@ def _lock_partition(conn: psycopg.Connection[Any], schema: str, remainder: int) 
 
 
 def test_a_stream_is_written_and_read_while_another_partition_is_locked(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
@@ -160,8 +144,8 @@ def test_a_stream_is_written_and_read_while_another_partition_is_locked(
     # store's statements would wait for the lock below; on the stream's own
     # partitions they do not. lock_timeout turns a wait into an error. (A
     # stream's first append, expected version 0, goes through the parents.)
-    make_store(partitions=8).migrate()
-    store = make_store(
+    store_factory(partitions=8).migrate()
+    store = store_factory(
         make_conninfo(postgres_dsn, options="-c lock_timeout=2000"), partitions=8
     )
     existing = _stream_in(2, 8)
@@ -193,11 +177,11 @@ def test_a_stream_is_written_and_read_while_another_partition_is_locked(
 
 
 def test_the_async_store_routes_the_same(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
-    make_store(partitions=8).migrate()
+    store_factory(partitions=8).migrate()
     stream = _stream_in(6, 8)
 
     async def run() -> list[int]:
@@ -215,12 +199,12 @@ def test_the_async_store_routes_the_same(
 
 
 def test_a_store_without_partitions_routes_on_a_partitioned_schema(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
-    make_store(partitions=4).migrate()
-    reader = make_store(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
+    store_factory(partitions=4).migrate()
+    reader = store_factory(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
     stream = _stream_in(0, 4)
     with psycopg.connect(postgres_dsn) as locker:
         _lock_partition(locker, postgres_schema, 3)
@@ -230,14 +214,14 @@ def test_a_store_without_partitions_routes_on_a_partitioned_schema(
 
 
 def test_a_store_used_before_its_schema_exists_routes_once_it_is_migrated(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
-    early = make_store(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
+    early = store_factory(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
     with pytest.raises(Exception, match="migrate"):
         early.stream_version("s")
-    make_store(partitions=4).migrate()  # another store, as another process would
+    store_factory(partitions=4).migrate()  # another store, as another process would
     stream = _stream_in(1, 4)
     with psycopg.connect(postgres_dsn) as locker:
         _lock_partition(locker, postgres_schema, 2)
@@ -246,12 +230,12 @@ def test_a_store_used_before_its_schema_exists_routes_once_it_is_migrated(
 
 
 def test_partitions_it_cannot_place_a_stream_in_are_used_through_the_parents(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    make_store(partitions=4).migrate()
+    store_factory(partitions=4).migrate()
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         # Not the layout partitions=N makes: the store cannot know which
         # partition is which by name any more.
@@ -261,7 +245,7 @@ def test_partitions_it_cannot_place_a_stream_in_are_used_through_the_parents(
                 sql.Identifier("events_part_three"),
             )
         )
-    store = make_store()
+    store = store_factory()
     with caplog.at_level(logging.WARNING, logger="eventstore.postgres"):
         for n in range(40):
             store.append(f"s-{n}", [NewEvent("t", {"n": n})])
@@ -271,11 +255,11 @@ def test_partitions_it_cannot_place_a_stream_in_are_used_through_the_parents(
 
 
 def test_a_connection_keeps_one_cursor_per_append_statement_and_a_bounded_number(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
 ) -> None:
     # psycopg keeps a cursor's dumpers and loaders only while it runs the
     # same query: appends that alternate between partitions each get theirs.
-    store = make_store(partitions=8, pool_config=PoolConfig(min_size=1, max_size=1))
+    store = store_factory(partitions=8, pool_config=PoolConfig(min_size=1, max_size=1))
     store.migrate()
     streams = [_stream_in(r, 8) for r in range(8)]
     for _ in range(3):

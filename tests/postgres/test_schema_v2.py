@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +25,6 @@ pytestmark = pytest.mark.postgres
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE_SCHEMA = "es_v1_fixture"
-
-
-@pytest.fixture
-def make_store(
-    postgres_dsn: str, postgres_schema: str
-) -> Iterator[Callable[..., PostgresEventStore]]:
-    stores: list[PostgresEventStore] = []
-
-    def make(**options: Any) -> PostgresEventStore:
-        store = PostgresEventStore(postgres_dsn, schema=postgres_schema, **options)
-        stores.append(store)
-        return store
-
-    yield make
-    for store in stores:
-        store.close()
 
 
 def load_v1_fixture(dsn: str, schema: str) -> None:
@@ -78,13 +62,13 @@ V2_EVENT_INDEXES = {
 
 
 def test_a_populated_v1_schema_migrates_to_v2_and_reads_back_identical(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
     load_v1_fixture(postgres_dsn, postgres_schema)
     expected = json.loads((FIXTURES / "v1_expected.json").read_text(encoding="utf-8"))
-    store = make_store()
+    store = store_factory()
     assert store.health().schema_version == 1
     assert ("primary", ("position",)) in indexes(
         postgres_dsn, postgres_schema, "events"
@@ -107,12 +91,12 @@ def test_a_populated_v1_schema_migrates_to_v2_and_reads_back_identical(
 
 
 def test_after_the_upgrade_ids_are_unique_per_stream_and_appends_go_on(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
     load_v1_fixture(postgres_dsn, postgres_schema)
-    store = make_store()
+    store = store_factory()
     store.migrate()
     (first,) = store.read_stream("order-1", limit=1)
     last_before = store.read_all(limit=10_000)[-1].position
@@ -131,12 +115,12 @@ def test_after_the_upgrade_ids_are_unique_per_stream_and_appends_go_on(
 
 @pytest.mark.parametrize("partitions", [None, 4])
 def test_a_new_schema_has_only_the_v2_keys(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
     partitions: int | None,
 ) -> None:
-    store = make_store(partitions=partitions)
+    store = store_factory(partitions=partitions)
     assert store.migrate() == 3
     assert indexes(postgres_dsn, postgres_schema, "events") == V2_EVENT_INDEXES
     assert indexes(postgres_dsn, postgres_schema, "streams") == {
@@ -159,11 +143,11 @@ def partition_rows(dsn: str, schema: str, table: str) -> dict[str, int]:
 
 
 def test_partitions_spread_every_table_by_stream(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
-    store = make_store(partitions=4)
+    store = store_factory(partitions=4)
     store.migrate()
     for n in range(40):
         store.append(f"s-{n}", [NewEvent("t", {"n": n}), NewEvent("t", {})])
@@ -176,25 +160,25 @@ def test_partitions_spread_every_table_by_stream(
 
 
 def test_the_layout_is_fixed_when_the_schema_is_created(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
 ) -> None:
-    make_store(partitions=4).migrate()
+    store_factory(partitions=4).migrate()
     with pytest.raises(ConfigError) as caught:
-        make_store(partitions=8).migrate()
+        store_factory(partitions=8).migrate()
     assert "exists with 4 hash partitions" in str(caught.value)
     assert "partitions=8" in str(caught.value)
     # Unset, a store uses the schema as it is.
-    reader = make_store()
+    reader = store_factory()
     assert reader.migrate() == 3
     assert reader.health().partitions == 4
 
 
 def test_partitions_cannot_be_asked_of_an_existing_plain_schema(
-    make_store: Callable[..., PostgresEventStore],
+    store_factory: Callable[..., PostgresEventStore],
 ) -> None:
-    make_store().migrate()
+    store_factory().migrate()
     with pytest.raises(ConfigError, match="exists with one plain table per role"):
-        make_store(partitions=2).migrate()
+        store_factory(partitions=2).migrate()
 
 
 @pytest.mark.parametrize("partitions", [0, 1, 1025, True, 2.0, "8"])

@@ -2,12 +2,14 @@
 Which tables hold one stream's rows on a hash-partitioned schema, found in Python.
 
 A statement on a partitioned table that runs from a generic plan (every
-prepared statement, after its fifth run) locks all the partitions and their
-indexes before it prunes them to the one it needs: the claim of an append
-holds 19 relation locks on 8 partitions against 3 on the plain layout, and
-the race on one stream ran at 0.85-0.89 of the plain layout for it. Sent to
-the stream's own partitions (``events_p3``, ``streams_p3``), the same
-statements lock what they use, and the race ran at 0.97-1.04.
+prepared statement of the store) locks all the partitions and their indexes
+before it prunes them to the one it needs: the claim of an append holds 19
+relation locks on 8 partitions against 3 on the plain layout. Sent to the
+stream's own partitions (``events_p3``, ``streams_p3``), the same
+statements lock what they use: the server's CPU for a mix of appends,
+losing appends, versions and reads fell from 1.09 to 1.02 of the plain
+layout's (``python -m benchmarks.partition_cost``), and a lock on one
+partition no longer stops statements on the others.
 
 The partition is PostgreSQL's own choice, computed the same way: the
 server's 64-bit Jenkins hash of the text's bytes with the partitioning seed

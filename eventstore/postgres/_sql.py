@@ -4,8 +4,8 @@ All SQL of the PostgreSQL backend, with the pure parameter building and row mapp
 No I/O here: `Statements` holds the statement texts for one schema, composed
 with `psycopg.sql` (schema and table names only ever as `sql.Identifier`),
 and the functions turn validated appends into parameters and rows into
-`RecordedEvent` / `Snapshot` objects. The synchronous store and the coming
-async twin share all of it.
+`RecordedEvent` / `Snapshot` objects. The synchronous store and its async
+twin share all of it.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ before it prunes them to the one it needs: the claim of an append holds 19
 relation locks on 8 partitions against 3 on the plain layout. Sent to the
 stream's own partitions (``events_p3``, ``streams_p3``), the same
 statements lock what they use: the server's CPU for a mix of appends,
-losing appends, versions and reads fell from 1.09 to 1.02 of the plain
-layout's (``python -m benchmarks.partition_cost``), and a lock on one
+losing appends, versions and reads fell from 1.09-1.19 to 1.02-1.07 of
+the plain layout's (``python -m benchmarks.partition_cost``), and a lock on one
 partition no longer stops statements on the others.
 
 The partition is PostgreSQL's own choice, computed the same way: the

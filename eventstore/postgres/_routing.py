@@ -218,7 +218,11 @@ class Router(Generic[_T]):
         self.settled = False
 
 
-def layout_modulus(bounds: Sequence[Sequence[str]]) -> int:
+_UTF8_BYTES: Final = frozenset({"UTF8", "SQL_ASCII"})
+"""Server encodings that store a str's UTF-8 bytes as they are (SQL_ASCII: whatever bytes come)."""
+
+
+def layout_modulus(bounds: Sequence[Sequence[str]], encoding: str = "UTF8") -> int:
     """
     Return N if *bounds* are the N partitions of each table `partitioned_layout` makes, else 0.
 
@@ -226,10 +230,14 @@ def layout_modulus(bounds: Sequence[Sequence[str]]) -> int:
         bounds: ``(partition name, bound)`` of every partition of the three
             stream tables (``pg_get_expr(relpartbound, 0)``); a partition
             ``{table}_p{r}`` must hold remainder r of the same modulus N.
+        encoding: The database's ``server_encoding``. One that keeps text
+            in other bytes than UTF-8 (LATIN1, …) gives 0: the server hashes
+            those bytes, so this module could not place an id with a
+            non-ASCII character (and the probe ids could not be sent).
 
     """
     partitions, rest = divmod(len(bounds), len(_TABLES))
-    if rest or not partitions:
+    if rest or not partitions or encoding not in _UTF8_BYTES:
         return 0
     expected = {
         f"{table}_p{remainder}": (partitions, remainder)

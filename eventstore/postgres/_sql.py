@@ -505,12 +505,13 @@ _TEMPLATES = {
         "(SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%(events)s))"
     ),
     # --- routing to partitions (`_routing`) ---
-    # Whether the events table exists, and every partition of the three
-    # stream tables in the schema, with its bound: [[name, bound], ...].
+    # Whether the events table exists, the database's encoding, and every
+    # partition of the three stream tables in the schema, with its bound:
+    # [[name, bound], ...].
     # pg_get_expr with relation 0, since a hash bound names no column: given
     # the partition, it would lock it, and wait behind a VACUUM FULL of it.
     "partition_bounds": (
-        "SELECT to_regclass(%(events)s) IS NOT NULL, "
+        "SELECT to_regclass(%(events)s) IS NOT NULL, current_setting('server_encoding'), "
         "array(SELECT ARRAY[c.relname::text, pg_get_expr(c.relpartbound, 0)] "
         "FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
         "WHERE i.inhparent IN (to_regclass(%(streams)s), to_regclass(%(events)s), "

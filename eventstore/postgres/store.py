@@ -308,8 +308,10 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         params = _sql.routing_params(self._schema)
 
         def ask(conn: _Connection) -> tuple[bool, int, int, list[Any] | None]:
-            exists, bounds = (_fetchall(conn, self._sql.partition_bounds, params))[0]
-            modulus = _routing.layout_modulus(bounds)
+            exists, encoding, bounds = (
+                _fetchall(conn, self._sql.partition_bounds, params)
+            )[0]
+            modulus = _routing.layout_modulus(bounds, encoding)
             probed = None
             if modulus:
                 rows = _fetchall(
@@ -328,7 +330,8 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         elif found:
             _log.warning(
                 "schema %s has partitions this store cannot compute the place of "
-                "a stream in (not the layout partitions=N makes, or another hash): "
+                "a stream in (not the layout partitions=N makes, another hash, or "
+                "a database encoding other than UTF8): "
                 "statements go through the parent tables",
                 self._schema,
             )

@@ -308,10 +308,10 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         params = _sql.routing_params(self._schema)
 
         async def ask(conn: _Connection) -> tuple[bool, int, int, list[Any] | None]:
-            exists, bounds = (
+            exists, encoding, bounds = (
                 await _fetchall(conn, self._sql.partition_bounds, params)
             )[0]
-            modulus = _routing.layout_modulus(bounds)
+            modulus = _routing.layout_modulus(bounds, encoding)
             probed = None
             if modulus:
                 rows = await _fetchall(
@@ -330,7 +330,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         elif found:
             _log.warning(
                 "schema %s has partitions this store cannot compute the place of "
-                "a stream in (not the layout partitions=N makes, or another hash): "
+                "a stream in (not the layout partitions=N makes, another hash, or "
+                "a database encoding other than UTF8): "
                 "statements go through the parent tables",
                 self._schema,
             )

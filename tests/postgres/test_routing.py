@@ -283,3 +283,27 @@ def test_a_connection_keeps_one_cursor_per_append_statement_and_a_bounded_number
         assert isinstance(conn, StoreConnection)
         assert conn.append_cursors is not None
         assert 0 < len(conn.append_cursors) <= 64
+
+
+def test_a_database_in_another_encoding_is_used_through_the_parents(
+    postgres_dsn: str, server_conn: psycopg.Connection[Any]
+) -> None:
+    # The server hashes an id's bytes in the database's encoding: in LATIN1
+    # they are not the UTF-8 ones, and the probe's CJK id cannot be sent.
+    server_conn.execute("DROP DATABASE IF EXISTS es_routing_latin1")
+    server_conn.execute(
+        "CREATE DATABASE es_routing_latin1 ENCODING 'LATIN1' "
+        "LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+    )
+    try:
+        dsn = make_conninfo(postgres_dsn, dbname="es_routing_latin1")
+        with PostgresEventStore(dsn, partitions=4) as store:
+            store.migrate()
+            ids = ["plain", "Überweisung-1", "Ärger-2", "zoë-3"]
+            for stream in ids:
+                store.append(stream, [NewEvent("t", {"id": stream})])
+                store.append(stream, [NewEvent("t", {})], expected_version=1)
+            assert [store.stream_version(s) for s in ids] == [2, 2, 2, 2]
+            assert [e.data for e in store.read_stream("zoë-3")] == [{"id": "zoë-3"}, {}]
+    finally:
+        server_conn.execute("DROP DATABASE es_routing_latin1 WITH (FORCE)")

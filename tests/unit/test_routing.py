@@ -106,3 +106,13 @@ def test_a_streams_first_append_goes_through_the_parent_tables() -> None:
     routed.settle(True, 8, probed(8))
     assert routed.for_append("s", creates=True) == "parent"
     assert routed.for_append("s", creates=False) == routed.for_stream("s") != "parent"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "routed"),
+    [("UTF8", 4), ("SQL_ASCII", 4), ("LATIN1", 0), ("EUC_JP", 0)],
+)
+def test_only_databases_that_keep_utf8_bytes_are_routed(
+    encoding: str, routed: int
+) -> None:
+    assert layout_modulus(bounds(4), encoding) == routed

@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore import NewEvent, Snapshot
 from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
-from eventstore.postgres._connections import StoreConnection
+from eventstore.postgres._connections import PREPARED_MAX, StoreConnection
 from eventstore.postgres._routing import (
     PROBE_STREAM_IDS,
     hash_bytes_extended,
@@ -307,3 +307,27 @@ def test_a_database_in_another_encoding_is_used_through_the_parents(
             assert [e.data for e in store.read_stream("zoë-3")] == [{"id": "zoë-3"}, {}]
     finally:
         server_conn.execute("DROP DATABASE es_routing_latin1 WITH (FORCE)")
+
+
+def test_a_connection_keeps_every_partitions_statements_prepared(
+    store_factory: Callable[..., PostgresEventStore], postgres_dsn: str
+) -> None:
+    # psycopg's default of 100 prepared statements per connection would
+    # re-plan the least used ones of 16 partitions on every turn.
+    store = store_factory(partitions=16, pool_config=PoolConfig(min_size=1, max_size=1))
+    store.migrate()
+    for n in range(160):
+        stream = f"s-{n}"
+        store.append(stream, [NewEvent("t", {})], expected_version=0)
+        store.append(stream, [NewEvent("t", {})], expected_version=1)
+        store.append(stream, [NewEvent("t", {}), NewEvent("t", {})])
+        store.append(stream, [NewEvent("t", {}), NewEvent("t", {})], expected_version=4)
+        assert len(list(store.read_stream(stream))) == store.stream_version(stream) == 6
+        store.save_snapshot(Snapshot(stream, 6, "state", 1, {}))
+        assert store.load(stream).snapshot is not None
+        assert store.load_snapshot(stream) is not None
+    with store.pool.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert row is not None
+        assert 120 < row[0] <= PREPARED_MAX
+        assert conn.prepared_max == PREPARED_MAX

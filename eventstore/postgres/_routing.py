@@ -149,6 +149,7 @@ class Router(Generic[_T]):
     _modulus: int = attrs.field(init=False, default=0)
     """The partition count statements are routed by; 0: none (the parent tables)."""
     _by_partition: dict[int, _T] = attrs.field(init=False, factory=dict)
+    """Statements by remainder; they name partition ``_p{r}`` whatever the modulus, so they stay valid."""
 
     def for_stream(self, stream_id: str) -> _T:
         """Return the statements on *stream_id*'s rows."""
@@ -201,8 +202,6 @@ class Router(Generic[_T]):
             [partition_of(i, modulus) for i in PROBE_STREAM_IDS] if modulus else None
         )
         direct = probed is not None and list(probed) == expected
-        if modulus != self._modulus:
-            self._by_partition.clear()
         self._modulus = modulus if direct else 0
         self.settled = True
         return direct

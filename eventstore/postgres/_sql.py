@@ -597,7 +597,7 @@ class Statements:
         return cls(
             stream=StreamStatements.for_tables(schema),
             **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
-            events_table=qualified_events_table(schema),
+            events_table=qualified_table(schema, "events"),
         )
 
 
@@ -605,16 +605,17 @@ def routing_params(schema: str) -> dict[str, Any]:
     """Return the parameters of ``partition_bounds`` (and, with ``partitions``, ``partition_probe``)."""
     return {
         "schema": schema,
-        "streams": sql.Identifier(schema, "streams").as_string(None),
-        "events": qualified_events_table(schema),
-        "snapshots": sql.Identifier(schema, "snapshots").as_string(None),
+        **{
+            table: qualified_table(schema, table)
+            for table in ("streams", "events", "snapshots")
+        },
         "ids": list(PROBE_STREAM_IDS),
     }
 
 
-def qualified_events_table(schema: str) -> str:
-    """Return ``"schema"."events"``, quoted as ``to_regclass`` expects."""
-    return sql.Identifier(schema, "events").as_string(None)
+def qualified_table(schema: str, table: str) -> str:
+    """Return ``"schema"."table"``, quoted as ``to_regclass`` expects."""
+    return sql.Identifier(schema, table).as_string(None)
 
 
 def _utc(value: datetime) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -124,14 +125,23 @@ def _stream_in(partition: int, partitions: int, prefix: str = "s") -> str:
     )
 
 
-def _lock_partition(conn: psycopg.Connection[Any], schema: str, remainder: int) -> None:
-    """Take every lock on one partition of each table that would stop a statement touching it."""
-    for table in ("streams", "events", "snapshots"):
-        conn.execute(
-            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
-                sql.Identifier(schema, f"{table}_p{remainder}")
+def _impatient(dsn: str) -> str:
+    """*dsn* with a 2 s lock_timeout: a statement that waits for a lock fails instead."""
+    return make_conninfo(dsn, options="-c lock_timeout=2000")
+
+
+@contextmanager
+def _partition_locked(dsn: str, schema: str, remainder: int) -> Iterator[None]:
+    """Hold every lock on one partition of each table that would stop a statement touching it."""
+    with psycopg.connect(dsn) as locker:
+        for table in ("streams", "events", "snapshots"):
+            locker.execute(
+                sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    sql.Identifier(schema, f"{table}_p{remainder}")
+                )
             )
-        )
+        yield
+        locker.rollback()
 
 
 def test_a_stream_is_written_and_read_while_another_partition_is_locked(
@@ -145,13 +155,10 @@ def test_a_stream_is_written_and_read_while_another_partition_is_locked(
     # partitions they do not. lock_timeout turns a wait into an error. (A
     # stream's first append, expected version 0, goes through the parents.)
     store_factory(partitions=8).migrate()
-    store = store_factory(
-        make_conninfo(postgres_dsn, options="-c lock_timeout=2000"), partitions=8
-    )
+    store = store_factory(_impatient(postgres_dsn), partitions=8)
     existing = _stream_in(2, 8)
     store.append(existing, [NewEvent("t", {"n": 0})])
-    with psycopg.connect(postgres_dsn) as locker:
-        _lock_partition(locker, postgres_schema, 5)
+    with _partition_locked(postgres_dsn, postgres_schema, 5):
         for _ in range(8):  # past the prepare threshold: the generic plans
             version = store.stream_version(existing)
             store.append(
@@ -165,7 +172,6 @@ def test_a_stream_is_written_and_read_while_another_partition_is_locked(
             loaded = store.load(existing)
             assert loaded.snapshot is not None
         assert store.stream_version(existing) == 1 + 8 * 3
-        locker.rollback()
     # The stream's rows are where the server itself would have put them.
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         placed = conn.execute(
@@ -186,11 +192,10 @@ def test_the_async_store_routes_the_same(
 
     async def run() -> list[int]:
         async with AsyncPostgresEventStore(
-            make_conninfo(postgres_dsn, options="-c lock_timeout=2000"),
+            _impatient(postgres_dsn),
             schema=postgres_schema,
         ) as store:
-            with psycopg.connect(postgres_dsn) as locker:
-                _lock_partition(locker, postgres_schema, 1)
+            with _partition_locked(postgres_dsn, postgres_schema, 1):
                 for n in range(8):
                     await store.append(stream, [NewEvent("t", {"n": n})])
                 return [e.data["n"] async for e in store.read_stream(stream)]
@@ -204,10 +209,9 @@ def test_a_store_without_partitions_routes_on_a_partitioned_schema(
     postgres_schema: str,
 ) -> None:
     store_factory(partitions=4).migrate()
-    reader = store_factory(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
+    reader = store_factory(_impatient(postgres_dsn))
     stream = _stream_in(0, 4)
-    with psycopg.connect(postgres_dsn) as locker:
-        _lock_partition(locker, postgres_schema, 3)
+    with _partition_locked(postgres_dsn, postgres_schema, 3):
         for n in range(8):
             reader.append(stream, [NewEvent("t", {"n": n})])
         assert reader.stream_version(stream) == 8
@@ -218,13 +222,12 @@ def test_a_store_used_before_its_schema_exists_routes_once_it_is_migrated(
     postgres_dsn: str,
     postgres_schema: str,
 ) -> None:
-    early = store_factory(make_conninfo(postgres_dsn, options="-c lock_timeout=2000"))
+    early = store_factory(_impatient(postgres_dsn))
     with pytest.raises(Exception, match="migrate"):
         early.stream_version("s")
     store_factory(partitions=4).migrate()  # another store, as another process would
     stream = _stream_in(1, 4)
-    with psycopg.connect(postgres_dsn) as locker:
-        _lock_partition(locker, postgres_schema, 2)
+    with _partition_locked(postgres_dsn, postgres_schema, 2):
         for n in range(8):
             early.append(stream, [NewEvent("t", {"n": n})])
 

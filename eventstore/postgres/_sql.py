@@ -1052,6 +1052,11 @@ def migration_statements(schema: str) -> dict[str, bytes]:
 MIGRATION_LOCK_NAMESPACE: Final = 0x45_56_53  # "EVS": our advisory-lock key space
 SUBSCRIPTION_LOCK_SEED: Final = 0x45_56_42  # "EVB": the hash seed of runners' lock keys
 
+# A lock's session releases it before it closes: a backend ends (and drops
+# its locks) a moment after its client hangs up, and a standby asking in
+# that moment would find the lock still held. The session holds no other.
+SUBSCRIPTION_UNLOCK: Final = b"SELECT pg_advisory_unlock_all()"
+
 
 def notify_channel(schema: str) -> str:
     """Return the channel a schema's appends notify: short, whatever the schema's length."""

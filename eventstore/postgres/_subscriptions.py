@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
 from datetime import datetime
@@ -72,7 +73,12 @@ class AdvisoryLock:
         return True
 
     def release(self) -> None:
-        """End the session, which releases the lock."""
+        """Release the lock, and end its session."""
+        if not self.conn.closed and not self.conn.broken:
+            # Closing alone would release it too, but only once the server's
+            # backend has ended: a moment later.
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute(_sql.SUBSCRIPTION_UNLOCK)
         self.conn.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
 from datetime import datetime
@@ -70,7 +71,12 @@ class AsyncAdvisoryLock:
         return True
 
     async def release(self) -> None:
-        """End the session, which releases the lock."""
+        """Release the lock, and end its session."""
+        if not self.conn.closed and not self.conn.broken:
+            # Closing alone would release it too, but only once the server's
+            # backend has ended: a moment later.
+            with contextlib.suppress(psycopg.Error):
+                await self.conn.execute(_sql.SUBSCRIPTION_UNLOCK)
         await self.conn.close()
 
 

@@ -409,14 +409,20 @@ def encode_snapshot(snapshot: object) -> EncodedSnapshot:
 
 
 def check_seconds(
-    value: object, what: str, *, error: type[Exception] = ConfigError
+    value: object,
+    what: str,
+    *,
+    error: type[Exception] = ConfigError,
+    zero: bool = False,
 ) -> float:
-    """Return *value* as a positive, finite number of seconds, or raise *error*."""
+    """Return *value* as a positive (or, with *zero*, also 0), finite number of seconds, or raise *error*."""
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
         or not math.isfinite(value)
-        or value <= 0
+        or value < 0
+        or (value == 0 and not zero)
     ):
-        raise error(f"{what} must be a positive number of seconds, got {value!r}")
+        kind = "a number of seconds >= 0" if zero else "a positive number of seconds"
+        raise error(f"{what} must be {kind}, got {value!r}")
     return float(value)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import time
@@ -58,6 +59,15 @@ _STOP_CHECK: Final = 0.25
 
 BEHIND_CAP: Final = 1_000_000
 """`status` counts the events behind up to this many."""
+
+
+@attrs.define
+class _Pass:
+    """How far one pass over the log has handed events over, and how far its checkpoint is saved."""
+
+    saved: LogPosition | None
+    reached: LogPosition | None
+    saved_at: float = attrs.field(factory=time.monotonic)
 
 
 @attrs.define
@@ -127,6 +137,12 @@ class Subscription:
             ``RetryPolicy()``.
         poll_interval: Seconds `run` waits before looking at the log again
             when it found nothing new.
+        checkpoint_interval: At least once: the most seconds a pass over
+            the log (a `catch_up`, or a turn of `run`) goes without saving
+            its checkpoint; it is saved anyway when the pass ends or fails.
+            A crash hands over again at most what was handled in that time.
+            ``0`` saves it after every batch. Transactional delivery moves
+            it with every batch, whatever this says.
 
     Raises:
         InvalidArgumentError: A bad name, filter or batch size.
@@ -160,6 +176,7 @@ class Subscription:
         on_error: OnError = OnError.STOP,
         retry_policy: RetryPolicy | None = None,
         poll_interval: float = 0.5,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         if not isinstance(store, EventStore):
             raise InvalidArgumentTypeError(
@@ -196,6 +213,9 @@ class Subscription:
         self.on_error = on_error
         self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
+        self.checkpoint_interval = check_seconds(
+            checkpoint_interval, "checkpoint_interval", zero=True
+        )
         self._state = SubscriptionState.IDLE
         self._handled = 0
         self._last_error: str | None = None
@@ -263,22 +283,37 @@ class Subscription:
                 )
             behind, _ = self.store._log_behind(position, self.filter, BEHIND_CAP)
             report = _Reporter(progress, progress_every, behind)
+        this_pass = _Pass(saved=position, reached=position)
         try:
             while True:
-                page = self.store._read_log_page(position, self.batch_size, self.filter)
+                page = self.store._read_log_page(
+                    this_pass.reached, self.batch_size, self.filter
+                )
                 if page.scanned_to is not None:
-                    position = self._deliver(position, page)
-                    if self._known is not None:
-                        self._known = (position, self._known[1])
+                    self._deliver(this_pass, page)
                 if report is not None:
                     report.handled(self._handled - handled_before, last=page.at_end)
                 # A page short of its limit saw all there was: what commits
                 # meanwhile is the next pass's, which `run` starts when woken.
                 if page.at_end or (stop is not None and stop.is_set()):
+                    self._save(this_pass)
+                    if self._known is not None:
+                        self._known = (this_pass.saved, self._known[1])
                     return self._handled - handled_before
+        except SubscriptionFailedError:
+            # The handler's failure: what it took before the failing event
+            # is saved, so the checkpoint stays just before that event.
+            self._known = None
+            # Unless the store fails too: then they come again.
+            with contextlib.suppress(
+                StoreUnavailableError, StoreTimeoutError, SubscriptionConflictError
+            ):
+                self._save(this_pass)
+            raise
         except BaseException:
-            # Whatever went wrong (a conflict, an outage, a failing
-            # handler), the next pass reads the checkpoint from the store.
+            # Whatever else went wrong (a conflict, an outage), the next pass
+            # reads the checkpoint from the store; what this one handled and
+            # did not save comes again, as at-least-once delivery allows.
             self._known = None
             raise
 
@@ -544,47 +579,40 @@ class Subscription:
             held_by=self.store._log_holder(),
         )
 
-    def _deliver(self, position: LogPosition | None, page: LogPage) -> LogPosition:
-        """Hand *page* to the handler and move the checkpoint past it; return the new checkpoint."""
+    def _deliver(self, this_pass: _Pass, page: LogPage) -> None:
+        """Hand *page* to the handler and move *this_pass* past it."""
         assert page.scanned_to is not None  # noqa: S101  # callers pass non-empty pages
         if page.events:
             try:
-                moved = self._handle(page.events, position, page.scanned_to)
+                self._handle(page.events, this_pass, page.scanned_to)
             except (SubscriptionConflictError, StoreUnavailableError):
                 raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
-                position = self._deliver_one_by_one(position, page.events)
+                self._deliver_one_by_one(this_pass, page.events)
             else:
                 self._handled += len(page.events)
-                if moved:
-                    return page.scanned_to
-        self._move(position, page.scanned_to)
-        return page.scanned_to
+        self._advance(this_pass, page.scanned_to)
 
     def _deliver_one_by_one(
-        self, position: LogPosition | None, events: list[RecordedEvent]
-    ) -> LogPosition | None:
+        self, this_pass: _Pass, events: list[RecordedEvent]
+    ) -> None:
         """Hand *events* over one at a time, to stop exactly at the one the handler fails on."""
         for event in events:
             try:
-                moved = self._handle([event], position, event.position)
+                self._handle([event], this_pass, event.position)
             except (SubscriptionConflictError, StoreUnavailableError):
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:
                     self._park(event, exc)
-                    self._move(position, event.position)
-                    position = event.position
+                    self._advance(this_pass, event.position)
                     continue
                 self._fail(event, exc)
                 raise SubscriptionFailedError(
                     self.name, event.stream_id, event.version
                 ) from exc
-            if not moved:
-                self._move(position, event.position)
             self._handled += 1
-            position = event.position
-        return position
+            self._advance(this_pass, event.position)
 
     def _park(self, event: RecordedEvent, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -620,34 +648,35 @@ class Subscription:
     def _handle(
         self,
         events: list[RecordedEvent],
-        expected: LogPosition | None,
+        this_pass: _Pass,
         new: LogPosition,
-    ) -> bool:
+    ) -> None:
         """
         Run the handler on *events*, retried per the policy.
 
-        Returns:
-            Whether the checkpoint moved to *new* with it (transactional
-            delivery); otherwise the caller moves it.
+        With transactional delivery the checkpoint moves to *new* in the
+        handler's transaction, and *this_pass* with it.
         """
-        transactional = self.delivery is Delivery.TRANSACTIONAL
-
-        def attempt() -> None:
-            if not transactional:
-                self._call_handler(events)
-                return
-
-            def work(conn: object) -> None:
-                self._call_handler(events, conn)
-
-            self.store._deliver_in_transaction(
-                self.name, self.filter.member, expected, new, work
+        if self.delivery is not Delivery.TRANSACTIONAL:
+            self.retry_policy.call(
+                lambda: self._call_handler(events),
+                retry_on=(Exception,),
+                give_up_on=(SubscriptionConflictError,),
             )
+            return
+
+        def work(conn: object) -> None:
+            self._call_handler(events, conn)
 
         self.retry_policy.call(
-            attempt, retry_on=(Exception,), give_up_on=(SubscriptionConflictError,)
+            lambda: self.store._deliver_in_transaction(
+                self.name, self.filter.member, this_pass.saved, new, work
+            ),
+            retry_on=(Exception,),
+            give_up_on=(SubscriptionConflictError,),
         )
-        return transactional
+        this_pass.saved = this_pass.reached = new
+        this_pass.saved_at = time.monotonic()
 
     def _call_handler(self, *args: object) -> None:
         self._call(self.handler, *args)
@@ -677,15 +706,28 @@ class Subscription:
         )
         self.store._unpark(self.name, member, event.stream_id, event.version)
 
-    def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
-        if new != expected:
+    def _advance(self, this_pass: _Pass, to: LogPosition) -> None:
+        """Move *this_pass* to *to*; save it if the last save is *checkpoint_interval* old."""
+        this_pass.reached = to
+        if (
+            self.delivery is Delivery.TRANSACTIONAL
+            or time.monotonic() - this_pass.saved_at >= self.checkpoint_interval
+        ):
+            self._save(this_pass)
+
+    def _save(self, this_pass: _Pass) -> None:
+        """Move the stored checkpoint to where *this_pass* reached, if it is not there yet."""
+        if this_pass.reached != this_pass.saved:
+            assert this_pass.reached is not None  # noqa: S101  # it only moves forward
             # After an at-least-once handler, a move lost in a crash only
             # hands events over again; a transactional projection's moves
             # all stay durable, so none is ever handled twice.
             self.store._save_checkpoint(
                 self.name,
                 self.filter.member,
-                expected,
-                new,
+                this_pass.saved,
+                this_pass.reached,
                 durable=self.delivery is Delivery.TRANSACTIONAL,
             )
+            this_pass.saved = this_pass.reached
+        this_pass.saved_at = time.monotonic()

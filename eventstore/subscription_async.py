@@ -65,6 +65,15 @@ BEHIND_CAP: Final = 1_000_000
 
 
 @attrs.define
+class _Pass:
+    """How far one pass over the log has handed events over, and how far its checkpoint is saved."""
+
+    saved: LogPosition | None
+    reached: LogPosition | None
+    saved_at: float = attrs.field(factory=time.monotonic)
+
+
+@attrs.define
 class _Reporter:
     """Calls a catch-up's *progress* callback, at most every *every* seconds, and at the end."""
 
@@ -132,6 +141,12 @@ class AsyncSubscription:
             ``RetryPolicy()``.
         poll_interval: Seconds `run` waits before looking at the log again
             when it found nothing new.
+        checkpoint_interval: At least once: the most seconds a pass over
+            the log (a `catch_up`, or a turn of `run`) goes without saving
+            its checkpoint; it is saved anyway when the pass ends or fails.
+            A crash hands over again at most what was handled in that time.
+            ``0`` saves it after every batch. Transactional delivery moves
+            it with every batch, whatever this says.
 
     Raises:
         InvalidArgumentError: A bad name, filter or batch size.
@@ -165,6 +180,7 @@ class AsyncSubscription:
         on_error: OnError = OnError.STOP,
         retry_policy: RetryPolicy | None = None,
         poll_interval: float = 0.5,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         if not isinstance(store, AsyncEventStore):
             raise InvalidArgumentTypeError(
@@ -204,6 +220,9 @@ class AsyncSubscription:
         self.on_error = on_error
         self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
+        self.checkpoint_interval = check_seconds(
+            checkpoint_interval, "checkpoint_interval", zero=True
+        )
         self._state = SubscriptionState.IDLE
         self._handled = 0
         self._last_error: str | None = None
@@ -271,24 +290,37 @@ class AsyncSubscription:
                 )
             behind, _ = await self.store._log_behind(position, self.filter, BEHIND_CAP)
             report = _Reporter(progress, progress_every, behind)
+        this_pass = _Pass(saved=position, reached=position)
         try:
             while True:
                 page = await self.store._read_log_page(
-                    position, self.batch_size, self.filter
+                    this_pass.reached, self.batch_size, self.filter
                 )
                 if page.scanned_to is not None:
-                    position = await self._deliver(position, page)
-                    if self._known is not None:
-                        self._known = (position, self._known[1])
+                    await self._deliver(this_pass, page)
                 if report is not None:
                     report.handled(self._handled - handled_before, last=page.at_end)
                 # A page short of its limit saw all there was: what commits
                 # meanwhile is the next pass's, which `run` starts when woken.
                 if page.at_end or (stop is not None and stop.is_set()):
+                    await self._save(this_pass)
+                    if self._known is not None:
+                        self._known = (this_pass.saved, self._known[1])
                     return self._handled - handled_before
+        except SubscriptionFailedError:
+            # The handler's failure: what it took before the failing event
+            # is saved, so the checkpoint stays just before that event.
+            self._known = None
+            # Unless the store fails too: then they come again.
+            with contextlib.suppress(
+                StoreUnavailableError, StoreTimeoutError, SubscriptionConflictError
+            ):
+                await self._save(this_pass)
+            raise
         except BaseException:
-            # Whatever went wrong (a conflict, an outage, a failing
-            # handler), the next pass reads the checkpoint from the store.
+            # Whatever else went wrong (a conflict, an outage), the next pass
+            # reads the checkpoint from the store; what this one handled and
+            # did not save comes again, as at-least-once delivery allows.
             self._known = None
             raise
 
@@ -563,49 +595,40 @@ class AsyncSubscription:
             held_by=await self.store._log_holder(),
         )
 
-    async def _deliver(
-        self, position: LogPosition | None, page: LogPage
-    ) -> LogPosition:
-        """Hand *page* to the handler and move the checkpoint past it; return the new checkpoint."""
+    async def _deliver(self, this_pass: _Pass, page: LogPage) -> None:
+        """Hand *page* to the handler and move *this_pass* past it."""
         assert page.scanned_to is not None  # noqa: S101  # callers pass non-empty pages
         if page.events:
             try:
-                moved = await self._handle(page.events, position, page.scanned_to)
+                await self._handle(page.events, this_pass, page.scanned_to)
             except (SubscriptionConflictError, StoreUnavailableError):
                 raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
-                position = await self._deliver_one_by_one(position, page.events)
+                await self._deliver_one_by_one(this_pass, page.events)
             else:
                 self._handled += len(page.events)
-                if moved:
-                    return page.scanned_to
-        await self._move(position, page.scanned_to)
-        return page.scanned_to
+        await self._advance(this_pass, page.scanned_to)
 
     async def _deliver_one_by_one(
-        self, position: LogPosition | None, events: list[RecordedEvent]
-    ) -> LogPosition | None:
+        self, this_pass: _Pass, events: list[RecordedEvent]
+    ) -> None:
         """Hand *events* over one at a time, to stop exactly at the one the handler fails on."""
         for event in events:
             try:
-                moved = await self._handle([event], position, event.position)
+                await self._handle([event], this_pass, event.position)
             except (SubscriptionConflictError, StoreUnavailableError):
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:
                     await self._park(event, exc)
-                    await self._move(position, event.position)
-                    position = event.position
+                    await self._advance(this_pass, event.position)
                     continue
                 self._fail(event, exc)
                 raise SubscriptionFailedError(
                     self.name, event.stream_id, event.version
                 ) from exc
-            if not moved:
-                await self._move(position, event.position)
             self._handled += 1
-            position = event.position
-        return position
+            await self._advance(this_pass, event.position)
 
     async def _park(self, event: RecordedEvent, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -641,34 +664,35 @@ class AsyncSubscription:
     async def _handle(
         self,
         events: list[RecordedEvent],
-        expected: LogPosition | None,
+        this_pass: _Pass,
         new: LogPosition,
-    ) -> bool:
+    ) -> None:
         """
         Run the handler on *events*, retried per the policy.
 
-        Returns:
-            Whether the checkpoint moved to *new* with it (transactional
-            delivery); otherwise the caller moves it.
+        With transactional delivery the checkpoint moves to *new* in the
+        handler's transaction, and *this_pass* with it.
         """
-        transactional = self.delivery is Delivery.TRANSACTIONAL
-
-        async def attempt() -> None:
-            if not transactional:
-                await self._call_handler(events)
-                return
-
-            async def work(conn: object) -> None:
-                await self._call_handler(events, conn)
-
-            await self.store._deliver_in_transaction(
-                self.name, self.filter.member, expected, new, work
+        if self.delivery is not Delivery.TRANSACTIONAL:
+            await self.retry_policy.acall(
+                lambda: self._call_handler(events),
+                retry_on=(Exception,),
+                give_up_on=(SubscriptionConflictError,),
             )
+            return
+
+        async def work(conn: object) -> None:
+            await self._call_handler(events, conn)
 
         await self.retry_policy.acall(
-            attempt, retry_on=(Exception,), give_up_on=(SubscriptionConflictError,)
+            lambda: self.store._deliver_in_transaction(
+                self.name, self.filter.member, this_pass.saved, new, work
+            ),
+            retry_on=(Exception,),
+            give_up_on=(SubscriptionConflictError,),
         )
-        return transactional
+        this_pass.saved = this_pass.reached = new
+        this_pass.saved_at = time.monotonic()
 
     async def _call_handler(self, *args: object) -> None:
         await self._call(self.handler, *args)
@@ -701,15 +725,28 @@ class AsyncSubscription:
         )
         await self.store._unpark(self.name, member, event.stream_id, event.version)
 
-    async def _move(self, expected: LogPosition | None, new: LogPosition) -> None:
-        if new != expected:
+    async def _advance(self, this_pass: _Pass, to: LogPosition) -> None:
+        """Move *this_pass* to *to*; save it if the last save is *checkpoint_interval* old."""
+        this_pass.reached = to
+        if (
+            self.delivery is Delivery.TRANSACTIONAL
+            or time.monotonic() - this_pass.saved_at >= self.checkpoint_interval
+        ):
+            await self._save(this_pass)
+
+    async def _save(self, this_pass: _Pass) -> None:
+        """Move the stored checkpoint to where *this_pass* reached, if it is not there yet."""
+        if this_pass.reached != this_pass.saved:
+            assert this_pass.reached is not None  # noqa: S101  # it only moves forward
             # After an at-least-once handler, a move lost in a crash only
             # hands events over again; a transactional projection's moves
             # all stay durable, so none is ever handled twice.
             await self.store._save_checkpoint(
                 self.name,
                 self.filter.member,
-                expected,
-                new,
+                this_pass.saved,
+                this_pass.reached,
                 durable=self.delivery is Delivery.TRANSACTIONAL,
             )
+            this_pass.saved = this_pass.reached
+        this_pass.saved_at = time.monotonic()

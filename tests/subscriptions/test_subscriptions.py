@@ -16,6 +16,7 @@ from eventstore import (
     InMemoryEventStore,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    LogPosition,
     NewEvent,
     OnError,
     RecordedEvent,
@@ -165,6 +166,38 @@ async def test_the_checkpoint_survives_the_runner(side: Side) -> None:
     assert await side.catch_up(side.subscription("other", other)) == 3
 
 
+@pytest.mark.parametrize(
+    ("checkpoint_interval", "seen_stored"),
+    # What the stored checkpoint is while each of 3 batches is handled: the
+    # end of the batch before, or, saved only when the pass ends, the start.
+    [(0, [None, 2, 4]), (60, [None, None, None])],
+    ids=["every-batch", "at-the-pass-end"],
+)
+async def test_at_least_once_saves_the_checkpoint_at_most_every_interval(
+    side: Side, checkpoint_interval: float, seen_stored: list[int | None]
+) -> None:
+    for n in range(6):
+        await side.append("s", {"n": n})
+    log = await side.wait_for_log(6)
+    stored: list[LogPosition | None] = []
+
+    # A handler that reads the stored checkpoint, as status() would.
+    async def look_async(events: list[RecordedEvent]) -> None:
+        stored.append(await side.store._load_checkpoint("interval", ""))
+
+    def look(events: list[RecordedEvent]) -> None:
+        stored.append(side.store._load_checkpoint("interval", ""))
+
+    handler = look_async if side.is_async else look
+    subscription = side.subscription(
+        "interval", handler, batch_size=2, checkpoint_interval=checkpoint_interval
+    )
+    assert await side.catch_up(subscription) == 6
+    assert stored == [None if n is None else log[n - 1].position for n in seen_stored]
+    # Whatever the interval, the pass's end saves it.
+    assert (await side.status(subscription)).position == log[-1].position
+
+
 async def test_filters_skip_events_and_move_the_checkpoint_past_them(
     side: Side,
 ) -> None:
@@ -213,9 +246,11 @@ async def test_a_consumer_group_splits_streams_keeping_each_streams_order(
             assert versions == sorted(versions) == list(range(1, len(versions) + 1))
 
 
+@pytest.mark.parametrize("batch_size", [4, 2])
 async def test_a_failing_event_stops_the_subscription_just_before_it(
-    side: Side,
+    side: Side, batch_size: int
 ) -> None:
+    """With 2 a batch, the first one's unsaved checkpoint is saved when the second fails."""
     for n in range(6):
         await side.append("s", {"n": n})
     await side.wait_for_log(6)
@@ -230,7 +265,7 @@ async def test_a_failing_event_stops_the_subscription_just_before_it(
             raise ValueError("cannot handle n=3")
         seen.extend(e.data["n"] for e in events)
 
-    subscription = side.subscription("poisoned", handler, batch_size=4)
+    subscription = side.subscription("poisoned", handler, batch_size=batch_size)
     with pytest.raises(SubscriptionFailedError) as caught:
         await side.catch_up(subscription)
     assert (caught.value.stream_id, caught.value.version) == ("s", 4)
@@ -339,6 +374,12 @@ def test_bad_arguments_are_refused(options: dict[str, Any]) -> None:
 def test_a_bad_poll_interval_or_store_is_refused() -> None:
     with pytest.raises(ConfigError):
         Subscription(InMemoryEventStore(), "s", lambda events: None, poll_interval=0)
+    bad: Any
+    for bad in (-1, float("nan"), "1", True):
+        with pytest.raises(ConfigError, match="checkpoint_interval"):
+            Subscription(
+                InMemoryEventStore(), "s", lambda events: None, checkpoint_interval=bad
+            )
     with pytest.raises(InvalidArgumentError):
         Subscription(AsyncInMemoryEventStore(), "s", lambda events: None)  # type: ignore[arg-type]  # bad on purpose
     with pytest.raises(InvalidArgumentError):

@@ -60,6 +60,13 @@ _STOP_CHECK: Final = 0.25
 BEHIND_CAP: Final = 1_000_000
 """`status` counts the events behind up to this many."""
 
+_STORE_TROUBLE: Final = (
+    SubscriptionConflictError,
+    StoreUnavailableError,
+    StoreTimeoutError,
+)
+"""The store's failures, as opposed to the handler's or the caller's."""
+
 
 @attrs.define
 class _Pass:
@@ -139,7 +146,8 @@ class Subscription:
             when it found nothing new.
         checkpoint_interval: At least once: the most seconds a pass over
             the log (a `catch_up`, or a turn of `run`) goes without saving
-            its checkpoint; it is saved anyway when the pass ends or fails.
+            its checkpoint; it is saved anyway when the pass ends, fails or is
+            interrupted (a cancelled task, Ctrl-C).
             A crash hands over again at most what was handled in that time.
             ``0`` saves it after every batch. Transactional delivery moves
             it with every batch, whatever this says.
@@ -300,21 +308,20 @@ class Subscription:
                     if self._known is not None:
                         self._known = (this_pass.saved, self._known[1])
                     return self._handled - handled_before
-        except SubscriptionFailedError:
-            # The handler's failure: what it took before the failing event
-            # is saved, so the checkpoint stays just before that event.
+        except _STORE_TROUBLE:
+            # A conflict, an outage: the next pass reads the checkpoint from
+            # the store; what this one handled and did not save comes again,
+            # as at-least-once delivery allows.
             self._known = None
-            # Unless the store fails too: then they come again.
-            with contextlib.suppress(
-                StoreUnavailableError, StoreTimeoutError, SubscriptionConflictError
-            ):
-                self._save(this_pass)
             raise
         except BaseException:
-            # Whatever else went wrong (a conflict, an outage), the next pass
-            # reads the checkpoint from the store; what this one handled and
-            # did not save comes again, as at-least-once delivery allows.
+            # The handler failed on an event, or the pass was interrupted (a
+            # cancelled task, Ctrl-C): what the handler took is saved, so the
+            # checkpoint stays just before what it did not, unless the store
+            # fails too (then that comes again).
             self._known = None
+            with contextlib.suppress(*_STORE_TROUBLE):
+                self._save(this_pass)
             raise
 
     def _checkpoint(self, *, trust: bool) -> LogPosition | None:

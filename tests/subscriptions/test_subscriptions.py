@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -196,6 +197,51 @@ async def test_at_least_once_saves_the_checkpoint_at_most_every_interval(
     assert stored == [None if n is None else log[n - 1].position for n in seen_stored]
     # Whatever the interval, the pass's end saves it.
     assert (await side.status(subscription)).position == log[-1].position
+
+
+class _Interrupted(BaseException):
+    """Not an Exception: what a handler's Ctrl-C or a cancelled task looks like to a pass."""
+
+
+async def test_an_interrupted_pass_saves_what_its_handler_took(side: Side) -> None:
+    for n in range(6):
+        await side.append("s", {"n": n})
+    log = await side.wait_for_log(6)
+
+    def handler(events: list[RecordedEvent]) -> None:
+        if events[0].data["n"] == 4:
+            raise _Interrupted
+
+    subscription = side.subscription(
+        "interrupted", handler, batch_size=2, checkpoint_interval=60
+    )
+    with pytest.raises(_Interrupted):
+        await side.catch_up(subscription)
+    # Two batches handled and saved, the third not: it comes again.
+    assert (await side.status(subscription)).position == log[3].position
+
+
+async def test_a_cancelled_async_catch_up_saves_what_its_handler_took() -> None:
+    store = AsyncInMemoryEventStore()
+    for n in range(6):
+        await store.append("s", [NewEvent("t", {"n": n})])
+    log = await async_read_log(store, 6)
+    reached_the_third = asyncio.Event()
+
+    async def handler(events: list[RecordedEvent]) -> None:
+        if events[0].data["n"] == 4:
+            reached_the_third.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    subscription = AsyncSubscription(
+        store, "cancelled", handler, batch_size=2, checkpoint_interval=60
+    )
+    task = asyncio.create_task(subscription.catch_up())
+    await asyncio.wait_for(reached_the_third.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await subscription.status()).position == log[3].position
 
 
 async def test_filters_skip_events_and_move_the_checkpoint_past_them(

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import time
@@ -110,15 +109,16 @@ class Subscription:
     A named, durable consumer of the global log: it hands new events to a handler, in batches.
 
     It reads the log from its checkpoint, which lives in the store, gives
-    each batch to *handler*, then moves the checkpoint past the batch. The
+    each batch to *handler*, and moves the checkpoint past it. The
     log's order is commit-safe, so an event that commits late is never
     skipped. A handler error is retried per *retry_policy*; an event it
     still fails on stops the subscription there (`OnError.STOP`), its
     checkpoint just before it.
 
-    Delivery is at least once by default: after a crash between the handler
-    and the checkpoint, the batch comes again, so a handler deduplicates by
-    ``(stream_id, version)``. With ``delivery=Delivery.TRANSACTIONAL``
+    Delivery is at least once by default: the checkpoint is saved after the
+    handler, at most every *checkpoint_interval* seconds, so after a crash
+    what was handled since the last save comes again, and a handler
+    deduplicates by ``(stream_id, version)``. With ``delivery=Delivery.TRANSACTIONAL``
     (PostgreSQL) the handler is called as ``handler(events, conn)`` inside a
     transaction that also moves the checkpoint: what it writes through
     *conn* is kept exactly once.
@@ -261,8 +261,9 @@ class Subscription:
 
         Raises:
             SubscriptionFailedError: The handler kept failing on an event;
-                the checkpoint stays just before it, and the handler's last
-                error is the ``__cause__``.
+                the checkpoint is saved just before it (unless the store
+                fails then too: then where it was last saved), and the
+                handler's last error is the ``__cause__``.
             SubscriptionConflictError: Another runner moved the checkpoint.
         """
         return self._catch_up(progress, progress_every, None)
@@ -320,8 +321,15 @@ class Subscription:
             # checkpoint stays just before what it did not, unless the store
             # fails too (then that comes again).
             self._known = None
-            with contextlib.suppress(*_STORE_TROUBLE):
+            try:
                 self._save(this_pass)
+            except Exception as exc:  # what is raised is the first error
+                _log.warning(
+                    "subscription %r could not save its checkpoint (%s): what it "
+                    "handled since the last save comes again",
+                    self.name,
+                    exc,
+                )
             raise
 
     def _checkpoint(self, *, trust: bool) -> LogPosition | None:
@@ -612,7 +620,10 @@ class Subscription:
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:
                     self._park(event, exc)
-                    self._advance(this_pass, event.position)
+                    # Saved at once: an event parked, then handed over again
+                    # after a crash, could be taken and still stay parked.
+                    this_pass.reached = event.position
+                    self._save(this_pass)
                     continue
                 self._fail(event, exc)
                 raise SubscriptionFailedError(

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import select
 import time
 from datetime import datetime
@@ -41,6 +40,9 @@ _Connection = psycopg.Connection[Any]
 LOCK_PROBE_EVERY: Final = 0.5
 """Most seconds between two round trips that check a subscription lock's session."""
 
+LOCK_RELEASE_WAIT: Final = 1.0
+"""Most seconds a stopping runner waits for the server to release its lock before it hangs up."""
+
 
 @attrs.define
 class AdvisoryLock:
@@ -73,13 +75,15 @@ class AdvisoryLock:
         return True
 
     def release(self) -> None:
-        """Release the lock, and end its session."""
-        if not self.conn.closed and not self.conn.broken:
-            # Closing alone would release it too, but only once the server's
-            # backend has ended: a moment later.
-            with contextlib.suppress(psycopg.Error):
-                self.conn.execute(_sql.SUBSCRIPTION_UNLOCK)
-        self.conn.close()
+        """Release the lock, and end its session; wait at most `LOCK_RELEASE_WAIT` seconds for the server."""
+        try:
+            if not self.conn.closed and not self.conn.broken:
+                # Closing alone would release it too, but only once the
+                # server's backend has ended: a moment later. A server that
+                # does not answer in time gets only the close.
+                _unlock_within(self.conn, LOCK_RELEASE_WAIT)
+        finally:
+            self.conn.close()
 
 
 @attrs.define
@@ -344,15 +348,36 @@ class SubscriptionHooks:
 def _readable(conn: _Connection) -> bool:
     """Whether the server sent *conn* something: a look at its socket that waits for nothing."""
     try:
-        fileno = conn.fileno()
-        if hasattr(select, "poll"):  # select.select refuses descriptors past 1023
-            poller = select.poll()
-            poller.register(fileno, select.POLLIN)
-            return bool(poller.poll(0))
-        ready, _, _ = select.select([fileno], [], [], 0)
+        return _socket_ready(conn.fileno(), 0.0)
     except (OSError, ValueError, psycopg.Error):
         return True  # no socket to look at: let the round trip tell
+
+
+def _socket_ready(fileno: int, seconds: float) -> bool:
+    """Whether socket *fileno* has something to read within *seconds*."""
+    if hasattr(select, "poll"):  # select.select refuses descriptors past 1023
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN)
+        return bool(poller.poll(seconds * 1000))
+    ready, _, _ = select.select([fileno], [], [], seconds)
     return bool(ready)
+
+
+def _unlock_within(conn: psycopg.Connection[Any], seconds: float) -> None:
+    """Send the unlock on *conn* and wait up to *seconds* for the server to run it (the sync store's)."""
+    # psycopg's blocking execute has no time limit: libpq's own calls do.
+    pgconn = conn.pgconn
+    try:
+        pgconn.send_query(_sql.SUBSCRIPTION_UNLOCK)
+        pgconn.flush()
+        deadline = time.monotonic() + seconds
+        while pgconn.is_busy():
+            left = deadline - time.monotonic()
+            if left <= 0 or not _socket_ready(pgconn.socket, left):
+                return
+            pgconn.consume_input()
+    except (OSError, ValueError, psycopg.Error):
+        return  # the session is gone, and its lock with it
 
 
 def _unpark_params(

@@ -709,6 +709,24 @@ def test_subscriptions_whose_32_bit_keys_collide_each_get_their_lock(
                 lock.release()
 
 
+def test_a_lock_whose_session_was_killed_is_released_at_once_and_taken_again(
+    make_store: Callable[..., PostgresEventStore], postgres_dsn: str
+) -> None:
+    store = make_store()
+    lock = store._lock_subscription("killed", "")
+    assert lock is not None
+    pid = lock.conn.info.backend_pid
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+    started = time.monotonic()
+    lock.release()  # no error, no wait for a server that is gone
+    assert time.monotonic() - started < 1.0
+    assert lock.conn.closed
+    taken = store._lock_subscription("killed", "")
+    assert taken is not None
+    taken.release()
+
+
 def _sessions_opened(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,6 +25,7 @@ from eventstore import (
     OnError,
     RecordedEvent,
     RetryPolicy,
+    StoreClosedError,
     Subscription,
     SubscriptionConflictError,
     SubscriptionFailedError,
@@ -168,14 +172,18 @@ async def test_the_checkpoint_survives_the_runner(side: Side) -> None:
 
 
 @pytest.mark.parametrize(
-    ("checkpoint_interval", "seen_stored"),
+    ("checkpoint_interval", "first_batch_takes", "seen_stored"),
     # What the stored checkpoint is while each of 3 batches is handled: the
-    # end of the batch before, or, saved only when the pass ends, the start.
-    [(0, [None, 2, 4]), (60, [None, None, None])],
-    ids=["every-batch", "at-the-pass-end"],
+    # end of the batch before, or, saved only when the pass ends, the start;
+    # or, with a first batch longer than the interval, saved after it only.
+    [(0, 0, [None, 2, 4]), (60, 0, [None, None, None]), (0.5, 0.6, [None, 2, 2])],
+    ids=["every-batch", "at-the-pass-end", "once-the-interval-is-over"],
 )
 async def test_at_least_once_saves_the_checkpoint_at_most_every_interval(
-    side: Side, checkpoint_interval: float, seen_stored: list[int | None]
+    side: Side,
+    checkpoint_interval: float,
+    first_batch_takes: float,
+    seen_stored: list[int | None],
 ) -> None:
     for n in range(6):
         await side.append("s", {"n": n})
@@ -185,9 +193,13 @@ async def test_at_least_once_saves_the_checkpoint_at_most_every_interval(
     # A handler that reads the stored checkpoint, as status() would.
     async def look_async(events: list[RecordedEvent]) -> None:
         stored.append(await side.store._load_checkpoint("interval", ""))
+        if events[0].data["n"] == 0:
+            await asyncio.sleep(first_batch_takes)
 
     def look(events: list[RecordedEvent]) -> None:
         stored.append(side.store._load_checkpoint("interval", ""))
+        if events[0].data["n"] == 0:
+            time.sleep(first_batch_takes)
 
     handler = look_async if side.is_async else look
     subscription = side.subscription(
@@ -221,8 +233,82 @@ async def test_an_interrupted_pass_saves_what_its_handler_took(side: Side) -> No
     assert (await side.status(subscription)).position == log[3].position
 
 
-async def test_a_cancelled_async_catch_up_saves_what_its_handler_took() -> None:
-    store = AsyncInMemoryEventStore()
+async def test_a_run_stopped_mid_pass_saves_what_its_handler_took(
+    side: Side,
+) -> None:
+    for n in range(6):
+        await side.append("s", {"n": n})
+    log = await side.wait_for_log(6)
+    stop = asyncio.Event() if side.is_async else threading.Event()
+
+    def handler(events: list[RecordedEvent]) -> None:
+        stop.set()  # after the first batch: the pass stops there
+
+    subscription = side.subscription(
+        "stopped", handler, batch_size=2, checkpoint_interval=60
+    )
+    if side.is_async:
+        await asyncio.wait_for(subscription.run(stop), 30)
+    else:
+        await asyncio.wait_for(asyncio.to_thread(subscription.run, stop), 30)
+    assert (await side.status(subscription)).position == log[1].position
+
+
+def test_a_failed_save_after_a_failing_event_keeps_the_handlers_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(InMemoryEventStore):
+        """Its checkpoints cannot be saved: a store gone at the worst moment."""
+
+        def _save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
+            raise StoreClosedError("the store is closed")
+
+    store = Failing()
+    for n in range(4):
+        store.append("s", [NewEvent("t", {"n": n})])
+
+    def handler(events: list[RecordedEvent]) -> None:
+        if any(e.data["n"] == 3 for e in events):
+            raise ValueError("cannot handle n=3")
+
+    subscription = Subscription(
+        store,
+        "unsaved",
+        handler,
+        batch_size=2,
+        checkpoint_interval=60,
+        retry_policy=NO_WAIT,
+    )
+    with (
+        caplog.at_level(logging.WARNING, "eventstore.subscription"),
+        pytest.raises(SubscriptionFailedError) as caught,
+    ):
+        subscription.catch_up()
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert "could not save its checkpoint" in caplog.text
+    assert store._load_checkpoint("unsaved", "") is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_cancelled_async_catch_up_saves_what_its_handler_took(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    if backend == "memory":
+        store: Any = AsyncInMemoryEventStore()
+    else:
+        store = AsyncPostgresEventStore(
+            request.getfixturevalue("postgres_dsn"),
+            schema=request.getfixturevalue("postgres_schema"),
+            pool_config=PoolConfig(min_size=1, max_size=4, timeout=10.0),
+        )
+        await store.migrate()
+    try:
+        await _cancel_mid_pass(store)
+    finally:
+        await store.close()
+
+
+async def _cancel_mid_pass(store: Any) -> None:
     for n in range(6):
         await store.append("s", [NewEvent("t", {"n": n})])
     log = await async_read_log(store, 6)

@@ -329,3 +329,27 @@ def test_partition_cost_probe_routes_only_the_layout_it_can_compute(
         wall = float(cells[2])
         assert wall > 0, row
     assert rows[0].split(" | ")[-1] == "1.00 |"
+
+
+@pytest.mark.postgres
+def test_follower_cost_probe_accounts_for_every_part(postgres_dsn: str) -> None:
+    from benchmarks import follower_cost  # noqa: PLC0415  # needs the bench extra
+
+    # measure() itself asserts that the follower handled every event.
+    table = follower_cost.measure(postgres_dsn, rounds=1)
+    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| follower: reading and decoding pages",
+        "| follower: saving the checkpoint",
+        "| follower: loading the checkpoint",
+        "| follower: waiting for a notification",
+        "| follower, in all",
+        f"| the {follower_cost.WRITERS} writers, in all",
+    ]
+    reading = rows[0].strip("| ").split(" | ")
+    assert int(reading[1].replace(",", "")) >= 1, rows[0]
+    parts = sum(float(row.strip("| ").split(" | ")[3]) for row in rows[:4])
+    follower = float(rows[4].strip("| ").split(" | ")[3])
+    assert 0 < parts <= follower, table
+    share = float(table.rsplit("they keep ", 1)[1].split(" ")[0])
+    assert 0 < share < 1, table

@@ -16,6 +16,7 @@ import inspect
 import logging
 from typing import Any, Final, TypeVar
 
+import attrs
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import make_conninfo
@@ -38,7 +39,6 @@ from eventstore.postgres._probe import AsyncServerProbe
 from eventstore.postgres.config import PoolConfig
 
 __all__ = [
-    "PREPARED_MAX",
     "AsyncConnections",
     "AsyncStoreConnection",
     "AsyncStorePool",
@@ -51,24 +51,26 @@ _T = TypeVar("_T")
 _Connection = psycopg.AsyncConnection[Any]
 
 
-PREPARED_MAX: Final = 400
-"""Statements a store connection keeps prepared (psycopg's default: 100)."""
-
-
 class AsyncStoreConnection(psycopg.AsyncConnection[Any]):
     """A connection of a pool the store opened: it keeps a cursor per append statement."""
 
     append_cursors: dict[bytes, psycopg.AsyncCursor[Any]] | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+@attrs.frozen
+class _KeepPrepared:
+    """The pool's ``configure`` callback: each new connection keeps *count* statements prepared."""
+
+    count: int
+
+    async def __call__(self, conn: _Connection) -> None:
         # Each hash partition has its own statements (`_routing`): appends
         # of every kind, reads, versions, snapshots and loads prepared 12
         # statements per connection on the plain layout, 76 on 8 partitions
         # and 148 on 16, past psycopg's 100, which then re-plans the least
         # used ones on every turn. A prepared statement costs the server
         # ~47 kB only once it is used, so the room costs nothing unused.
-        self.prepared_max = PREPARED_MAX
+        conn.prepared_max = self.count
 
 
 _APPEND_CURSORS: Final = 64
@@ -187,6 +189,7 @@ class AsyncConnections:
             dsn,
             connection_class=AsyncStoreConnection,
             kwargs=connection_kwargs(params, config, connect_timeout),
+            configure=_KeepPrepared(config.prepared_statements),
             min_size=config.min_size,
             max_size=config.max_size,
             timeout=config.timeout,

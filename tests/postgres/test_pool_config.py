@@ -107,6 +107,10 @@ def test_max_size_500_does_not_warn_but_501_does(
         ("application_name", 42),
         ("application_name", "x" * 64),
         ("application_name", "bad\x00name"),
+        ("prepared_statements", 0),
+        ("prepared_statements", 100_001),
+        ("prepared_statements", True),
+        ("prepared_statements", 40.0),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(field: str, value: object) -> None:
@@ -131,6 +135,7 @@ def test_from_env_reads_every_variable() -> None:
             "EVENTSTORE_POOL_STATEMENT_TIMEOUT": "5",
             "EVENTSTORE_POOL_LOCK_TIMEOUT": "none",
             "EVENTSTORE_POOL_APPLICATION_NAME": "billing",
+            "EVENTSTORE_POOL_PREPARED_STATEMENTS": "1000",
             "UNRELATED": "ignored",
         }
     )
@@ -144,6 +149,7 @@ def test_from_env_reads_every_variable() -> None:
         statement_timeout=5.0,
         lock_timeout=None,
         application_name="billing",
+        prepared_statements=1000,
     )
 
 

@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore import NewEvent, Snapshot
 from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
-from eventstore.postgres._connections import PREPARED_MAX, StoreConnection
+from eventstore.postgres._connections import StoreConnection
 from eventstore.postgres._routing import (
     PROBE_STREAM_IDS,
     hash_bytes_extended,
@@ -332,5 +332,34 @@ def test_a_connection_keeps_every_partitions_statements_prepared(
     with store.pool.connection() as conn:
         row = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
         assert row is not None
-        assert 120 < row[0] <= PREPARED_MAX
-        assert conn.prepared_max == PREPARED_MAX
+        assert 120 < row[0] <= PoolConfig().prepared_statements
+        assert conn.prepared_max == PoolConfig().prepared_statements
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_pool_config_sets_how_many_statements_a_connection_keeps_prepared(
+    store_factory: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    flavour: str,
+) -> None:
+    config = PoolConfig(min_size=1, max_size=1, prepared_statements=5)
+    if flavour == "async":
+        async with AsyncPostgresEventStore(
+            postgres_dsn, schema=postgres_schema, pool_config=config
+        ) as async_store:
+            await async_store.migrate()
+            await async_store.append("s", [NewEvent("t", {})])
+            async with async_store.pool.connection() as async_conn:
+                assert async_conn.prepared_max == 5
+        return
+    store = store_factory(partitions=4, pool_config=config)
+    store.migrate()
+    for n in range(40):  # 4 partitions' statements, each called 5+ times
+        store.append(f"s-{n}", [NewEvent("t", {})])
+        store.stream_version(f"s-{n}")
+    with store.pool.connection() as conn:
+        assert conn.prepared_max == 5
+        row = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert row is not None
+        assert 0 < row[0] <= 5

@@ -749,6 +749,10 @@ class AsyncSubscription:
         this_pass.reached = to
         if (
             self.delivery is Delivery.TRANSACTIONAL
+            # A checkpoint still at the log's start is saved at once: a
+            # reset meanwhile (which deletes it) can only be told from
+            # "none yet" once there is one to delete.
+            or this_pass.saved is None
             or time.monotonic() - this_pass.saved_at >= self.checkpoint_interval
         ):
             await self._save(this_pass)

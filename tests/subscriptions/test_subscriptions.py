@@ -172,43 +172,77 @@ async def test_the_checkpoint_survives_the_runner(side: Side) -> None:
 
 
 @pytest.mark.parametrize(
-    ("checkpoint_interval", "first_batch_takes", "seen_stored"),
-    # What the stored checkpoint is while each of 3 batches is handled: the
-    # end of the batch before, or, saved only when the pass ends, the start;
-    # or, with a first batch longer than the interval, saved after it only.
-    [(0, 0, [None, 2, 4]), (60, 0, [None, None, None]), (0.5, 0.6, [None, 2, 2])],
+    ("checkpoint_interval", "second_batch_takes", "seen_stored"),
+    # What the stored checkpoint is while each of 4 batches is handled: the
+    # end of the batch before; or, but for the first batch's (a checkpoint
+    # at the log's start is saved at once), saved only when the pass ends;
+    # or, with a second batch longer than the interval, after it too.
+    [
+        (0, 0, [None, 2, 4, 6]),
+        (60, 0, [None, 2, 2, 2]),
+        (0.5, 0.6, [None, 2, 4, 4]),
+    ],
     ids=["every-batch", "at-the-pass-end", "once-the-interval-is-over"],
 )
 async def test_at_least_once_saves_the_checkpoint_at_most_every_interval(
     side: Side,
     checkpoint_interval: float,
-    first_batch_takes: float,
+    second_batch_takes: float,
     seen_stored: list[int | None],
 ) -> None:
-    for n in range(6):
+    for n in range(8):
         await side.append("s", {"n": n})
-    log = await side.wait_for_log(6)
+    log = await side.wait_for_log(8)
     stored: list[LogPosition | None] = []
 
     # A handler that reads the stored checkpoint, as status() would.
     async def look_async(events: list[RecordedEvent]) -> None:
         stored.append(await side.store._load_checkpoint("interval", ""))
-        if events[0].data["n"] == 0:
-            await asyncio.sleep(first_batch_takes)
+        if events[0].data["n"] == 2:
+            await asyncio.sleep(second_batch_takes)
 
     def look(events: list[RecordedEvent]) -> None:
         stored.append(side.store._load_checkpoint("interval", ""))
-        if events[0].data["n"] == 0:
-            time.sleep(first_batch_takes)
+        if events[0].data["n"] == 2:
+            time.sleep(second_batch_takes)
 
     handler = look_async if side.is_async else look
     subscription = side.subscription(
         "interval", handler, batch_size=2, checkpoint_interval=checkpoint_interval
     )
-    assert await side.catch_up(subscription) == 6
+    assert await side.catch_up(subscription) == 8
     assert stored == [None if n is None else log[n - 1].position for n in seen_stored]
     # Whatever the interval, the pass's end saves it.
     assert (await side.status(subscription)).position == log[-1].position
+
+
+async def test_a_reset_to_the_start_during_a_pass_from_the_start_wins(
+    side: Side,
+) -> None:
+    for n in range(6):
+        await side.append("s", {"n": n})
+    await side.wait_for_log(6)
+    operator = side.subscription("reset-mid-pass", lambda events: None)
+
+    async def reset_async(events: list[RecordedEvent]) -> None:
+        if events[0].data["n"] == 2:
+            await operator.reset()
+
+    def reset(events: list[RecordedEvent]) -> None:
+        if events[0].data["n"] == 2:
+            operator.reset()
+
+    runner = side.subscription(
+        "reset-mid-pass",
+        reset_async if side.is_async else reset,
+        batch_size=2,
+        checkpoint_interval=60,
+    )
+    # The first batch's save made a checkpoint the reset deletes: the
+    # pass's own save then finds it gone, and the reset stands.
+    with pytest.raises(SubscriptionConflictError):
+        await side.catch_up(runner)
+    assert (await side.status(runner)).position is None
 
 
 class _Interrupted(BaseException):
@@ -258,14 +292,20 @@ def test_a_failed_save_after_a_failing_event_keeps_the_handlers_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Failing(InMemoryEventStore):
-        """Its checkpoints cannot be saved: a store gone at the worst moment."""
+        """Its checkpoint is saved once, then no more: a store gone at the worst moment."""
+
+        saves = 0
 
         def _save_checkpoint(self, *args: Any, **kwargs: Any) -> None:
-            raise StoreClosedError("the store is closed")
+            self.saves += 1
+            if self.saves > 1:
+                raise StoreClosedError("the store is closed")
+            super()._save_checkpoint(*args, **kwargs)
 
     store = Failing()
     for n in range(4):
         store.append("s", [NewEvent("t", {"n": n})])
+    log = read_log(store, 4)
 
     def handler(events: list[RecordedEvent]) -> None:
         if any(e.data["n"] == 3 for e in events):
@@ -286,7 +326,8 @@ def test_a_failed_save_after_a_failing_event_keeps_the_handlers_error(
         subscription.catch_up()
     assert isinstance(caught.value.__cause__, ValueError)
     assert "could not save its checkpoint" in caplog.text
-    assert store._load_checkpoint("unsaved", "") is None
+    # The first batch's save (from the log's start) landed; the second's not.
+    assert store._load_checkpoint("unsaved", "") == log[1].position
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

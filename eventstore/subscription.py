@@ -40,6 +40,8 @@ from eventstore.errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    PoolExhaustedError,
+    StoreClosedError,
     StoreTimeoutError,
     StoreUnavailableError,
     SubscriptionConflictError,
@@ -63,8 +65,21 @@ _STORE_TROUBLE: Final = (
     SubscriptionConflictError,
     StoreUnavailableError,
     StoreTimeoutError,
+    StoreClosedError,
 )
 """The store's failures, as opposed to the handler's or the caller's."""
+
+_NOT_THE_HANDLERS: Final = (
+    SubscriptionConflictError,
+    StoreUnavailableError,
+    PoolExhaustedError,
+    StoreClosedError,
+)
+"""What a batch's delivery may raise that no event of the batch is to blame for.
+
+A statement timeout is not among them: in a transactional handler it is
+the handler's own query's, which one event may well cause.
+"""
 
 
 @attrs.define
@@ -540,7 +555,7 @@ class Subscription:
                 after = item.event.position
                 try:
                     self._replay(item.event)
-                except StoreUnavailableError:
+                except _NOT_THE_HANDLERS:
                     raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     self._park(item.event, exc)
@@ -600,7 +615,7 @@ class Subscription:
         if page.events:
             try:
                 self._handle(page.events, this_pass, page.scanned_to)
-            except (SubscriptionConflictError, StoreUnavailableError):
+            except _NOT_THE_HANDLERS:
                 raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
                 self._deliver_one_by_one(this_pass, page.events)
@@ -615,7 +630,7 @@ class Subscription:
         for event in events:
             try:
                 self._handle([event], this_pass, event.position)
-            except (SubscriptionConflictError, StoreUnavailableError):
+            except _NOT_THE_HANDLERS:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:

@@ -39,6 +39,8 @@ from eventstore.errors import (
     ConfigError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    PoolExhaustedError,
+    StoreClosedError,
     StoreTimeoutError,
     StoreUnavailableError,
     SubscriptionConflictError,
@@ -67,8 +69,21 @@ _STORE_TROUBLE: Final = (
     SubscriptionConflictError,
     StoreUnavailableError,
     StoreTimeoutError,
+    StoreClosedError,
 )
 """The store's failures, as opposed to the handler's or the caller's."""
+
+_NOT_THE_HANDLERS: Final = (
+    SubscriptionConflictError,
+    StoreUnavailableError,
+    PoolExhaustedError,
+    StoreClosedError,
+)
+"""What a batch's delivery may raise that no event of the batch is to blame for.
+
+A statement timeout is not among them: in a transactional handler it is
+the handler's own query's, which one event may well cause.
+"""
 
 
 @attrs.define
@@ -557,7 +572,7 @@ class AsyncSubscription:
                 after = item.event.position
                 try:
                     await self._replay(item.event)
-                except StoreUnavailableError:
+                except _NOT_THE_HANDLERS:
                     raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     await self._park(item.event, exc)
@@ -617,7 +632,7 @@ class AsyncSubscription:
         if page.events:
             try:
                 await self._handle(page.events, this_pass, page.scanned_to)
-            except (SubscriptionConflictError, StoreUnavailableError):
+            except _NOT_THE_HANDLERS:
                 raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
                 await self._deliver_one_by_one(this_pass, page.events)
@@ -632,7 +647,7 @@ class AsyncSubscription:
         for event in events:
             try:
                 await self._handle([event], this_pass, event.position)
-            except (SubscriptionConflictError, StoreUnavailableError):
+            except _NOT_THE_HANDLERS:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:

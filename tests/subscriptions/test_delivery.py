@@ -19,6 +19,7 @@ from eventstore import (
     InMemoryEventStore,
     NewEvent,
     OnError,
+    PoolExhaustedError,
     RecordedEvent,
     RetryPolicy,
     StoreUnavailableError,
@@ -502,6 +503,64 @@ def test_an_outage_during_a_transactional_batch_is_the_stores_not_the_handlers(
     assert (status.parked, status.events_behind) == (0, 6)
     assert subscription.catch_up() == 6
     assert len(_rows(postgres_dsn, projection)) == 6
+
+
+def test_a_full_pool_during_a_transactional_batch_is_the_stores_not_the_handlers(
+    postgres_dsn: str, postgres_schema: str, projection: sql.Identifier
+) -> None:
+    with PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=1, timeout=0.2),
+    ) as store:
+        store.migrate()
+        _append(store, 3)
+        project = _project(projection)
+        took_the_pool = threading.Event()
+        give_it_back = threading.Event()
+
+        def hold_the_pool() -> None:
+            # Waits for the handler's transaction to give the one
+            # connection back, then keeps it from the attempts after.
+            with store.pool.connection(timeout=DEADLINE):
+                took_the_pool.set()
+                give_it_back.wait(DEADLINE)
+
+        holder = threading.Thread(target=hold_the_pool)
+
+        def until_held(seconds: float) -> None:
+            took_the_pool.wait(DEADLINE)
+
+        def fails_once(
+            events: list[RecordedEvent], conn: psycopg.Connection[Any]
+        ) -> None:
+            if not holder.is_alive() and not took_the_pool.is_set():
+                holder.start()
+                raise ValueError("the first attempt fails")
+            project(events, conn)
+
+        subscription = Subscription(
+            store,
+            "full-pool",
+            fails_once,
+            delivery=Delivery.TRANSACTIONAL,
+            on_error=OnError.STOP,
+            # Each retry waits until the holder has the pool.
+            retry_policy=RetryPolicy(max_retries=2, sleep=until_held),
+        )
+        _wait(lambda: subscription.status().events_behind == 3)
+        try:
+            # The retries find the pool taken: the store's trouble, so the
+            # events are not the handler's to fail on.
+            with pytest.raises(PoolExhaustedError):
+                subscription.catch_up()
+            assert took_the_pool.is_set()
+            assert subscription.state is not SubscriptionState.FAILED
+        finally:
+            give_it_back.set()
+            holder.join(DEADLINE)
+        assert subscription.catch_up() == 3
+        assert len(_rows(postgres_dsn, projection)) == 3
 
 
 def test_a_runner_stopped_by_a_failure_ends_its_lock_and_listening_sessions(

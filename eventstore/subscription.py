@@ -440,7 +440,12 @@ class Subscription:
                 timeout = (
                     self.store._notify_window if woken or fresh else self.poll_interval
                 )
-                if lock is None:  # standing by: keep the listener, if any
+                if lock is None:  # standing by
+                    if listener is not None:
+                        # Unread, its notifications would pile up on the
+                        # server; a runner listens again when it takes over.
+                        listener.close()
+                        listener = None
                     self._sleep(stop, timeout)
                     woken = False
                 else:

@@ -449,7 +449,12 @@ class AsyncSubscription:
                 timeout = (
                     self.store._notify_window if woken or fresh else self.poll_interval
                 )
-                if lock is None:  # standing by: keep the listener, if any
+                if lock is None:  # standing by
+                    if listener is not None:
+                        # Unread, its notifications would pile up on the
+                        # server; a runner listens again when it takes over.
+                        await listener.close()
+                        listener = None
                     await self._sleep(stop, timeout)
                     woken = False
                 else:

@@ -146,6 +146,10 @@ def direct_options(kwargs: Any, connect_timeout: float) -> dict[str, Any]:
     """Return the pool's connection arguments for a connection of its own, bounded by *connect_timeout*."""
     options = dict(kwargs or {})
     options.setdefault("connect_timeout", libpq_connect_timeout(connect_timeout))
+    # A session of its own (a subscription's lock, its listener) idles for
+    # hours: in a transaction, as a pool passed in may have its connections,
+    # it would hold a snapshot back and meet idle_in_transaction_session_timeout.
+    options["autocommit"] = True
     return options
 
 

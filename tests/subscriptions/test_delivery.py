@@ -253,6 +253,67 @@ def _lock_pid(dsn: str, application_name: str) -> int | None:
         return None if row is None else int(row[0])
 
 
+def _listening(dsn: str, application_name: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = %s AND query LIKE 'LISTEN %%'",
+            (application_name,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_runner_that_loses_its_lock_to_another_stops_listening(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    store = PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=4, application_name="loser"),
+    )
+    store.migrate()
+    runner = Subscription(store, "contested", lambda events: None, poll_interval=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,))
+    key = _sql.subscription_lock_key(postgres_schema, "contested", "")
+    try:
+        thread.start()
+        _wait(lambda: _lock_pid(postgres_dsn, "loser") is not None)
+        _wait(lambda: _listening(postgres_dsn, "loser") == 1)
+        with psycopg.connect(postgres_dsn, autocommit=True) as other:
+            # Queued behind the runner's lock: it takes it the moment the
+            # runner's session ends, before the runner can try again.
+            queued = threading.Thread(
+                target=other.execute,
+                args=(
+                    "SELECT pg_advisory_lock(hashtextextended(%s, %s))",
+                    (key, _sql.SUBSCRIPTION_LOCK_SEED),
+                ),
+            )
+            queued.start()
+            _wait(lambda: _waiting_for_a_lock(postgres_dsn, other.info.backend_pid))
+            pid = _lock_pid(postgres_dsn, "loser")
+            with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            queued.join(DEADLINE)
+            _wait(lambda: runner.state is SubscriptionState.STANDBY)
+            _wait(lambda: _listening(postgres_dsn, "loser") == 0)
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        store.close()
+
+
+def _waiting_for_a_lock(dsn: str, pid: int) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+            (pid,),
+        ).fetchone()
+        return bool(row and row[0])
+
+
 def test_a_standby_takes_over_when_the_active_runner_dies_with_no_double_handling(
     postgres_dsn: str, postgres_schema: str, projection: sql.Identifier
 ) -> None:

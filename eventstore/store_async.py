@@ -481,8 +481,14 @@ class AsyncEventStore(abc.ABC):
         stream_id: str,
         version: int,
         work: AsyncTransactionWork,
-    ) -> None:
-        """Run *work* in a transaction that also unparks the event."""
+    ) -> bool:
+        """
+        Unpark the event and run *work*, in one transaction.
+
+        Returns:
+            Whether *work* ran: ``False``, with nothing done, when the event
+            was no longer parked (another replay unparked it first).
+        """
         raise ConfigError(
             f"{type(self).__name__} has no transactions to share with a handler: "
             "transactional delivery needs PostgreSQL"

@@ -559,13 +559,13 @@ class Subscription:
             for item in parked:
                 after = item.event.position
                 try:
-                    self._replay(item.event)
+                    taken = self._replay(item.event)
                 except _NOT_THE_HANDLERS:
                     raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     self._park(item.event, exc)
                 else:
-                    replayed += 1
+                    replayed += taken
         return replayed
 
     def parked(
@@ -724,25 +724,27 @@ class Subscription:
         if inspect.isawaitable(outcome):
             refuse_awaitable(function, outcome)
 
-    def _replay(self, event: RecordedEvent) -> None:
-        """Hand one parked *event* to the handler, retried, and unpark it."""
+    def _replay(self, event: RecordedEvent) -> bool:
+        """Hand one parked *event* to the handler, retried, and unpark it; return whether it was handed over."""
         member = self.filter.member
         if self.delivery is Delivery.TRANSACTIONAL:
 
             def work(conn: object) -> None:
                 self._call_handler([event], conn)
 
-            self.retry_policy.call(
+            # False when another replay (or this one's lost commit, retried)
+            # unparked it first: it is applied once.
+            return self.retry_policy.call(
                 lambda: self.store._replay_in_transaction(
                     self.name, member, event.stream_id, event.version, work
                 ),
                 retry_on=(Exception,),
             )
-            return
         self.retry_policy.call(
             lambda: self._call_handler([event]), retry_on=(Exception,)
         )
         self.store._unpark(self.name, member, event.stream_id, event.version)
+        return True
 
     def _advance(self, this_pass: _Pass, to: LogPosition) -> None:
         """Move *this_pass* to *to*; save it if the last save is *checkpoint_interval* old."""

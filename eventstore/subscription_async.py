@@ -576,13 +576,13 @@ class AsyncSubscription:
             for item in parked:
                 after = item.event.position
                 try:
-                    await self._replay(item.event)
+                    taken = await self._replay(item.event)
                 except _NOT_THE_HANDLERS:
                     raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     await self._park(item.event, exc)
                 else:
-                    replayed += 1
+                    replayed += taken
         return replayed
 
     async def parked(
@@ -744,25 +744,27 @@ class AsyncSubscription:
             else:
                 refuse_awaitable(function, outcome)  # type: ignore[unreachable]
 
-    async def _replay(self, event: RecordedEvent) -> None:
-        """Hand one parked *event* to the handler, retried, and unpark it."""
+    async def _replay(self, event: RecordedEvent) -> bool:
+        """Hand one parked *event* to the handler, retried, and unpark it; return whether it was handed over."""
         member = self.filter.member
         if self.delivery is Delivery.TRANSACTIONAL:
 
             async def work(conn: object) -> None:
                 await self._call_handler([event], conn)
 
-            await self.retry_policy.acall(
+            # False when another replay (or this one's lost commit, retried)
+            # unparked it first: it is applied once.
+            return await self.retry_policy.acall(
                 lambda: self.store._replay_in_transaction(
                     self.name, member, event.stream_id, event.version, work
                 ),
                 retry_on=(Exception,),
             )
-            return
         await self.retry_policy.acall(
             lambda: self._call_handler([event]), retry_on=(Exception,)
         )
         await self.store._unpark(self.name, member, event.stream_id, event.version)
+        return True
 
     async def _advance(self, this_pass: _Pass, to: LogPosition) -> None:
         """Move *this_pass* to *to*; save it if the last save is *checkpoint_interval* old."""

@@ -231,15 +231,20 @@ class SubscriptionHooks:
         stream_id: str,
         version: int,
         work: TransactionWork,
-    ) -> None:
+    ) -> bool:
         params = _unpark_params(name, member, stream_id, version)
 
-        def run(conn: _Connection) -> None:
+        def run(conn: _Connection) -> bool:
             with conn.transaction():
+                # Unparked first: a second replay of the event waits on its
+                # row, then finds it gone and applies nothing.
+                cursor = conn.execute(self._sql.unpark, params)
+                if not cursor.rowcount:
+                    return False
                 work(conn)
-                conn.execute(self._sql.unpark, params)
+            return True
 
-        self._connections.call(run, retry=False)
+        return self._connections.call(run, retry=False)
 
     def _lock_subscription(self, name: str, member: str) -> AdvisoryLock | None:
         params = {

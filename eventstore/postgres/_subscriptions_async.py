@@ -240,15 +240,20 @@ class AsyncSubscriptionHooks:
         stream_id: str,
         version: int,
         work: AsyncTransactionWork,
-    ) -> None:
+    ) -> bool:
         params = _unpark_params(name, member, stream_id, version)
 
-        async def run(conn: _Connection) -> None:
+        async def run(conn: _Connection) -> bool:
             async with conn.transaction():
+                # Unparked first: a second replay of the event waits on its
+                # row, then finds it gone and applies nothing.
+                cursor = await conn.execute(self._sql.unpark, params)
+                if not cursor.rowcount:
+                    return False
                 await work(conn)
-                await conn.execute(self._sql.unpark, params)
+            return True
 
-        await self._connections.call(run, retry=False)
+        return await self._connections.call(run, retry=False)
 
     async def _lock_subscription(
         self, name: str, member: str

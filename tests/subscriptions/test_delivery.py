@@ -497,6 +497,72 @@ def test_a_parked_event_replays_into_the_projection_in_its_transaction(
     assert subscription.status().parked == 0
 
 
+def test_two_replays_of_a_parked_event_at_once_apply_it_once(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 3)
+    project = _project(projection)
+    broken = {1}
+    first_in = threading.Event()
+    second_waits = threading.Event()
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        if any(e.data["n"] in broken for e in events):
+            raise ValueError("cannot project n=1")
+        project(events, conn)
+        if threading.current_thread().name == "first replay":
+            # Holds its transaction open until the other replay waits on
+            # the same parked event's row.
+            first_in.set()
+            assert second_waits.wait(DEADLINE)
+
+    def replayer() -> Subscription:
+        return Subscription(
+            store,
+            "replayed-twice",
+            handler,
+            delivery=Delivery.TRANSACTIONAL,
+            on_error=OnError.PARK,
+            retry_policy=NO_WAIT,
+        )
+
+    subscription = replayer()
+    _wait(lambda: subscription.status().events_behind == 3)
+    assert subscription.catch_up() == 2
+    assert subscription.status().parked == 1
+    broken.clear()
+    replayed: dict[str, int] = {}
+
+    def replay(name: str) -> None:
+        replayed[name] = replayer().replay_parked()
+
+    first = threading.Thread(target=replay, args=("first",), name="first replay")
+    second = threading.Thread(target=replay, args=("second",), name="second replay")
+    first.start()
+    try:
+        assert first_in.wait(DEADLINE)
+        second.start()
+        # The second replay has read the parked event and waits on its row.
+        _wait(lambda: _a_backend_waits_for_a_lock(postgres_dsn))
+    finally:
+        second_waits.set()
+        first.join(DEADLINE)
+        if second.ident is not None:
+            second.join(DEADLINE)
+    assert replayed == {"first": 1, "second": 0}
+    assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2]
+    assert subscription.status().parked == 0
+
+
+def _a_backend_waits_for_a_lock(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ).fetchone()
+        return bool(row and row[0])
+
+
 def _numbers(dsn: str, table: sql.Identifier) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(

@@ -166,10 +166,19 @@ class SubscriptionHooks:
 
         def run(conn: _Connection) -> None:
             with conn.transaction():
-                # The checkpoint first: its row lock makes a batch committing
-                # meanwhile wait, and then fail its compare-and-set, so
-                # on_reset never misses what that batch wrote.
+                # The checkpoint first, as a batch does: a batch in flight
+                # makes the reset wait for its commit (then on_reset clears
+                # what it wrote); a batch after waits for the reset, then
+                # fails its compare-and-set before its handler runs.
                 if to is None:
+                    # Upserted, then deleted: the upsert waits for a first
+                    # batch creating the checkpoint meanwhile, where a bare
+                    # DELETE would find no row, and that batch's checkpoint
+                    # would outlive the reset that cleared its writes.
+                    conn.execute(
+                        self._sql.reset_checkpoint,
+                        {**key, "transaction_id": 0, "position": 0},
+                    )
                     conn.execute(self._sql.delete_checkpoint, key)
                 else:
                     conn.execute(
@@ -290,7 +299,11 @@ class SubscriptionHooks:
 
         def run(conn: _Connection) -> None:
             with conn.transaction():
-                work(conn)
+                # The checkpoint before the handler: a conflict fails before
+                # the handler's work, and the checkpoint's row is locked
+                # before the projection's tables, in the order a reset takes
+                # them (its on_reset truncating them would deadlock with a
+                # batch that had written them first).
                 moved = _fetchall(
                     conn, _sql.checkpoint_statement(self._sql, expected), params
                 )
@@ -298,6 +311,7 @@ class SubscriptionHooks:
                     found = _fetchall(conn, self._sql.load_checkpoint, key)
                     actual = _sql.checkpoint_from_rows(found)
                     raise SubscriptionConflictError(name, member, expected, actual)
+                work(conn)
 
         self._connections.call(run, retry=False)
 

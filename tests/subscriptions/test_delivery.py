@@ -599,6 +599,76 @@ def test_a_transactional_reset_clears_the_projection_in_the_checkpoints_transact
     assert len(_rows(postgres_dsn, projection)) == 6
 
 
+@pytest.mark.parametrize("checkpoint", ["created-by-the-batch", "moved-by-the-batch"])
+def test_a_reset_truncating_the_projection_under_a_batch_in_flight_waits_for_it(
+    store: PostgresEventStore,
+    postgres_dsn: str,
+    projection: sql.Identifier,
+    checkpoint: str,
+) -> None:
+    project = _project(projection)
+    written = threading.Event()
+    reset_waits = threading.Event()
+    slow_from = 0
+
+    def slow(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)
+        if events[0].data["n"] >= slow_from and not written.is_set():
+            written.set()
+            assert reset_waits.wait(DEADLINE)
+
+    subscription = Subscription(
+        store, "truncated", slow, delivery=Delivery.TRANSACTIONAL, batch_size=6
+    )
+    if checkpoint == "moved-by-the-batch":
+        _append(store, 6)
+        slow_from = 6
+        _wait(lambda: subscription.status().events_behind == 6)
+        assert subscription.catch_up() == 6
+    _append(store, 6, start=slow_from)
+    _wait(lambda: subscription.status().events_behind == 6)
+
+    def truncate(conn: psycopg.Connection[Any]) -> None:
+        # TRUNCATE, as docs/projections.md's example does.
+        conn.execute(sql.SQL("TRUNCATE {}").format(projection))
+
+    outcomes: dict[str, object] = {}
+
+    def catch_up() -> None:
+        try:
+            outcomes["batch"] = subscription.catch_up()
+        except Exception as exc:  # asserted below
+            outcomes["batch"] = exc
+
+    batch = threading.Thread(target=catch_up)
+    batch.start()
+    try:
+        assert written.wait(DEADLINE)
+        operator = Subscription(
+            store, "truncated", slow, delivery=Delivery.TRANSACTIONAL
+        )
+
+        def reset() -> None:
+            try:
+                operator.reset(on_reset=truncate)
+                outcomes["reset"] = None
+            except Exception as exc:  # asserted below
+                outcomes["reset"] = exc
+
+        resetter = threading.Thread(target=reset)
+        resetter.start()
+        # The reset now waits on a lock the batch holds.
+        _wait(lambda: _a_backend_waits_for_a_lock(postgres_dsn))
+    finally:
+        reset_waits.set()
+        batch.join(DEADLINE)
+    resetter.join(DEADLINE)
+    # No deadlock: the batch committed, then the reset cleared it all.
+    assert outcomes == {"batch": 6, "reset": None}, outcomes
+    assert _rows(postgres_dsn, projection) == []
+    assert subscription.status().position is None
+
+
 def test_an_outage_during_a_transactional_batch_is_the_stores_not_the_handlers(
     store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
 ) -> None:

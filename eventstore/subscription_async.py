@@ -289,13 +289,14 @@ class AsyncSubscription:
                 handler's last error is the ``__cause__``.
             SubscriptionConflictError: Another runner moved the checkpoint.
         """
-        return await self._catch_up(progress, progress_every, None)
+        return await self._catch_up(progress, progress_every, None, None)
 
     async def _catch_up(
         self,
         progress: Callable[[CatchUpProgress], object] | None,
         progress_every: float,
         stop: Event | None,
+        lock: AsyncSubscriptionLock | None,
     ) -> int:
         if self._state is SubscriptionState.FAILED:
             # A new attempt: the old failure is history (the log has it).
@@ -327,7 +328,13 @@ class AsyncSubscription:
                     report.handled(self._handled - handled_before, last=page.at_end)
                 # A page short of its limit saw all there was: what commits
                 # meanwhile is the next pass's, which `run` starts when woken.
-                if page.at_end or (stop is not None and stop.is_set()):
+                # A runner's pass also ends when its lock's session has: a
+                # standby may have taken over, and one runner is active.
+                if (
+                    page.at_end
+                    or (stop is not None and stop.is_set())
+                    or (lock is not None and not await lock.alive())
+                ):
                     await self._save(this_pass)
                     if self._known is not None:
                         self._known = (this_pass.saved, self._known[1])
@@ -483,7 +490,7 @@ class AsyncSubscription:
                     listener = await self.store._listen()
                 # Between two pages it checks *stop*: a long backlog does not
                 # hold up a shutdown.
-                await self._catch_up(None, 0.0, stop)
+                await self._catch_up(None, 0.0, stop, lock)
         except SubscriptionConflictError as conflict:
             # Another runner moved the checkpoint: it took over while this
             # one's lock was dying. The next turn checks the lock.

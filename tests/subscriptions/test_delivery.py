@@ -305,6 +305,69 @@ def test_a_runner_that_loses_its_lock_to_another_stops_listening(
         store.close()
 
 
+def test_a_runner_whose_lock_dies_mid_pass_hands_over_no_more_of_it(
+    postgres_dsn: str, postgres_schema: str, projection: sql.Identifier
+) -> None:
+    store = PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=4, application_name="mid-pass"),
+    )
+    store.migrate()
+    _append(store, 20)
+    project = _project(projection)
+    key = _sql.subscription_lock_key(postgres_schema, "long-pass", "")
+    other = psycopg.connect(postgres_dsn, autocommit=True)
+    queued = threading.Thread(
+        target=other.execute,
+        args=(
+            "SELECT pg_advisory_lock(hashtextextended(%s, %s))",
+            (key, _sql.SUBSCRIPTION_LOCK_SEED),
+        ),
+    )
+    batches: list[int] = []
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)
+        batches.append(events[0].data["n"])
+        if len(batches) == 3:
+            # Another session queues for the lock, then the runner's lock
+            # session dies: the other one holds it from then on.
+            queued.start()
+            _wait(lambda: _waiting_for_a_lock(postgres_dsn, other.info.backend_pid))
+            pid = _lock_pid(postgres_dsn, "mid-pass")
+            with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            queued.join(DEADLINE)
+
+    runner = Subscription(
+        store,
+        "long-pass",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        batch_size=2,
+        poll_interval=0.05,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,))
+    try:
+        thread.start()
+        _wait(lambda: runner.state is SubscriptionState.STANDBY and len(batches) >= 3)
+        # The pass ended at the next page: one active runner at a time.
+        assert len(batches) == 3
+        other.close()  # the other session ends: the runner takes over again
+        _wait(lambda: len(_rows(postgres_dsn, projection)) == 20)
+        assert runner.state is SubscriptionState.RUNNING
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        other.close()
+        store.close()
+    assert sorted(_rows(postgres_dsn, projection)) == sorted(
+        (f"s-{n % 5}", n // 5 + 1) for n in range(20)
+    )
+
+
 def _waiting_for_a_lock(dsn: str, pid: int) -> bool:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(

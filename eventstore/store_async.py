@@ -458,6 +458,28 @@ class AsyncEventStore(abc.ABC):
         """Record *event* as parked by *name*, with the handler's error (again: add the attempts)."""
         raise ConfigError(f"{type(self).__name__} does not store parked events")
 
+    async def _park_in_transaction(
+        self,
+        name: str,
+        member: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        *,
+        expected: LogPosition | None,
+    ) -> None:
+        """
+        Park *event* as `_park` does and move the checkpoint from *expected* to it, in one transaction.
+
+        Raises:
+            SubscriptionConflictError: The checkpoint was not at *expected*;
+                nothing is parked.
+        """
+        raise ConfigError(
+            f"{type(self).__name__} has no transactions to share with a handler: "
+            "transactional delivery needs PostgreSQL"
+        )
+
     async def _parked(
         self, name: str, member: str, after: LogPosition | None, limit: int
     ) -> list[ParkedEvent]:

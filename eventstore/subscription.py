@@ -646,11 +646,7 @@ class Subscription:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:
-                    self._park(event, exc)
-                    # Saved at once: an event parked, then handed over again
-                    # after a crash, could be taken and still stay parked.
-                    this_pass.reached = event.position
-                    self._save(this_pass)
+                    self._park(event, exc, this_pass)
                     continue
                 self._fail(event, exc)
                 raise SubscriptionFailedError(
@@ -659,7 +655,10 @@ class Subscription:
             self._handled += 1
             self._advance(this_pass, event.position)
 
-    def _park(self, event: RecordedEvent, exc: Exception) -> None:
+    def _park(
+        self, event: RecordedEvent, exc: Exception, this_pass: _Pass | None = None
+    ) -> None:
+        """Park *event* with the handler's error; in a pass, move *this_pass* past it too."""
         error = f"{type(exc).__name__}: {exc}"
         _log.warning(
             "subscription %r parked event %d of stream %r: %s",
@@ -669,13 +668,22 @@ class Subscription:
             error,
             extra={"subscription": self.name, "stream_id": event.stream_id},
         )
-        self.store._park(
-            self.name,
-            self.filter.member,
-            event,
-            error,
-            self.retry_policy.max_attempts,
-        )
+        member, attempts = self.filter.member, self.retry_policy.max_attempts
+        if this_pass is None:  # a replay's: the checkpoint stays
+            self.store._park(self.name, member, event, error, attempts)
+            return
+        if self.delivery is Delivery.TRANSACTIONAL:
+            self.store._park_in_transaction(
+                self.name, member, event, error, attempts, expected=this_pass.saved
+            )
+            this_pass.saved = this_pass.reached = event.position
+            this_pass.saved_at = time.monotonic()
+            return
+        self.store._park(self.name, member, event, error, attempts)
+        # Saved at once: an event parked, then handed over again after a
+        # crash, could be taken and still stay parked.
+        this_pass.reached = event.position
+        self._save(this_pass)
 
     def _fail(self, event: RecordedEvent, exc: Exception) -> None:
         self._state = SubscriptionState.FAILED

@@ -204,17 +204,30 @@ class AsyncSubscriptionHooks:
     async def _park(
         self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
     ) -> None:
-        params = {
-            "name": name,
-            "member": member,
-            "stream_id": event.stream_id,
-            "version": event.version,
-            "error": error,
-            "attempts": attempts,
-        }
+        params = _park_params(name, member, event, error, attempts)
         await self._connections.call(
             lambda conn: _execute(conn, self._sql.park, params), retry=True
         )
+
+    async def _park_in_transaction(
+        self,
+        name: str,
+        member: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        *,
+        expected: LogPosition | None,
+    ) -> None:
+        park = _park_params(name, member, event, error, attempts)
+
+        async def work(conn: _Connection) -> None:
+            await conn.execute(self._sql.park, park)
+
+        # Parked and past it together: apart, a crash between the two would
+        # hand the event over again, and, taken then, it would stay parked
+        # for a replay to apply a second time.
+        await self._deliver_in_transaction(name, member, expected, event.position, work)
 
     async def _parked(
         self, name: str, member: str, after: LogPosition | None, limit: int
@@ -411,6 +424,19 @@ def _unlock_within(conn: psycopg.Connection[Any], seconds: float) -> None:
             pgconn.consume_input()
     except (OSError, ValueError, psycopg.Error):
         return  # the session is gone, and its lock with it
+
+
+def _park_params(
+    name: str, member: str, event: RecordedEvent, error: str, attempts: int
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "member": member,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "error": error,
+        "attempts": attempts,
+    }
 
 
 def _unpark_params(

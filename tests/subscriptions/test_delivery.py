@@ -16,6 +16,7 @@ from eventstore import (
     AsyncSubscription,
     ConfigError,
     Delivery,
+    EventStoreError,
     InMemoryEventStore,
     NewEvent,
     OnError,
@@ -558,6 +559,59 @@ def test_a_parked_event_replays_into_the_projection_in_its_transaction(
     assert subscription.replay_parked() == 1
     assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2, 3, 4]
     assert subscription.status().parked == 0
+
+
+def test_a_transactional_park_and_its_checkpoint_move_commit_together(
+    store: PostgresEventStore,
+    postgres_dsn: str,
+    postgres_schema: str,
+    projection: sql.Identifier,
+) -> None:
+    _append(store, 5)
+    project = _project(projection)
+    broken = {2}
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        if any(e.data["n"] in broken for e in events):
+            raise ValueError("cannot project n=2")
+        project(events, conn)
+
+    subscription = Subscription(
+        store,
+        "parks-atomically",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        on_error=OnError.PARK,
+        retry_policy=NO_WAIT,
+    )
+    _wait(lambda: subscription.status().events_behind == 5)
+    poison = next(e for e in store.read_all(None, limit=5) if e.data["n"] == 2)
+    checkpoints = sql.Identifier(postgres_schema, "subscriptions")
+    function = sql.Identifier(postgres_schema, "refuse_the_move")
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        # The move past the poison event fails, after it was parked.
+        admin.execute(
+            sql.SQL(
+                "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.position = {} THEN RAISE EXCEPTION 'move refused'; END IF; "
+                "RETURN NEW; END $$"
+            ).format(function, sql.Literal(poison.position.position))
+        )
+        admin.execute(
+            sql.SQL(
+                "CREATE TRIGGER refuse_the_move BEFORE UPDATE ON {} "
+                "FOR EACH ROW EXECUTE FUNCTION {}()"
+            ).format(checkpoints, function)
+        )
+        with pytest.raises(EventStoreError, match="move refused"):
+            subscription.catch_up()
+        # Neither parked nor passed: the event comes again.
+        assert subscription.status().parked == 0
+        admin.execute(sql.SQL("DROP TRIGGER refuse_the_move ON {}").format(checkpoints))
+    broken.clear()  # fixed meanwhile: it is handled, and only once
+    assert subscription.catch_up() == 3
+    assert subscription.status().parked == 0
+    assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2, 3, 4]
 
 
 def test_two_replays_of_a_parked_event_at_once_apply_it_once(

@@ -19,7 +19,11 @@ from eventstore._subscribing import (
     TransactionWork,
     page_of,
 )
-from eventstore.errors import StoreUnavailableError, SubscriptionConflictError
+from eventstore.errors import (
+    EventStoreError,
+    StoreUnavailableError,
+    SubscriptionConflictError,
+)
 from eventstore.events import LogPosition, RecordedEvent
 from eventstore.health import LogHolder
 from eventstore.postgres import _sql
@@ -220,7 +224,7 @@ class SubscriptionHooks:
         # Parked and past it together: apart, a crash between the two would
         # hand the event over again, and, taken then, it would stay parked
         # for a replay to apply a second time.
-        self._deliver_in_transaction(name, member, expected, event.position, work)
+        self._move_checkpoint_with(name, member, expected, event.position, work)
 
     def _parked(
         self, name: str, member: str, after: LogPosition | None, limit: int
@@ -263,7 +267,7 @@ class SubscriptionHooks:
                 cursor = conn.execute(self._sql.unpark, params)
                 if not cursor.rowcount:
                     return False
-                work(conn)
+                _as_the_handlers(work)(conn)
             return True
 
         return self._connections.call(run, retry=False)
@@ -307,6 +311,17 @@ class SubscriptionHooks:
         new: LogPosition,
         work: TransactionWork,
     ) -> None:
+        self._move_checkpoint_with(name, member, expected, new, _as_the_handlers(work))
+
+    def _move_checkpoint_with(
+        self,
+        name: str,
+        member: str,
+        expected: LogPosition | None,
+        new: LogPosition,
+        work: TransactionWork,
+    ) -> None:
+        """Move the checkpoint from *expected* to *new* and run *work*, in one transaction."""
         params = checkpoint_params(name, member, expected, new)
         key = {"name": name, "member": member}
 
@@ -410,6 +425,31 @@ def _unlock_within(conn: psycopg.Connection[Any], seconds: float) -> None:
             pgconn.consume_input()
     except (OSError, ValueError, psycopg.Error):
         return  # the session is gone, and its lock with it
+
+
+def _as_the_handlers(work: TransactionWork) -> TransactionWork:
+    """
+    Return *work* (a transactional handler) with its own statements' failures kept the handler's.
+
+    The store turns a driver error into its own (`_errors.translate`), and
+    some classes of them into `StoreUnavailableError`, which a subscription
+    retries at its next turn without ever isolating, parking or stopping at
+    an event. A statement of the handler's that fails on a live connection
+    (a value too large for an index, a limit of the server's) fails again
+    on every turn: it is the handler's error, raised as `EventStoreError`.
+    A connection that broke under it is the store's trouble, as before.
+    """
+
+    def guarded(conn: object) -> None:
+        try:
+            work(conn)
+        except psycopg.Error as exc:
+            if getattr(conn, "broken", True):
+                raise
+            detail = str(exc).strip() or type(exc).__name__
+            raise EventStoreError(f"the handler's statement failed: {detail}") from exc
+
+    return guarded
 
 
 def _park_params(

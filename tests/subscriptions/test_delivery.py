@@ -877,6 +877,40 @@ def test_a_full_pool_during_a_transactional_batch_is_the_stores_not_the_handlers
         assert len(_rows(postgres_dsn, projection)) == 3
 
 
+def test_a_statement_of_the_handlers_that_hits_a_server_limit_parks_its_event(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 4)
+    project = _project(projection)
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)
+        if any(e.data["n"] == 2 for e in events):
+            # An error of the kind psycopg calls operational (class 54), on
+            # a connection that stays alive: the event's fault, every time.
+            conn.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'row too large' "
+                "USING ERRCODE = 'program_limit_exceeded'; END $$"
+            )
+
+    subscription = Subscription(
+        store,
+        "limited",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        on_error=OnError.PARK,
+        retry_policy=NO_WAIT,
+    )
+    _wait(lambda: subscription.status().events_behind == 4)
+    assert subscription.catch_up() == 3
+    status = subscription.status()
+    assert (status.parked, status.events_behind) == (1, 0)
+    [parked] = subscription.parked()
+    assert parked.event.data["n"] == 2
+    assert "the handler's statement failed: row too large" in parked.error
+    assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 3]
+
+
 def test_a_runner_stopped_by_a_failure_ends_its_lock_and_listening_sessions(
     store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
 ) -> None:

@@ -1056,6 +1056,7 @@ SUBSCRIPTION_LOCK_SEED: Final = 0x45_56_42  # "EVB": the hash seed of runners' l
 # its locks) a moment after its client hangs up, and a standby asking in
 # that moment would find the lock still held. The session holds no other.
 SUBSCRIPTION_UNLOCK: Final = b"SELECT pg_advisory_unlock_all()"
+LOCK_PROBE: Final = b"SELECT 1"  # a lock's session answers: it, and the lock, live
 
 
 def notify_channel(schema: str) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import psycopg
+from psycopg import pq
 
 from eventstore._subscribing import (
     LogFilter,
@@ -44,6 +45,9 @@ _Connection = psycopg.Connection[Any]
 LOCK_PROBE_EVERY: Final = 0.5
 """Most seconds between two round trips that check a subscription lock's session."""
 
+LOCK_PROBE_WAIT: Final = 10.0
+"""Most seconds a lock's probe waits for the server before the lock counts as lost."""
+
 LOCK_RELEASE_WAIT: Final = 1.0
 """Most seconds a stopping runner waits for the server to release its lock before it hangs up."""
 
@@ -70,9 +74,10 @@ class AdvisoryLock:
             self.conn
         ):
             return True
-        try:
-            self.conn.execute(b"SELECT 1")
-        except psycopg.Error:
+        # A server that does not answer within `LOCK_PROBE_WAIT` (a network
+        # that drops packets, which TCP takes many minutes to give up on)
+        # counts as gone: the runner stands by, and a stop is not held up.
+        if not _answered_within(self.conn, _sql.LOCK_PROBE, LOCK_PROBE_WAIT):
             self.release()
             return False
         self.probed_at = time.monotonic()
@@ -85,7 +90,7 @@ class AdvisoryLock:
                 # Closing alone would release it too, but only once the
                 # server's backend has ended: a moment later. A server that
                 # does not answer in time gets only the close.
-                _unlock_within(self.conn, LOCK_RELEASE_WAIT)
+                _answered_within(self.conn, _sql.SUBSCRIPTION_UNLOCK, LOCK_RELEASE_WAIT)
         finally:
             self.conn.close()
 
@@ -410,21 +415,36 @@ def _socket_ready(fileno: int, seconds: float) -> bool:
     return bool(ready)
 
 
-def _unlock_within(conn: psycopg.Connection[Any], seconds: float) -> None:
-    """Send the unlock on *conn* and wait up to *seconds* for the server to run it (the sync store's)."""
-    # psycopg's blocking execute has no time limit: libpq's own calls do.
+def _answered_within(conn: _Connection, query: bytes, seconds: float) -> bool:
+    """
+    Run *query* on *conn*, waiting at most *seconds* for the server; tell whether it succeeded.
+
+    Through libpq itself: psycopg's execute has no time limit, and a
+    cancelled one first asks the server to cancel, over a new connection,
+    which an unanswering network holds up just as long. The results are
+    read to the end, so the connection can go on being used.
+    """
     pgconn = conn.pgconn
     try:
-        pgconn.send_query(_sql.SUBSCRIPTION_UNLOCK)
+        pgconn.send_query(query)
         pgconn.flush()
         deadline = time.monotonic() + seconds
         while pgconn.is_busy():
             left = deadline - time.monotonic()
-            if left <= 0 or not _socket_ready(pgconn.socket, left):
-                return
+            if left <= 0 or not _readable_within(pgconn.socket, left):
+                return False
             pgconn.consume_input()
+        succeeded = True
+        while (result := pgconn.get_result()) is not None:
+            succeeded = succeeded and result.status == pq.ExecStatus.TUPLES_OK
     except (OSError, ValueError, psycopg.Error):
-        return  # the session is gone, and its lock with it
+        return False  # the session is gone, and its lock with it
+    return succeeded
+
+
+def _readable_within(fileno: int, seconds: float) -> bool:
+    """Whether socket *fileno* has something to read within *seconds*."""
+    return _socket_ready(fileno, seconds)
 
 
 def _as_the_handlers(work: TransactionWork) -> TransactionWork:

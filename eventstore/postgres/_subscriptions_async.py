@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import select
 import time
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import psycopg
+from psycopg import pq
 
 from eventstore._subscribing import (
     AsyncTransactionWork,
@@ -44,6 +44,9 @@ _Connection = psycopg.AsyncConnection[Any]
 LOCK_PROBE_EVERY: Final = 0.5
 """Most seconds between two round trips that check a subscription lock's session."""
 
+LOCK_PROBE_WAIT: Final = 10.0
+"""Most seconds a lock's probe waits for the server before the lock counts as lost."""
+
 LOCK_RELEASE_WAIT: Final = 1.0
 """Most seconds a stopping runner waits for the server to release its lock before it hangs up."""
 
@@ -70,9 +73,10 @@ class AsyncAdvisoryLock:
             self.conn
         ):
             return True
-        try:
-            await self.conn.execute(b"SELECT 1")
-        except psycopg.Error:
+        # A server that does not answer within `LOCK_PROBE_WAIT` (a network
+        # that drops packets, which TCP takes many minutes to give up on)
+        # counts as gone: the runner stands by, and a stop is not held up.
+        if not await _answered_within(self.conn, _sql.LOCK_PROBE, LOCK_PROBE_WAIT):
             await self.release()
             return False
         self.probed_at = time.monotonic()
@@ -85,14 +89,9 @@ class AsyncAdvisoryLock:
                 # Closing alone would release it too, but only once the
                 # server's backend has ended: a moment later. A server that
                 # does not answer in time gets only the close.
-                if True:  # ASYNC
-                    with contextlib.suppress(psycopg.Error, TimeoutError):
-                        await asyncio.wait_for(
-                            self.conn.execute(_sql.SUBSCRIPTION_UNLOCK),
-                            LOCK_RELEASE_WAIT,
-                        )
-                else:
-                    _unlock_within(self.conn, LOCK_RELEASE_WAIT)  # type: ignore[unreachable]
+                await _answered_within(
+                    self.conn, _sql.SUBSCRIPTION_UNLOCK, LOCK_RELEASE_WAIT
+                )
         finally:
             await self.conn.close()
 
@@ -426,21 +425,48 @@ def _socket_ready(fileno: int, seconds: float) -> bool:
     return bool(ready)
 
 
-def _unlock_within(conn: psycopg.Connection[Any], seconds: float) -> None:
-    """Send the unlock on *conn* and wait up to *seconds* for the server to run it (the sync store's)."""
-    # psycopg's blocking execute has no time limit: libpq's own calls do.
+async def _answered_within(conn: _Connection, query: bytes, seconds: float) -> bool:
+    """
+    Run *query* on *conn*, waiting at most *seconds* for the server; tell whether it succeeded.
+
+    Through libpq itself: psycopg's execute has no time limit, and a
+    cancelled one first asks the server to cancel, over a new connection,
+    which an unanswering network holds up just as long. The results are
+    read to the end, so the connection can go on being used.
+    """
     pgconn = conn.pgconn
     try:
-        pgconn.send_query(_sql.SUBSCRIPTION_UNLOCK)
+        pgconn.send_query(query)
         pgconn.flush()
         deadline = time.monotonic() + seconds
         while pgconn.is_busy():
             left = deadline - time.monotonic()
-            if left <= 0 or not _socket_ready(pgconn.socket, left):
-                return
+            if left <= 0 or not await _readable_within(pgconn.socket, left):
+                return False
             pgconn.consume_input()
+        succeeded = True
+        while (result := pgconn.get_result()) is not None:
+            succeeded = succeeded and result.status == pq.ExecStatus.TUPLES_OK
     except (OSError, ValueError, psycopg.Error):
-        return  # the session is gone, and its lock with it
+        return False  # the session is gone, and its lock with it
+    return succeeded
+
+
+async def _readable_within(fileno: int, seconds: float) -> bool:
+    """Whether socket *fileno* has something to read within *seconds*."""
+    if True:  # ASYNC
+        # On the event loop, which goes on running other tasks meanwhile.
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_reader(fileno, ready.set_result, True)
+        try:
+            return bool(await asyncio.wait_for(ready, seconds))
+        except TimeoutError:
+            return False
+        finally:
+            loop.remove_reader(fileno)
+    else:
+        return _socket_ready(fileno, seconds)  # type: ignore[unreachable]
 
 
 def _as_the_handlers(work: AsyncTransactionWork) -> AsyncTransactionWork:

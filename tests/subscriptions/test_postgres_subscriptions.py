@@ -30,9 +30,12 @@ from eventstore.postgres import (
     PostgresEventStore,
     _reading,
     _sql,
+    _subscriptions,
+    _subscriptions_async,
 )
 from eventstore.postgres._subscriptions import AdvisoryLock
 from tests import server_faults
+from tests.network_faults import BlackholeProxy
 
 pytestmark = pytest.mark.postgres
 
@@ -725,6 +728,46 @@ def test_a_lock_whose_session_was_killed_is_released_at_once_and_taken_again(
     taken = store._lock_subscription("killed", "")
     assert taken is not None
     taken.release()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_a_lock_whose_server_stops_answering_counts_as_lost_within_its_wait(
+    postgres_dsn: str,
+    postgres_schema: str,
+    monkeypatch: pytest.MonkeyPatch,
+    flavour: str,
+) -> None:
+    # A network that silently drops packets: TCP would wait many minutes.
+    module = _subscriptions_async if flavour == "async" else _subscriptions
+    monkeypatch.setattr(module, "LOCK_PROBE_WAIT", 0.5)
+    config = PoolConfig(min_size=1, max_size=2)
+    with BlackholeProxy(postgres_dsn) as proxy:
+        if flavour == "async":
+            async with AsyncPostgresEventStore(
+                proxy.dsn, schema=postgres_schema, pool_config=config
+            ) as async_store:
+                await async_store.migrate()
+                async_lock = await async_store._lock_subscription("unanswered", "")
+                assert async_lock is not None
+                proxy.drop()
+                async_lock.probed_at = time.monotonic() - 3600  # due for a round trip
+                started = time.monotonic()
+                assert not await async_lock.alive()
+                assert async_lock.conn.closed
+        else:
+            with PostgresEventStore(
+                proxy.dsn, schema=postgres_schema, pool_config=config
+            ) as store:
+                store.migrate()
+                lock = store._lock_subscription("unanswered", "")
+                assert lock is not None
+                proxy.drop()
+                lock.probed_at = time.monotonic() - 3600
+                started = time.monotonic()
+                assert not lock.alive()
+                assert lock.conn.closed
+        # The probe's wait, then the release's (1 s): never TCP's minutes.
+        assert time.monotonic() - started < 5.0
 
 
 def _sessions_opened(dsn: str) -> int:

@@ -1,0 +1,124 @@
+"""
+Faults injected by the network: a TCP proxy in front of the test server that can stop passing bytes.
+
+`BlackholeProxy` forwards every connection made to its port to the test
+server (over its Unix socket or TCP, as the DSN says) until `drop` is
+called; from then on it reads what either side sends and passes nothing
+on, as a network that silently loses packets does: no reset, no close, so
+a client waits for an answer that never comes. The store runs exactly the
+code it runs in production; only the network behaves differently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+_CHUNK = 65536
+_TICK = 0.1
+
+
+class BlackholeProxy:
+    """A TCP proxy to the server of *dsn* whose `drop` makes it swallow everything."""
+
+    def __init__(self, dsn: str) -> None:
+        self._params: dict[str, Any] = conninfo_to_dict(dsn)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        # Every wait is short, so that `close` ends each thread promptly.
+        self._listener.settimeout(_TICK)
+        self._dropping = threading.Event()
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        accept = threading.Thread(target=self._accept, daemon=True)
+        accept.start()
+        self._threads.append(accept)
+
+    @property
+    def dsn(self) -> str:
+        """The DSN that reaches the server through this proxy."""
+        port = self._listener.getsockname()[1]
+        return make_conninfo("", **{**self._params, "host": "127.0.0.1", "port": port})
+
+    def drop(self) -> None:
+        """From now on, pass nothing on in either direction."""
+        self._dropping.set()
+
+    def close(self) -> None:
+        """Stop, closing every connection it made."""
+        self._closed.set()
+        self._listener.close()
+        for sock in self._sockets:
+            # shutdown wakes a pump blocked in recv; close alone would not.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        for thread in self._threads:
+            thread.join(5.0)
+
+    def __enter__(self) -> BlackholeProxy:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _upstream(self) -> socket.socket:
+        host = str(self._params.get("host") or "/tmp")  # noqa: S108  # libpq's own default
+        port = int(self._params.get("port") or 5432)
+        if host.startswith("/"):
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix.connect(str(Path(host) / f".s.PGSQL.{port}"))
+            return unix
+        return socket.create_connection((host, port))
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = self._upstream()
+            client.settimeout(_TICK)
+            server.settimeout(_TICK)
+            self._sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                pump = threading.Thread(
+                    target=self._pump, args=(source, target), daemon=True
+                )
+                pump.start()
+                self._threads.append(pump)
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        while not self._closed.is_set():
+            try:
+                data = source.recv(_CHUNK)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                target.close()
+                return
+            if self._dropping.is_set():
+                continue  # swallowed
+            try:
+                target.settimeout(
+                    None
+                )  # a send waits for the peer, as the network would
+                target.sendall(data)
+                target.settimeout(_TICK)
+            except OSError:
+                return

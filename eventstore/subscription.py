@@ -239,6 +239,12 @@ class Subscription:
         self.checkpoint_interval = check_seconds(
             checkpoint_interval, "checkpoint_interval", zero=True
         )
+        # A transactional handler's own statements fail as EventStoreError
+        # (the store's hooks see to it), so a timeout there is the store's
+        # own statement's: the checkpoint's row held by a reset, say.
+        self._not_the_handlers = (
+            _STORE_TROUBLE if delivery is Delivery.TRANSACTIONAL else _NOT_THE_HANDLERS
+        )
         self._state = SubscriptionState.IDLE
         self._handled = 0
         self._last_error: str | None = None
@@ -482,6 +488,10 @@ class Subscription:
                 # Between two pages it checks *stop*: a long backlog does not
                 # hold up a shutdown.
                 self._catch_up(None, 0.0, stop, lock)
+                if not lock.alive():
+                    # The pass ended on a lost lock: stand by now, or take
+                    # it again, rather than run on for a poll without it.
+                    lock = self._keep_lock(lock)
         except SubscriptionConflictError as conflict:
             # Another runner moved the checkpoint: it took over while this
             # one's lock was dying. The next turn checks the lock.
@@ -567,7 +577,7 @@ class Subscription:
                 after = item.event.position
                 try:
                     taken = self._replay(item.event)
-                except _NOT_THE_HANDLERS:
+                except self._not_the_handlers:
                     raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     self._park(item.event, exc)
@@ -627,7 +637,7 @@ class Subscription:
         if page.events:
             try:
                 self._handle(page.events, this_pass, page.scanned_to)
-            except _NOT_THE_HANDLERS:
+            except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
                 self._deliver_one_by_one(this_pass, page.events)
@@ -642,7 +652,7 @@ class Subscription:
         for event in events:
             try:
                 self._handle([event], this_pass, event.position)
-            except _NOT_THE_HANDLERS:
+            except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:

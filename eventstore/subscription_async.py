@@ -247,6 +247,12 @@ class AsyncSubscription:
         self.checkpoint_interval = check_seconds(
             checkpoint_interval, "checkpoint_interval", zero=True
         )
+        # A transactional handler's own statements fail as EventStoreError
+        # (the store's hooks see to it), so a timeout there is the store's
+        # own statement's: the checkpoint's row held by a reset, say.
+        self._not_the_handlers = (
+            _STORE_TROUBLE if delivery is Delivery.TRANSACTIONAL else _NOT_THE_HANDLERS
+        )
         self._state = SubscriptionState.IDLE
         self._handled = 0
         self._last_error: str | None = None
@@ -491,6 +497,10 @@ class AsyncSubscription:
                 # Between two pages it checks *stop*: a long backlog does not
                 # hold up a shutdown.
                 await self._catch_up(None, 0.0, stop, lock)
+                if not await lock.alive():
+                    # The pass ended on a lost lock: stand by now, or take
+                    # it again, rather than run on for a poll without it.
+                    lock = await self._keep_lock(lock)
         except SubscriptionConflictError as conflict:
             # Another runner moved the checkpoint: it took over while this
             # one's lock was dying. The next turn checks the lock.
@@ -584,7 +594,7 @@ class AsyncSubscription:
                 after = item.event.position
                 try:
                     taken = await self._replay(item.event)
-                except _NOT_THE_HANDLERS:
+                except self._not_the_handlers:
                     raise  # the store's trouble: the event stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     await self._park(item.event, exc)
@@ -644,7 +654,7 @@ class AsyncSubscription:
         if page.events:
             try:
                 await self._handle(page.events, this_pass, page.scanned_to)
-            except _NOT_THE_HANDLERS:
+            except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
             except Exception:  # the handler's, whatever it is: isolate the event
                 await self._deliver_one_by_one(this_pass, page.events)
@@ -659,7 +669,7 @@ class AsyncSubscription:
         for event in events:
             try:
                 await self._handle([event], this_pass, event.position)
-            except _NOT_THE_HANDLERS:
+            except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
                 if self.on_error is OnError.PARK:

@@ -429,13 +429,18 @@ def _answered_within(conn: _Connection, query: bytes, seconds: float) -> bool:
         pgconn.send_query(query)
         pgconn.flush()
         deadline = time.monotonic() + seconds
-        while pgconn.is_busy():
-            left = deadline - time.monotonic()
-            if left <= 0 or not _readable_within(pgconn.socket, left):
-                return False
-            pgconn.consume_input()
         succeeded = True
-        while (result := pgconn.get_result()) is not None:
+        while True:
+            # Each result, and the end of them, only once it has arrived:
+            # libpq's get_result would wait for it without a limit.
+            while pgconn.is_busy():
+                left = deadline - time.monotonic()
+                if left <= 0 or not _readable_within(pgconn.socket, left):
+                    return False
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                break
             succeeded = succeeded and result.status == pq.ExecStatus.TUPLES_OK
     except (OSError, ValueError, psycopg.Error):
         return False  # the session is gone, and its lock with it
@@ -464,12 +469,27 @@ def _as_the_handlers(work: TransactionWork) -> TransactionWork:
         try:
             work(conn)
         except psycopg.Error as exc:
-            if getattr(conn, "broken", True):
+            if getattr(conn, "broken", True) or _passing(exc):
                 raise
             detail = str(exc).strip() or type(exc).__name__
             raise EventStoreError(f"the handler's statement failed: {detail}") from exc
 
     return guarded
+
+
+_PASSING_CLASSES: Final = frozenset({"40", "53", "57"})
+_QUERY_CANCELED: Final = "57014"  # a statement or lock timeout of the handler's own
+
+
+def _passing(exc: psycopg.Error) -> bool:
+    """Whether *exc*, met by a handler's statement, says more about the server than the event."""
+    # A deadlock or serialization failure (class 40), a server short of
+    # disk or memory (53), a shutdown or a terminated session (57, but for
+    # the handler's own statement timeout): none fails again for the
+    # same event once it has passed, so it is the store's trouble.
+    # By SQLSTATE: psycopg's classes follow the DB-API's kinds, not these.
+    state = exc.sqlstate or ""
+    return state[:2] in _PASSING_CLASSES and state != _QUERY_CANCELED
 
 
 def _park_params(

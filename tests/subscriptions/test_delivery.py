@@ -23,6 +23,7 @@ from eventstore import (
     PoolExhaustedError,
     RecordedEvent,
     RetryPolicy,
+    StoreTimeoutError,
     StoreUnavailableError,
     Subscription,
     SubscriptionFailedError,
@@ -909,6 +910,77 @@ def test_a_statement_of_the_handlers_that_hits_a_server_limit_parks_its_event(
     assert parked.event.data["n"] == 2
     assert "the handler's statement failed: row too large" in parked.error
     assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 3]
+
+
+def test_a_serialization_failure_in_a_transactional_handler_is_the_stores_trouble(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 3)
+    project = _project(projection)
+    failing = [True]
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)
+        if failing[0]:
+            # What a concurrent writer causes: it passes, whatever the event.
+            conn.execute(
+                "DO $$ BEGIN RAISE EXCEPTION 'could not serialize' "
+                "USING ERRCODE = 'serialization_failure'; END $$"
+            )
+
+    subscription = Subscription(
+        store,
+        "serialized",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        on_error=OnError.PARK,
+        retry_policy=NO_WAIT,
+    )
+    _wait(lambda: subscription.status().events_behind == 3)
+    with pytest.raises(StoreUnavailableError, match="could not serialize"):
+        subscription.catch_up()
+    assert subscription.status().parked == 0  # no event is to blame
+    failing[0] = False
+    assert subscription.catch_up() == 3
+
+
+def test_a_timeout_on_a_transactional_batchs_checkpoint_is_the_stores_trouble(
+    postgres_dsn: str, postgres_schema: str, projection: sql.Identifier
+) -> None:
+    with PostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=2, lock_timeout=0.2),
+    ) as store:
+        store.migrate()
+        _append(store, 4)
+        subscription = Subscription(
+            store,
+            "held-checkpoint",
+            _project(projection),
+            delivery=Delivery.TRANSACTIONAL,
+            retry_policy=NO_WAIT,
+            batch_size=2,
+        )
+        _wait(lambda: subscription.status().events_behind == 4)
+        assert subscription.catch_up() == 4
+        _append(store, 2, start=4)
+        _wait(lambda: subscription.status().events_behind == 2)
+        checkpoints = sql.Identifier(postgres_schema, "subscriptions")
+        with psycopg.connect(postgres_dsn) as holder:
+            # Another session holds the checkpoint's row (a reset, say).
+            holder.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE name = %s FOR UPDATE").format(
+                    checkpoints
+                ),
+                ("held-checkpoint",),
+            )
+            with pytest.raises(StoreTimeoutError):
+                subscription.catch_up()
+            holder.rollback()
+        assert subscription.status().parked == 0
+        assert subscription.state is not SubscriptionState.FAILED
+        assert subscription.catch_up() == 2
 
 
 def test_a_runner_stopped_by_a_failure_ends_its_lock_and_listening_sessions(

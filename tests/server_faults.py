@@ -27,6 +27,8 @@ def _install(
     schema: str,
     body: sql.Composable,
     when: sql.Composable,
+    *,
+    at_commit: bool = True,
 ) -> None:
     function = sql.Identifier(schema, "test_fault")
     conn.execute(
@@ -38,9 +40,16 @@ def _install(
     conn.execute(
         sql.SQL(
             "CREATE CONSTRAINT TRIGGER test_fault AFTER INSERT ON {events} "
-            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({when}) "
+            "{timing} FOR EACH ROW WHEN ({when}) "
             "EXECUTE FUNCTION {function}()"
-        ).format(events=sql.Identifier(schema, "events"), when=when, function=function)
+        ).format(
+            events=sql.Identifier(schema, "events"),
+            timing=sql.SQL(
+                "DEFERRABLE INITIALLY DEFERRED" if at_commit else "NOT DEFERRABLE"
+            ),
+            when=when,
+            function=function,
+        )
     )
 
 
@@ -88,9 +97,15 @@ def sleep_before_commit(dsn: str, schema: str) -> None:
 
 
 @contextmanager
-def held_before_commit(dsn: str, schema: str, when: sql.Composable) -> Iterator[Hold]:
+def held_before_commit(
+    dsn: str, schema: str, when: sql.Composable, *, at_commit: bool = True
+) -> Iterator[Hold]:
     """
     Hold every append matching *when* just before its commit, until released.
+
+    Args:
+        at_commit: ``False`` holds it right after it inserted the matching
+            event instead, before the rest of its transaction runs.
 
     Yields:
         A `Hold`: `wait_until_held` returns once an append waits there;
@@ -103,7 +118,7 @@ def held_before_commit(dsn: str, schema: str, when: sql.Composable) -> Iterator[
         body = sql.SQL("PERFORM pg_advisory_xact_lock_shared({})").format(
             sql.Literal(HOLD_KEY)
         )
-        _install(admin, schema, body, when)
+        _install(admin, schema, body, when, at_commit=at_commit)
         hold = Hold(admin)
         try:
             yield hold

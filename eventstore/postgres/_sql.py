@@ -368,6 +368,15 @@ _STREAM_TEMPLATES = {
 }
 
 _TEMPLATES = {
+    # The existing streams of a multi-stream append, row-locked in one order
+    # (ORDER BY puts the lock above the sort) before any is claimed: two
+    # appends naming the same streams in opposite orders would otherwise
+    # each hold one and wait for the other until the deadlock detector
+    # aborted one.
+    "lock_streams": (
+        "SELECT 1 FROM {streams} WHERE stream_id = ANY(%(ids)s) "
+        "ORDER BY stream_id FOR UPDATE"
+    ),
     # The global log in commit-safe order: only transactions older than every
     # transaction still running (the snapshot's xmin) are visible, so no event
     # can later appear before a position a reader has already passed. The sort
@@ -566,6 +575,7 @@ class Statements:
 
     stream: StreamStatements
     """The statements on one stream's rows, on the parent tables."""
+    lock_streams: bytes
     read_all_first: bytes
     read_all_after: bytes
     log_page: bytes

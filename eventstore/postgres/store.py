@@ -407,9 +407,11 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         self, conn: _Connection, appends: Sequence[EncodedAppend]
     ) -> list[AppendResult]:
         """Append to several streams in one explicit transaction."""
+        ids = {"ids": [a.stream_id for a in appends]}
         for _ in range(_ATTEMPTS):
             try:
                 with conn.transaction():
+                    conn.execute(self._sql.lock_streams, ids, prepare=True)
                     results = [self._append_in_transaction(conn, a) for a in appends]
             except pg_errors.UniqueViolation as exc:
                 self._refuse_stream_version_clash(conn, appends, exc)

@@ -411,9 +411,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         self, conn: _Connection, appends: Sequence[EncodedAppend]
     ) -> list[AppendResult]:
         """Append to several streams in one explicit transaction."""
+        ids = {"ids": [a.stream_id for a in appends]}
         for _ in range(_ATTEMPTS):
             try:
                 async with conn.transaction():
+                    await conn.execute(self._sql.lock_streams, ids, prepare=True)
                     results = [
                         await self._append_in_transaction(conn, a) for a in appends
                     ]

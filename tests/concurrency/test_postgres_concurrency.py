@@ -82,6 +82,47 @@ def _wait_until_blocked_on_a_lock(dsn: str, application_name: str) -> None:
     raise AssertionError(f"no backend of {application_name!r} ever waited on a lock")
 
 
+def test_two_multi_stream_appends_naming_the_same_streams_in_opposite_orders_both_commit(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    first = make_store(application_name="first")
+    second = make_store(application_name="second")
+    for stream in ("a", "b"):
+        first.append(stream, [NewEvent("opened", {})])
+    outcomes: dict[str, object] = {}
+
+    def append_many(store: PostgresEventStore, name: str, order: str) -> None:
+        try:
+            outcomes[name] = store.append_many(
+                [AppendRequest(s, [NewEvent("moved", {"by": name})]) for s in order]
+            )
+        except Exception as exc:  # asserted below
+            outcomes[name] = exc
+
+    # The first is held right after inserting its event of stream a, with b
+    # still to come; the second then asks for b and a.
+    held = sql.SQL("{} AND {}").format(
+        server_faults.from_application("first"), server_faults.in_stream("a")
+    )
+    one = threading.Thread(target=append_many, args=(first, "first", "ab"))
+    other = threading.Thread(target=append_many, args=(second, "second", "ba"))
+    with server_faults.held_before_commit(
+        postgres_dsn, postgres_schema, held, at_commit=False
+    ) as hold:
+        one.start()
+        hold.wait_until_held()
+        other.start()
+        _wait_until_blocked_on_a_lock(postgres_dsn, "second")
+    one.join(DEADLINE)
+    other.join(DEADLINE)
+    server_faults.remove(postgres_dsn, postgres_schema)
+    # Both commit (before, the deadlock detector aborted one, reported as an outage).
+    assert all(isinstance(outcome, list) for outcome in outcomes.values()), outcomes
+    assert first.stream_version("a") == first.stream_version("b") == 3
+
+
 def _create_while_contended(
     creator: PostgresEventStore,
     stream_id: str,

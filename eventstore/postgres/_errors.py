@@ -9,6 +9,7 @@ keeps the details. Messages are scrubbed of the DSN's password.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import psycopg
 import psycopg_pool
@@ -28,6 +29,24 @@ __all__ = ["DRIVER_ERRORS", "translate", "unreachable"]
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (psycopg.Error,)
 """Exception classes the boundary catches (psycopg_pool's errors subclass psycopg's)."""
+
+
+_TIMEOUTS: Final = (
+    pg_errors.QueryCanceled,
+    pg_errors.LockNotAvailable,
+    pg_errors.TransactionTimeout,  # PostgreSQL 17's transaction_timeout
+)
+"""What a statement, lock or transaction timeout raises."""
+
+_UNAVAILABLE: Final = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    # After a failover, a DSN that still reaches the old primary, now a
+    # standby: an outage, which the new primary's address ends.
+    pg_errors.ReadOnlySqlTransaction,
+    pg_errors.IdleInTransactionSessionTimeout,
+)
+"""What a server that cannot take the statement now raises (psycopg files the last two as internal)."""
 
 
 def unreachable(
@@ -86,7 +105,7 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
         if pool_closed_by_us:
             return StoreClosedError("PostgresEventStore is closed")
         return StoreUnavailableError(f"the connection pool is closed: {detail}")
-    if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+    if isinstance(exc, _TIMEOUTS):
         return StoreTimeoutError(f"PostgreSQL cancelled the statement: {detail}")
     if isinstance(exc, pg_errors.UndefinedTable | pg_errors.InvalidSchemaName):
         return ConfigError(
@@ -94,6 +113,7 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
         )
     if isinstance(exc, pg_errors.DataError):
         return InvalidArgumentError(f"PostgreSQL refused a value: {detail}")
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+
+    if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailableError(f"PostgreSQL is unavailable: {detail}")
     return EventStoreError(f"PostgreSQL error: {detail}")

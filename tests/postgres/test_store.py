@@ -557,3 +557,20 @@ def test_a_pool_in_another_time_zone_still_reads_times_in_utc(
         assert when is not None
         assert when.tzinfo is dt.UTC
         assert abs((when - before).total_seconds()) < 60
+
+
+def test_a_read_only_server_refuses_appends_as_unavailable_and_still_reads(
+    make_store: Callable[..., PostgresEventStore], postgres_dsn: str
+) -> None:
+    # What a DSN meets after a failover that left it on the old primary,
+    # now a standby: every write is refused as read-only.
+    writer = make_store()
+    writer.append("s", [NewEvent("t", {})])
+    read_only = psycopg.conninfo.make_conninfo(
+        postgres_dsn, options="-c default_transaction_read_only=on"
+    )
+    store = make_store(migrate=False, dsn=read_only)
+    with pytest.raises(StoreUnavailableError, match="read-only transaction") as caught:
+        store.append("s", [NewEvent("t", {})])
+    assert isinstance(caught.value.__cause__, pg_errors.ReadOnlySqlTransaction)
+    assert store.stream_version("s") == 1

@@ -69,6 +69,10 @@ _ATTEMPTS: Final = 5
 class _Rerun(Exception):  # control flow inside this module, never raised out
     """An append wrote nothing, but the conflict that stopped it is gone: run it again."""
 
+    def __init__(self, append: EncodedAppend) -> None:
+        super().__init__(append.stream_id)
+        self.append = append
+
 
 class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
     """
@@ -412,6 +416,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
     ) -> list[AppendResult]:
         """Append to several streams in one explicit transaction."""
         ids = {"ids": [a.stream_id for a in appends]}
+        rerun = appends[0]
         for _ in range(_ATTEMPTS):
             try:
                 async with conn.transaction():
@@ -422,10 +427,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             except pg_errors.UniqueViolation as exc:
                 await self._refuse_stream_version_clash(conn, appends, exc)
                 continue
-            except _Rerun:
+            except _Rerun as again:
+                rerun = again.append  # the request that keeps being outrun
                 continue
             return results
-        return [await self._give_up(conn, appends[0])]
+        return [await self._give_up(conn, rerun)]
 
     async def _append_in_transaction(
         self, conn: _Connection, append: EncodedAppend
@@ -464,7 +470,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         actual, stored = _sql.diagnosis_from_rows(rows)
         result = judge_append(append, actual, stored)
         if result is None:
-            raise _Rerun
+            raise _Rerun(append)
         return result
 
     async def _refuse_stream_version_clash(

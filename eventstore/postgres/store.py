@@ -25,7 +25,6 @@ from eventstore._validation import (
 from eventstore.errors import (
     ConcurrencyError,
     ConfigError,
-    EventStoreError,
     PoolExhaustedError,
 )
 from eventstore.events import AppendResult, LogPosition, RecordedEvent
@@ -345,18 +344,19 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
         if not self._router.settled:
             self._settle_routing()
-        if len(appends) == 1:
-            append = appends[0]
-            results = [
-                self._call(lambda conn: self._append_one(conn, append), retry=False)
-            ]
-        else:
-            results = self._call(
-                lambda conn: self._append_atomically(conn, appends), retry=False
-            )
-        if self._notify_due():
-            self._notify()
-        return results
+
+        def append(conn: _Connection) -> list[AppendResult]:
+            if len(appends) == 1:
+                results = [self._append_one(conn, appends[0])]
+            else:
+                results = self._append_atomically(conn, appends)
+            if self._notify_due():
+                # On the append's own connection: another, from a busy pool,
+                # could keep a committed append's result waiting.
+                self._notify(conn)
+            return results
+
+        return self._call(append, retry=False)
 
     def _notify_due(self) -> bool:
         """Whether this append sends the NOTIFY: none was sent for *notify_interval*."""
@@ -368,15 +368,12 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         self._notified_at = now
         return True
 
-    def _notify(self) -> None:
+    def _notify(self, conn: _Connection) -> None:
         # A wake-up is a hint: subscriptions also poll, and re-read the log
         # after every reconnect, so a NOTIFY that fails costs latency only.
         try:
-            self._call(
-                lambda conn: _execute(conn, _sql.NOTIFY, (self._channel,)),
-                retry=False,
-            )
-        except EventStoreError as exc:
+            _execute(conn, _sql.NOTIFY, (self._channel,))
+        except psycopg.Error as exc:
             _log.debug("could not notify subscriptions: %s", exc)
 
     def _append_one(self, conn: _Connection, append: EncodedAppend) -> AppendResult:

@@ -433,6 +433,64 @@ def test_appends_notify_at_most_once_per_interval_and_followers_miss_nothing(
             thread.join(timeout=DEADLINE + 30)
 
 
+def test_an_appends_notify_waits_for_no_other_connection(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with (
+        PostgresEventStore(
+            postgres_dsn,
+            schema=postgres_schema,
+            pool_config=PoolConfig(
+                min_size=1, max_size=1, timeout=30.0, application_name="notifier"
+            ),
+        ) as store,
+        psycopg.connect(postgres_dsn, autocommit=True) as listener,
+    ):
+        store.migrate()
+        listener.execute(_sql.listen_statement(postgres_schema))
+        outcome: list[float] = []
+
+        def append() -> None:
+            started = time.monotonic()
+            store.append("s", [NewEvent("t", {})])  # the store's first: it notifies
+            outcome.append(time.monotonic() - started)
+
+        taken = threading.Event()
+        let_go = threading.Event()
+
+        def take_the_pool() -> None:
+            with store.pool.connection(timeout=DEADLINE):
+                taken.set()
+                let_go.wait(DEADLINE)
+
+        appender = threading.Thread(target=append)
+        other = threading.Thread(target=take_the_pool)
+        with server_faults.held_before_commit(
+            postgres_dsn, postgres_schema, server_faults.from_application("notifier")
+        ) as hold:
+            appender.start()
+            hold.wait_until_held()
+            # Next in line for the pool's one connection, once the append
+            # gives it back.
+            other.start()
+            _wait_until(
+                lambda: store.pool.get_stats().get("requests_waiting", 0) == 1,
+                "the other caller waits for the pool",
+            )
+        try:
+            assert taken.wait(DEADLINE)
+            appender.join(5.0)
+            # The append and its NOTIFY are done, with the pool taken since.
+            assert outcome
+            assert not appender.is_alive()
+            assert sum(1 for _ in listener.notifies(timeout=1.0, stop_after=1)) == 1
+        finally:
+            let_go.set()
+            appender.join(DEADLINE)
+            other.join(DEADLINE)
+            server_faults.remove(postgres_dsn, postgres_schema)
+
+
 def test_without_notifications_followers_poll(
     postgres_dsn: str, postgres_schema: str
 ) -> None:

@@ -358,9 +358,11 @@ class SubscriptionHooks:
             raise
         return Listener(conn)
 
-    def _log_holder(self) -> LogHolder | None:
+    def _log_holder(self, *, timeout: float | None = None) -> LogHolder | None:
         rows = self._connections.call(
-            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
+            lambda conn: _fetchall(conn, self._sql.log_holder, ()),
+            retry=True,
+            timeout=timeout,
         )
         return _sql.holder_from_rows(rows)
 

@@ -368,9 +368,11 @@ class AsyncSubscriptionHooks:
             raise
         return AsyncListener(conn)
 
-    async def _log_holder(self) -> LogHolder | None:
+    async def _log_holder(self, *, timeout: float | None = None) -> LogHolder | None:
         rows = await self._connections.call(
-            lambda conn: _fetchall(conn, self._sql.log_holder, ()), retry=True
+            lambda conn: _fetchall(conn, self._sql.log_holder, ()),
+            retry=True,
+            timeout=timeout,
         )
         return _sql.holder_from_rows(rows)
 

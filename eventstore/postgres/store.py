@@ -642,7 +642,7 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                     timeout=timeout,
                 )
                 subscriptions = _sql.subscriptions_from_rows(found)
-                holder = self._log_holder()
+                holder = self._log_holder(timeout=timeout)
             except Exception as exc:  # health never raises; the store answered
                 _log.debug("health could not read the subscriptions: %s", exc)
         return HealthReport(

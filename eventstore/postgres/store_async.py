@@ -656,7 +656,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                     timeout=timeout,
                 )
                 subscriptions = _sql.subscriptions_from_rows(found)
-                holder = await self._log_holder()
+                holder = await self._log_holder(timeout=timeout)
             except Exception as exc:  # health never raises; the store answered
                 _log.debug("health could not read the subscriptions: %s", exc)
         return HealthReport(

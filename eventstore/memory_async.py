@@ -300,11 +300,20 @@ class AsyncInMemoryEventStore(AsyncEventStore):
                 self._checkpoints[name, member] = to
 
     async def _park(
-        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+        self,
+        name: str,
+        member: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        *,
+        still_parked: bool = False,
     ) -> None:
         with self._lock:
             parked = self._parked_events.setdefault((name, member), {})
             before = parked.get(event.position)
+            if still_parked and before is None:
+                return
             total = attempts + (0 if before is None else before.attempts)
             parked[event.position] = ParkedEvent(event, error, total, datetime.now(UTC))
 

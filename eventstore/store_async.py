@@ -453,9 +453,21 @@ class AsyncEventStore(abc.ABC):
         )
 
     async def _park(
-        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+        self,
+        name: str,
+        member: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        *,
+        still_parked: bool = False,
     ) -> None:
-        """Record *event* as parked by *name*, with the handler's error (again: add the attempts)."""
+        """
+        Record *event* as parked by *name*, with the handler's error (again: add the attempts).
+
+        With *still_parked* (a failed replay's), only if it is parked now: a
+        replay elsewhere may have taken it meanwhile.
+        """
         raise ConfigError(f"{type(self).__name__} does not store parked events")
 
     async def _park_in_transaction(

@@ -680,7 +680,9 @@ class Subscription:
         )
         member, attempts = self.filter.member, self.retry_policy.max_attempts
         if this_pass is None:  # a replay's: the checkpoint stays
-            self.store._park(self.name, member, event, error, attempts)
+            self.store._park(
+                self.name, member, event, error, attempts, still_parked=True
+            )
             return
         if self.delivery is Delivery.TRANSACTIONAL:
             self.store._park_in_transaction(

@@ -697,7 +697,9 @@ class AsyncSubscription:
         )
         member, attempts = self.filter.member, self.retry_policy.max_attempts
         if this_pass is None:  # a replay's: the checkpoint stays
-            await self.store._park(self.name, member, event, error, attempts)
+            await self.store._park(
+                self.name, member, event, error, attempts, still_parked=True
+            )
             return
         if self.delivery is Delivery.TRANSACTIONAL:
             await self.store._park_in_transaction(

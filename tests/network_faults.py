@@ -12,6 +12,7 @@ code it runs in production; only the network behaves differently.
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import threading
 from pathlib import Path
@@ -91,34 +92,34 @@ class BlackholeProxy:
             except OSError:
                 return
             server = self._upstream()
-            client.settimeout(_TICK)
-            server.settimeout(_TICK)
             self._sockets += [client, server]
-            for source, target in ((client, server), (server, client)):
-                pump = threading.Thread(
-                    target=self._pump, args=(source, target), daemon=True
-                )
-                pump.start()
-                self._threads.append(pump)
+            # One thread per connection, both directions: sockets stay
+            # blocking, and only a socket select() found readable is read.
+            pump = threading.Thread(
+                target=self._pump, args=(client, server), daemon=True
+            )
+            pump.start()
+            self._threads.append(pump)
 
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        while not self._closed.is_set():
-            try:
-                data = source.recv(_CHUNK)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if not data:
-                target.close()
-                return
-            if self._dropping.is_set():
-                continue  # swallowed
-            try:
-                target.settimeout(
-                    None
-                )  # a send waits for the peer, as the network would
-                target.sendall(data)
-                target.settimeout(_TICK)
-            except OSError:
-                return
+    def _pump(self, client: socket.socket, server: socket.socket) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(client, selectors.EVENT_READ, server)
+            selector.register(server, selectors.EVENT_READ, client)
+            while not self._closed.is_set():
+                for key, _ in selector.select(_TICK):
+                    source: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        data = source.recv(_CHUNK)
+                    except OSError:
+                        return
+                    if not data:
+                        for sock in (client, server):
+                            with contextlib.suppress(OSError):
+                                sock.shutdown(socket.SHUT_RDWR)
+                        return
+                    if self._dropping.is_set():
+                        continue  # swallowed
+                    try:
+                        key.data.sendall(data)
+                    except OSError:
+                        return

@@ -428,6 +428,14 @@ _TEMPLATES = {
         "DO UPDATE SET error = EXCLUDED.error, attempts = p.attempts + EXCLUDED.attempts, "
         "parked_at = now()"
     ),
+    # A replay that failed keeps the event parked, with the new error, only
+    # if it still is: another replay may have taken it meanwhile.
+    "repark": (
+        "UPDATE {parked_events} SET error = %(error)s, "
+        "attempts = attempts + %(attempts)s, parked_at = now() "
+        "WHERE name = %(name)s AND member = %(member)s "
+        "AND stream_id = %(stream_id)s AND version = %(version)s"
+    ),
     "parked": (
         "SELECT p.stream_id, p.version, p.error, p.attempts, p.parked_at, {event_columns} "
         "FROM {parked_events} p JOIN {events} e USING (stream_id, version) "
@@ -581,6 +589,7 @@ class Statements:
     log_page: bytes
     log_behind: bytes
     park: bytes
+    repark: bytes
     parked: bytes
     parked_count: bytes
     unpark: bytes

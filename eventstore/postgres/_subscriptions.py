@@ -204,11 +204,19 @@ class SubscriptionHooks:
         self._connections.call(run, retry=False)
 
     def _park(
-        self, name: str, member: str, event: RecordedEvent, error: str, attempts: int
+        self,
+        name: str,
+        member: str,
+        event: RecordedEvent,
+        error: str,
+        attempts: int,
+        *,
+        still_parked: bool = False,
     ) -> None:
         params = _park_params(name, member, event, error, attempts)
+        statement = self._sql.repark if still_parked else self._sql.park
         self._connections.call(
-            lambda conn: _execute(conn, self._sql.park, params), retry=True
+            lambda conn: _execute(conn, statement, params), retry=True
         )
 
     def _park_in_transaction(

@@ -672,6 +672,72 @@ def test_two_replays_of_a_parked_event_at_once_apply_it_once(
     assert subscription.status().parked == 0
 
 
+def test_a_failed_replay_does_not_park_again_what_another_replay_took(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    _append(store, 3)
+    project = _project(projection)
+    broken = {1}
+    b_waits = threading.Event()
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        replay = threading.current_thread().name
+        if replay == "first replay":
+            # Fails, once the second replay waits on the parked row.
+            _wait(lambda: _a_backend_waits_for_a_lock(postgres_dsn))
+            raise ValueError("the first replay fails")
+        if any(e.data["n"] in broken for e in events):
+            raise ValueError("cannot project n=1")
+        project(events, conn)
+        if replay == "second replay":
+            # Commits only once the first replay's re-park waits on its row.
+            b_waits.set()
+            _wait(lambda: _a_backend_waits_for_a_lock(postgres_dsn))
+
+    def replayer() -> Subscription:
+        return Subscription(
+            store,
+            "replay-race",
+            handler,
+            delivery=Delivery.TRANSACTIONAL,
+            on_error=OnError.PARK,
+            retry_policy=RetryPolicy(max_retries=0),
+        )
+
+    subscription = replayer()
+    _wait(lambda: subscription.status().events_behind == 3)
+    assert subscription.catch_up() == 2
+    assert subscription.status().parked == 1
+    broken.clear()
+    replayed: dict[str, int] = {}
+
+    def replay(name: str) -> None:
+        replayed[name] = replayer().replay_parked()
+
+    first = threading.Thread(target=replay, args=("first",), name="first replay")
+    second = threading.Thread(target=replay, args=("second",), name="second replay")
+    first.start()
+    _wait(lambda: _a_backend_is_in_the_handler(postgres_dsn))
+    second.start()
+    first.join(DEADLINE)
+    second.join(DEADLINE)
+    assert b_waits.is_set()
+    assert replayed == {"first": 0, "second": 1}
+    # Taken by the second replay: not parked again by the first's failure.
+    assert subscription.status().parked == 0
+    assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2]
+
+
+def _a_backend_is_in_the_handler(dsn: str) -> bool:
+    """Whether a replay has unparked its event, uncommitted: its row is locked."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
+            "AND datname = current_database()"
+        ).fetchone()
+        return bool(row and row[0])
+
+
 def _a_backend_waits_for_a_lock(dsn: str) -> bool:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(

@@ -25,7 +25,7 @@ from eventstore.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["DRIVER_ERRORS", "translate", "unreachable"]
+__all__ = ["DRIVER_ERRORS", "passes_whatever_the_event", "translate", "unreachable"]
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (psycopg.Error,)
 """Exception classes the boundary catches (psycopg_pool's errors subclass psycopg's)."""
@@ -117,3 +117,18 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailableError(f"PostgreSQL is unavailable: {detail}")
     return EventStoreError(f"PostgreSQL error: {detail}")
+
+
+_PASSING_CLASSES: Final = frozenset({"40", "53", "57"})
+_QUERY_CANCELED: Final = "57014"  # a statement or lock timeout of the handler's own
+
+
+def passes_whatever_the_event(exc: psycopg.Error) -> bool:
+    """Whether *exc*, met by a subscription handler's statement, says more about the server than the event."""
+    # A deadlock or serialization failure (class 40), a server short of
+    # disk or memory (53), a shutdown or a terminated session (57, but for
+    # the handler's own statement timeout): none fails again for the
+    # same event once it has passed, so it is the store's trouble.
+    # By SQLSTATE: psycopg's classes follow the DB-API's kinds, not these.
+    state = exc.sqlstate or ""
+    return state[:2] in _PASSING_CLASSES and state != _QUERY_CANCELED

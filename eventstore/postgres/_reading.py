@@ -186,3 +186,24 @@ def checkpoint_params(
         else expected.transaction_id,
         "expected_position": None if expected is None else expected.position,
     }
+
+
+def park_params(
+    name: str, member: str, event: RecordedEvent, error: str, attempts: int
+) -> dict[str, Any]:
+    """Return the parameters of ``park`` and ``repark``."""
+    return {
+        "name": name,
+        "member": member,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "error": error,
+        "attempts": attempts,
+    }
+
+
+def unpark_params(
+    name: str, member: str, stream_id: str, version: int
+) -> dict[str, Any]:
+    """Return the parameters of ``unpark``."""
+    return {"name": name, "member": member, "stream_id": stream_id, "version": version}

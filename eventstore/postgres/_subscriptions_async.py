@@ -28,13 +28,16 @@ from eventstore.events import LogPosition, RecordedEvent
 from eventstore.health import LogHolder
 from eventstore.postgres import _sql
 from eventstore.postgres._connections_async import AsyncConnections
+from eventstore.postgres._errors import passes_whatever_the_event
 from eventstore.postgres._queries_async import execute as _execute
 from eventstore.postgres._queries_async import fetchall as _fetchall
 from eventstore.postgres._reading import (
     checkpoint_params,
     log_behind_params,
     log_page_params,
+    park_params,
     read_all_params,
+    unpark_params,
 )
 
 __all__ = ["AsyncAdvisoryLock", "AsyncListener", "AsyncSubscriptionHooks"]
@@ -214,7 +217,7 @@ class AsyncSubscriptionHooks:
         *,
         still_parked: bool = False,
     ) -> None:
-        params = _park_params(name, member, event, error, attempts)
+        params = park_params(name, member, event, error, attempts)
         statement = self._sql.repark if still_parked else self._sql.park
         await self._connections.call(
             lambda conn: _execute(conn, statement, params), retry=True
@@ -230,7 +233,7 @@ class AsyncSubscriptionHooks:
         *,
         expected: LogPosition | None,
     ) -> None:
-        park = _park_params(name, member, event, error, attempts)
+        park = park_params(name, member, event, error, attempts)
 
         async def work(conn: _Connection) -> None:
             await conn.execute(self._sql.park, park)
@@ -261,7 +264,7 @@ class AsyncSubscriptionHooks:
     async def _unpark(
         self, name: str, member: str, stream_id: str, version: int
     ) -> None:
-        params = _unpark_params(name, member, stream_id, version)
+        params = unpark_params(name, member, stream_id, version)
         await self._connections.call(
             lambda conn: _execute(conn, self._sql.unpark, params), retry=True
         )
@@ -274,7 +277,7 @@ class AsyncSubscriptionHooks:
         version: int,
         work: AsyncTransactionWork,
     ) -> bool:
-        params = _unpark_params(name, member, stream_id, version)
+        params = unpark_params(name, member, stream_id, version)
 
         async def run(conn: _Connection) -> bool:
             async with conn.transaction():
@@ -364,12 +367,8 @@ class AsyncSubscriptionHooks:
         await self._connections.call(run, retry=False)
 
     async def _listen(self) -> AsyncListener:
-        conn = await self._connections.dedicated()
+        conn = await self._connections.dedicated()  # autocommit, as it must be
         try:
-            if True:  # ASYNC
-                await conn.set_autocommit(True)
-            else:
-                conn.autocommit = True  # type: ignore[unreachable]
             await conn.execute(_sql.listen_statement(self._schema))
         except BaseException:
             await conn.close()
@@ -508,43 +507,9 @@ def _as_the_handlers(work: AsyncTransactionWork) -> AsyncTransactionWork:
         try:
             await work(conn)
         except psycopg.Error as exc:
-            if getattr(conn, "broken", True) or _passing(exc):
+            if getattr(conn, "broken", True) or passes_whatever_the_event(exc):
                 raise
             detail = str(exc).strip() or type(exc).__name__
             raise EventStoreError(f"the handler's statement failed: {detail}") from exc
 
     return guarded
-
-
-_PASSING_CLASSES: Final = frozenset({"40", "53", "57"})
-_QUERY_CANCELED: Final = "57014"  # a statement or lock timeout of the handler's own
-
-
-def _passing(exc: psycopg.Error) -> bool:
-    """Whether *exc*, met by a handler's statement, says more about the server than the event."""
-    # A deadlock or serialization failure (class 40), a server short of
-    # disk or memory (53), a shutdown or a terminated session (57, but for
-    # the handler's own statement timeout): none fails again for the
-    # same event once it has passed, so it is the store's trouble.
-    # By SQLSTATE: psycopg's classes follow the DB-API's kinds, not these.
-    state = exc.sqlstate or ""
-    return state[:2] in _PASSING_CLASSES and state != _QUERY_CANCELED
-
-
-def _park_params(
-    name: str, member: str, event: RecordedEvent, error: str, attempts: int
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "member": member,
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "error": error,
-        "attempts": attempts,
-    }
-
-
-def _unpark_params(
-    name: str, member: str, stream_id: str, version: int
-) -> dict[str, Any]:
-    return {"name": name, "member": member, "stream_id": stream_id, "version": version}

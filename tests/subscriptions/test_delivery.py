@@ -615,6 +615,27 @@ def test_a_transactional_park_and_its_checkpoint_move_commit_together(
     assert sorted(n for _, n in _numbers(postgres_dsn, projection)) == [0, 1, 2, 3, 4]
 
 
+def _park_the_second_of_three(subscription: Subscription) -> None:
+    """Catch up on 3 events whose second the handler refuses: it is parked."""
+    _wait(lambda: subscription.status().events_behind == 3)
+    assert subscription.catch_up() == 2
+    assert subscription.status().parked == 1
+
+
+def _two_replays(
+    replayer: Callable[[], Subscription], replayed: dict[str, int]
+) -> tuple[threading.Thread, threading.Thread]:
+    """Two threads, "first replay" and "second replay", each replaying with a subscription of its own."""
+
+    def replay(name: str) -> None:
+        replayed[name] = replayer().replay_parked()
+
+    return (
+        threading.Thread(target=replay, args=("first",), name="first replay"),
+        threading.Thread(target=replay, args=("second",), name="second replay"),
+    )
+
+
 def test_two_replays_of_a_parked_event_at_once_apply_it_once(
     store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
 ) -> None:
@@ -645,17 +666,10 @@ def test_two_replays_of_a_parked_event_at_once_apply_it_once(
         )
 
     subscription = replayer()
-    _wait(lambda: subscription.status().events_behind == 3)
-    assert subscription.catch_up() == 2
-    assert subscription.status().parked == 1
+    _park_the_second_of_three(subscription)
     broken.clear()
     replayed: dict[str, int] = {}
-
-    def replay(name: str) -> None:
-        replayed[name] = replayer().replay_parked()
-
-    first = threading.Thread(target=replay, args=("first",), name="first replay")
-    second = threading.Thread(target=replay, args=("second",), name="second replay")
+    first, second = _two_replays(replayer, replayed)
     first.start()
     try:
         assert first_in.wait(DEADLINE)
@@ -705,17 +719,10 @@ def test_a_failed_replay_does_not_park_again_what_another_replay_took(
         )
 
     subscription = replayer()
-    _wait(lambda: subscription.status().events_behind == 3)
-    assert subscription.catch_up() == 2
-    assert subscription.status().parked == 1
+    _park_the_second_of_three(subscription)
     broken.clear()
     replayed: dict[str, int] = {}
-
-    def replay(name: str) -> None:
-        replayed[name] = replayer().replay_parked()
-
-    first = threading.Thread(target=replay, args=("first",), name="first replay")
-    second = threading.Thread(target=replay, args=("second",), name="second replay")
+    first, second = _two_replays(replayer, replayed)
     first.start()
     _wait(lambda: _a_backend_is_in_the_handler(postgres_dsn))
     second.start()

@@ -60,6 +60,7 @@ RENAMES: dict[str, str] = {
     "AsyncStorePool": "StorePool",
     "AsyncStoreConnection": "StoreConnection",
     "AsyncServerProbe": "ServerProbe",
+    "AsyncIdleCheck": "IdleCheck",
     "AsyncEventStoreContract": "EventStoreContract",
     "AsyncWork": "Work",
     "AsyncAttempt": "Attempt",

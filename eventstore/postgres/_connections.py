@@ -14,7 +14,6 @@ business, not this module's.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -26,6 +25,7 @@ from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
 from eventstore.postgres._dsn import parse_dsn
 from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
+from eventstore.postgres._idle_check import IdleCheck
 from eventstore.postgres._pool import (
     Lending,
     Work,
@@ -45,8 +45,6 @@ __all__ = [
     "StorePool",
     "append_cursor",
 ]
-
-_log = logging.getLogger("eventstore.postgres")
 
 _T = TypeVar("_T")
 _Connection = psycopg.Connection[Any]
@@ -157,6 +155,7 @@ class Connections:
         # asked directly before waiting on the pool.
         self._suspect = True
         self._probe = ServerProbe(self._connect_directly)
+        self._idle_check = IdleCheck(pool)
 
     @classmethod
     def open(
@@ -212,7 +211,9 @@ class Connections:
 
         A connection found broken (server restart, killed backend) makes the
         pool check its idle connections, so the next call gets a live one;
-        with *retry* (reads) the call is repeated once on it.
+        with *retry* (reads) the call is repeated once on it. The call waits
+        for that check only as long as it would for the server's answer to a
+        direct connection (`IdleCheck`).
 
         Args:
             work: What to do with the connection.
@@ -242,7 +243,8 @@ class Connections:
             except DRIVER_ERRORS as exc:
                 if conn is not None and conn.broken:
                     self._doubt_server()
-                    self._drop_stale_connections()
+                    # As long as the server's own answer would be waited for.
+                    self._idle_check.run(self._probe_wait(timeout))
                     if attempt < attempts:
                         continue
                 error, cause = self._translate(exc, timeout)
@@ -345,9 +347,3 @@ class Connections:
             self.pool.get_stats(), self.pool.max_size, self._seen_connection_errors
         )
         return saturated, None
-
-    def _drop_stale_connections(self) -> None:
-        try:
-            self.pool.check()
-        except DRIVER_ERRORS:  # the server is still down; later calls will say so
-            _log.debug("pool check after a broken connection failed", exc_info=True)

@@ -13,7 +13,6 @@ business, not this module's.
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -25,6 +24,7 @@ from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
 from eventstore.postgres._dsn import parse_dsn
 from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
+from eventstore.postgres._idle_check import AsyncIdleCheck
 from eventstore.postgres._pool import (
     AsyncWork,
     Lending,
@@ -44,8 +44,6 @@ __all__ = [
     "AsyncStorePool",
     "append_cursor",
 ]
-
-_log = logging.getLogger("eventstore.postgres")
 
 _T = TypeVar("_T")
 _Connection = psycopg.AsyncConnection[Any]
@@ -158,6 +156,7 @@ class AsyncConnections:
         # asked directly before waiting on the pool.
         self._suspect = True
         self._probe = AsyncServerProbe(self._connect_directly)
+        self._idle_check = AsyncIdleCheck(pool)
         if True:  # ASYNC
             # A pool the store opened is opened by its first call: an async
             # pool opens in a coroutine, and a constructor cannot await.
@@ -220,7 +219,9 @@ class AsyncConnections:
 
         A connection found broken (server restart, killed backend) makes the
         pool check its idle connections, so the next call gets a live one;
-        with *retry* (reads) the call is repeated once on it.
+        with *retry* (reads) the call is repeated once on it. The call waits
+        for that check only as long as it would for the server's answer to a
+        direct connection (`IdleCheck`).
 
         Args:
             work: What to do with the connection.
@@ -255,7 +256,8 @@ class AsyncConnections:
             except DRIVER_ERRORS as exc:
                 if conn is not None and conn.broken:
                     self._doubt_server()
-                    await self._drop_stale_connections()
+                    # As long as the server's own answer would be waited for.
+                    await self._idle_check.run(self._probe_wait(timeout))
                     if attempt < attempts:
                         continue
                 error, cause = await self._translate(exc, timeout)
@@ -304,6 +306,8 @@ class AsyncConnections:
     async def close(self) -> None:
         """Mark the connections closed, and close the pool if the store opened it."""
         self.closed = True
+        if True:  # ASYNC
+            await self._idle_check.stop()
         if self.owned:
             await self.pool.close()
 
@@ -364,9 +368,3 @@ class AsyncConnections:
             self.pool.get_stats(), self.pool.max_size, self._seen_connection_errors
         )
         return saturated, None
-
-    async def _drop_stale_connections(self) -> None:
-        try:
-            await self.pool.check()
-        except DRIVER_ERRORS:  # the server is still down; later calls will say so
-            _log.debug("pool check after a broken connection failed", exc_info=True)

@@ -12,6 +12,7 @@ reported at once, with the server's own words.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,24 @@ class _Attempt:
     done: threading.Event = attrs.field(factory=threading.Event)
     at: float = 0.0
     error: BaseException | None = None
+    # Called once the outcome is known, from the attempt's thread.
+    _waiters: list[Callable[[], None]] = attrs.field(factory=list)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def when_done(self, wake: Callable[[], None]) -> None:
+        """Call *wake* once the outcome is known: now, if it is already."""
+        with self._lock:
+            if not self.done.is_set():
+                self._waiters.append(wake)
+                return
+        wake()
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done.set()
+            waiters, self._waiters = self._waiters, []
+        for wake in waiters:
+            wake()
 
 
 @attrs.define
@@ -64,10 +83,17 @@ class ServerProbe:
             came within *wait* seconds.
 
         """
+        attempt = self.attempt()
+        if not attempt.done.wait(wait):
+            return no_answer_within(wait)
+        return attempt.error
+
+    def attempt(self) -> _Attempt:
+        """Return the last attempt while it is fresh, or the one under way (started if none is)."""
         with self._lock:
             last = self._last
             if last is not None and time.monotonic() - last.at < _FRESH_FOR:
-                return last.error
+                return last
             attempt = self._running
             if attempt is None:
                 attempt = self._running = _Attempt()
@@ -77,11 +103,7 @@ class ServerProbe:
                     name="eventstore-probe",
                     daemon=True,
                 ).start()
-        if not attempt.done.wait(wait):
-            return pg_errors.ConnectionTimeout(
-                f"the server gave no answer within {wait:g} seconds"
-            )
-        return attempt.error
+            return attempt
 
     def forget(self) -> None:
         """Drop the last outcome, so the next `check` asks the server again."""
@@ -97,7 +119,14 @@ class ServerProbe:
         with self._lock:
             self._last = attempt
             self._running = None
-        attempt.done.set()
+        attempt.finish()
+
+
+def no_answer_within(wait: float) -> pg_errors.ConnectionTimeout:
+    """Return the outcome of a probe that had no answer within *wait* seconds."""
+    return pg_errors.ConnectionTimeout(
+        f"the server gave no answer within {wait:g} seconds"
+    )
 
 
 @attrs.define
@@ -105,8 +134,11 @@ class AsyncServerProbe:
     """
     `ServerProbe` for an async store: the same shared attempt, awaited off the event loop.
 
-    The attempt and the wait for it run in a worker thread (libpq's
-    connect is blocking), so other tasks run meanwhile.
+    The attempt runs in a thread of its own (libpq's connect is blocking),
+    and each caller awaits its outcome on the event loop: a thousand
+    callers waiting out a silent server hold no thread each, and leave the
+    loop's executor free for the work that needs it (psycopg resolves host
+    names there).
 
     Args:
         connect: Opens and closes one connection; raises what psycopg raises.
@@ -119,8 +151,28 @@ class AsyncServerProbe:
         self._probe = ServerProbe(self.connect)
 
     async def check(self, wait: float) -> BaseException | None:
-        """Await `ServerProbe.check` in a worker thread."""
-        return await asyncio.to_thread(self._probe.check, wait)
+        """Await the outcome of `ServerProbe.check`, without blocking the event loop."""
+        attempt = self._probe.attempt()
+        if attempt.done.is_set():
+            return attempt.error
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not answered.done():  # not already given up on
+                answered.set_result(None)
+
+        def wake() -> None:
+            # From the attempt's thread; the loop may be gone by then.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle)
+
+        attempt.when_done(wake)
+        try:
+            await asyncio.wait_for(answered, wait)
+        except TimeoutError:
+            return no_answer_within(wait)
+        return attempt.error
 
     def forget(self) -> None:
         """Drop the last outcome, so the next `check` asks the server again."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -11,7 +13,7 @@ from psycopg import errors as pg_errors
 from eventstore import ConfigError
 from eventstore.postgres import PostgresEventStore
 from eventstore.postgres._dsn import redact_parse_error
-from eventstore.postgres._probe import ServerProbe
+from eventstore.postgres._probe import AsyncServerProbe, ServerProbe
 
 SECRET = "S3cret-pw"  # noqa: S105  # what must never be printed
 
@@ -71,6 +73,33 @@ def test_a_caller_with_a_short_wait_gets_a_timeout_while_the_attempt_goes_on() -
     assert isinstance(error, pg_errors.ConnectionTimeout)
     # The same attempt then answers a patient caller: the server is up.
     assert probe.check(5.0) is None
+    assert connect.calls == 1
+
+
+async def test_async_callers_wait_on_the_loop_and_leave_its_executor_free() -> None:
+    # One worker in the loop's executor: a caller that held it while waiting
+    # would queue every other caller, and psycopg's host-name lookups, behind it.
+    loop = asyncio.get_running_loop()
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    loop.set_default_executor(executor)
+    connect = CountingConnect(delay=0.5)
+    probe = AsyncServerProbe(connect)
+    started = time.monotonic()
+    checks = [asyncio.create_task(probe.check(5.0)) for _ in range(20)]
+    await asyncio.sleep(0.05)  # every caller is waiting now
+    await asyncio.wait_for(loop.run_in_executor(None, int), 0.3)
+    assert await asyncio.gather(*checks) == [None] * 20
+    assert time.monotonic() - started < 2.0
+    assert connect.calls == 1
+
+
+async def test_an_async_caller_with_a_short_wait_gets_a_timeout() -> None:
+    connect = CountingConnect(pg_errors.OperationalError("refused"), delay=1.0)
+    probe = AsyncServerProbe(connect)
+    error = await probe.check(0.1)
+    assert isinstance(error, pg_errors.ConnectionTimeout)
+    assert await probe.check(5.0) is connect.error
+    assert await probe.check(5.0) is connect.error  # the fresh outcome, reused
     assert connect.calls == 1
 
 

@@ -41,7 +41,7 @@ def _first_in_line(pool: psycopg_pool.ConnectionPool[Any]) -> int:
     pids = [conn.info.backend_pid for conn in conns]
     for conn in conns:
         pool.putconn(conn)
-    return pids[0]
+    return int(pids[0])
 
 
 async def _first_in_line_async(pool: psycopg_pool.AsyncConnectionPool[Any]) -> int:
@@ -49,7 +49,7 @@ async def _first_in_line_async(pool: psycopg_pool.AsyncConnectionPool[Any]) -> i
     pids = [conn.info.backend_pid for conn in conns]
     for conn in conns:
         await pool.putconn(conn)
-    return pids[0]
+    return int(pids[0])
 
 
 def test_a_read_whose_connection_broke_ends_while_the_idle_ones_stop_answering(

@@ -244,7 +244,10 @@ def encode_json_object(value: object, what: str) -> str:
         raise InvalidArgumentTypeError(
             f"{what} must be a mapping (a JSON object), got {_describe(value)}"
         )
-    _check_keys(obj, what)
+    try:
+        _check_keys(obj, what)
+    except RecursionError as exc:  # a reference cycle, or nesting past Python's limit
+        raise InvalidArgumentError(f"{what} is not JSON: {exc}") from exc
     try:
         text = _to_json(obj)
     except TypeError as exc:
@@ -343,7 +346,7 @@ def encode_requests(requests: object) -> tuple[EncodedAppend, ...]:
 
     Raises:
         InvalidArgumentError: No requests, a stream named twice, or a bad request.
-        DuplicateEventError: One event id appears twice across the requests.
+        DuplicateEventError: One event id appears twice within one request.
     """
     if isinstance(requests, AppendRequest) or not isinstance(requests, Iterable):
         raise InvalidArgumentTypeError(
@@ -365,10 +368,8 @@ def encode_requests(requests: object) -> tuple[EncodedAppend, ...]:
         raise InvalidArgumentError(
             "append_many names a stream more than once; put its events in one request"
         )
-    _refuse_repeated_ids(
-        encoded[0].stream_id,
-        (event.event_id for append in encoded for event in append.events),
-    )
+    # Ids are unique per stream: each request's own were checked above, and
+    # the same id in two of them is two events.
     return tuple(encoded)
 
 

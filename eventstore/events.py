@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -73,6 +74,8 @@ class NewEvent:
 
 
 _TEXT_SEPARATOR = "/"
+# ASCII digits only (str.isdigit takes superscripts and other scripts), at most 19 each.
+_POSITION_TEXT = re.compile(r"([0-9]{1,19})/([0-9]{1,19})")
 
 
 class LogPosition(NamedTuple):
@@ -107,10 +110,10 @@ class LogPosition(NamedTuple):
         Raises:
             InvalidArgumentError: *text* is not a position.
         """
-        transaction_id, separator, position = str(text).partition(_TEXT_SEPARATOR)
-        if not (separator and transaction_id.isdigit() and position.isdigit()):
+        match = _POSITION_TEXT.fullmatch(str(text))
+        if match is None:
             raise InvalidArgumentError(f"not a log position: {text!r}")
-        return cls(int(transaction_id), int(position))
+        return cls(int(match[1]), int(match[2]))
 
 
 @attrs.frozen

@@ -74,6 +74,15 @@ class _StoredSnapshot:
         )
 
 
+@attrs.frozen
+class _Parked:
+    stream_id: str
+    version: int
+    error: str
+    attempts: int
+    parked_at: datetime
+
+
 def _position_of(event: _StoredEvent) -> LogPosition:
     return event.position
 
@@ -118,7 +127,7 @@ class InMemoryEventStore(EventStore):
         self._event_ids: dict[str, dict[int, _StoredEvent]] = {}
         self._snapshots: dict[str, dict[int, _StoredSnapshot]] = {}
         self._checkpoints: dict[tuple[str, str], LogPosition] = {}
-        self._parked_events: dict[tuple[str, str], dict[LogPosition, ParkedEvent]] = {}
+        self._parked_events: dict[tuple[str, str], dict[LogPosition, _Parked]] = {}
         self._transactions = 0
 
     def __repr__(self) -> str:
@@ -200,6 +209,7 @@ class InMemoryEventStore(EventStore):
         backwards: bool,
         limit: int | None,
     ) -> Iterator[RecordedEvent]:
+        self._check_open()  # closed since the call: its streams are gone
         stream, indexes = self._range(
             stream_id, from_version, to_version, backwards, limit
         )
@@ -227,7 +237,9 @@ class InMemoryEventStore(EventStore):
         return stream, indexes
 
     def _stream_version(self, stream_id: str) -> int:
-        return len(self._streams.get(stream_id, ()))
+        # Under the lock: a batch's events are added one by one while it is held.
+        with self._lock:
+            return len(self._streams.get(stream_id, ()))
 
     def _read_all(self, after: LogPosition | None, limit: int) -> list[RecordedEvent]:
         with self._lock:
@@ -306,7 +318,11 @@ class InMemoryEventStore(EventStore):
             if still_parked and before is None:
                 return
             total = attempts + (0 if before is None else before.attempts)
-            parked[event.position] = ParkedEvent(event, error, total, datetime.now(UTC))
+            # The event's place, not the handler's object (which it may have
+            # changed): it is read from the stream again, as PostgreSQL does.
+            parked[event.position] = _Parked(
+                event.stream_id, event.version, error, total, datetime.now(UTC)
+            )
 
     def _parked(
         self, name: str, member: str, after: LogPosition | None, limit: int
@@ -314,7 +330,13 @@ class InMemoryEventStore(EventStore):
         with self._lock:
             parked = self._parked_events.get((name, member), {})
             later = sorted(p for p in parked if after is None or p > after)
-            return [parked[position] for position in later[:limit]]
+            return [self._parked_event(parked[p]) for p in later[:limit]]
+
+    def _parked_event(self, parked: _Parked) -> ParkedEvent:
+        stored = self._streams[parked.stream_id][parked.version - 1]
+        return ParkedEvent(
+            stored.to_recorded(), parked.error, parked.attempts, parked.parked_at
+        )
 
     def _parked_count(self, name: str, member: str) -> int:
         with self._lock:
@@ -324,7 +346,7 @@ class InMemoryEventStore(EventStore):
         with self._lock:
             parked = self._parked_events.get((name, member), {})
             for position, item in list(parked.items()):
-                if (item.event.stream_id, item.event.version) == (stream_id, version):
+                if (item.stream_id, item.version) == (stream_id, version):
                     del parked[position]
 
     def _health(self) -> HealthReport:

@@ -295,9 +295,12 @@ class AsyncEventStore(abc.ABC):
 
         Raises:
             InvalidArgumentError: A bad stream id or version.
+            InvalidArgumentTypeError: *use_snapshot* is not a bool.
         """
         check.check_stream_id(stream_id)
         check.check_optional_int(to_version, "to_version", minimum=1)
+        if not isinstance(use_snapshot, bool):
+            raise InvalidArgumentTypeError("use_snapshot must be a bool")
         self._check_open()
         return await self._load(stream_id, to_version, use_snapshot)
 

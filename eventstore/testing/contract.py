@@ -146,6 +146,22 @@ _BAD_EXPECTED_VERSIONS: list[tuple[object, type[Exception]]] = [
     ("1", InvalidArgumentTypeError),
 ]
 
+
+def _cyclic() -> dict[str, Any]:
+    """Return a mapping that holds itself, which no JSON text can."""
+    data: dict[str, Any] = {}
+    data["self"] = data
+    return data
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """Return a mapping nested *depth* levels deep, past Python's recursion limit."""
+    data: dict[str, Any] = {}
+    for _ in range(depth):
+        data = {"x": data}
+    return data
+
+
 _BAD_DATA: list[tuple[object, type[Exception]]] = [
     ({"x": math.nan}, InvalidArgumentError),
     ({"x": math.inf}, InvalidArgumentError),
@@ -162,6 +178,8 @@ _BAD_DATA: list[tuple[object, type[Exception]]] = [
     (["not", "a", "mapping"], InvalidArgumentTypeError),
     ("text", InvalidArgumentTypeError),
     (None, InvalidArgumentTypeError),
+    (_cyclic(), InvalidArgumentError),
+    (_nested(100_000), InvalidArgumentError),
 ]
 
 
@@ -426,6 +444,25 @@ class EventStoreContract:
             store.append("t", [batch[0], _event()])
         assert caught.value.event_ids == (batch[0].event_id,)
 
+    def test_one_id_in_two_streams_of_one_append_many_is_two_events(
+        self, store: EventStore
+    ) -> None:
+        shared = _event()
+        requests = [
+            AppendRequest("s", [shared], expected_version=0),
+            AppendRequest("t", [shared, _event()], expected_version=0),
+        ]
+        results = store.append_many(requests)
+        assert [result.version for result in results] == [1, 2]
+        log = store.read_all()
+        assert [(e.stream_id, e.event_id) for e in log[:2]] == [
+            ("s", shared.event_id),
+            ("t", shared.event_id),
+        ]
+        # The same call again is a retry of both, not a conflict.
+        assert store.append_many(requests) == results
+        assert len(store.read_all()) == 3
+
     def test_resending_a_batch_in_another_order_is_a_duplicate(
         self, store: EventStore
     ) -> None:
@@ -551,6 +588,24 @@ class EventStoreContract:
     ) -> None:
         with pytest.raises(InvalidArgumentError):
             store.read_stream("s", **kwargs)
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"to_version": 0},
+            {"to_version": "2"},
+            {"use_snapshot": "false"},
+            {"use_snapshot": 0},
+        ],
+        ids=repr,
+    )
+    def test_bad_load_arguments_are_refused(
+        self, store: EventStore, kwargs: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidArgumentError):
+            store.load("s", **kwargs)
+        with pytest.raises(InvalidArgumentError):
+            store.load_snapshot("s", max_version=kwargs.get("to_version", 0))
 
     @pytest.mark.parametrize(
         "kwargs",
@@ -865,12 +920,23 @@ class EventStoreContract:
     def test_a_closed_store_refuses_calls_and_reports_unavailable(
         self, store: EventStore
     ) -> None:
+        store.append("s", [_event()])
         store.close()
         assert store.closed
+        calls: list[Callable[[], object]] = [
+            lambda: store.append("s", [_event()]),
+            lambda: store.append_many([AppendRequest("s", [_event()])]),
+            store.read_all,
+            lambda: store.stream_version("s"),
+            lambda: store.save_snapshot(Snapshot("s", 1, "t", 1, {})),
+            lambda: store.load_snapshot("s"),
+            lambda: store.load("s"),
+        ]
+        for call in calls:
+            with pytest.raises(StoreClosedError):
+                call()
         with pytest.raises(StoreClosedError):
-            store.append("s", [_event()])
-        with pytest.raises(StoreClosedError):
-            store.read_all()
+            [event for event in store.read_stream("s")]
         report = store.health()
         assert report.status is HealthStatus.UNAVAILABLE
         store.close()  # closing twice is harmless

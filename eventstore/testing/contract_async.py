@@ -150,6 +150,22 @@ _BAD_EXPECTED_VERSIONS: list[tuple[object, type[Exception]]] = [
     ("1", InvalidArgumentTypeError),
 ]
 
+
+def _cyclic() -> dict[str, Any]:
+    """Return a mapping that holds itself, which no JSON text can."""
+    data: dict[str, Any] = {}
+    data["self"] = data
+    return data
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """Return a mapping nested *depth* levels deep, past Python's recursion limit."""
+    data: dict[str, Any] = {}
+    for _ in range(depth):
+        data = {"x": data}
+    return data
+
+
 _BAD_DATA: list[tuple[object, type[Exception]]] = [
     ({"x": math.nan}, InvalidArgumentError),
     ({"x": math.inf}, InvalidArgumentError),
@@ -166,6 +182,8 @@ _BAD_DATA: list[tuple[object, type[Exception]]] = [
     (["not", "a", "mapping"], InvalidArgumentTypeError),
     ("text", InvalidArgumentTypeError),
     (None, InvalidArgumentTypeError),
+    (_cyclic(), InvalidArgumentError),
+    (_nested(100_000), InvalidArgumentError),
 ]
 
 
@@ -456,6 +474,25 @@ class AsyncEventStoreContract:
             await store.append("t", [batch[0], _event()])
         assert caught.value.event_ids == (batch[0].event_id,)
 
+    async def test_one_id_in_two_streams_of_one_append_many_is_two_events(
+        self, store: AsyncEventStore
+    ) -> None:
+        shared = _event()
+        requests = [
+            AppendRequest("s", [shared], expected_version=0),
+            AppendRequest("t", [shared, _event()], expected_version=0),
+        ]
+        results = await store.append_many(requests)
+        assert [result.version for result in results] == [1, 2]
+        log = await store.read_all()
+        assert [(e.stream_id, e.event_id) for e in log[:2]] == [
+            ("s", shared.event_id),
+            ("t", shared.event_id),
+        ]
+        # The same call again is a retry of both, not a conflict.
+        assert await store.append_many(requests) == results
+        assert len(await store.read_all()) == 3
+
     async def test_resending_a_batch_in_another_order_is_a_duplicate(
         self, store: AsyncEventStore
     ) -> None:
@@ -590,6 +627,24 @@ class AsyncEventStoreContract:
     ) -> None:
         with pytest.raises(InvalidArgumentError):
             store.read_stream("s", **kwargs)
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"to_version": 0},
+            {"to_version": "2"},
+            {"use_snapshot": "false"},
+            {"use_snapshot": 0},
+        ],
+        ids=repr,
+    )
+    async def test_bad_load_arguments_are_refused(
+        self, store: AsyncEventStore, kwargs: dict[str, Any]
+    ) -> None:
+        with pytest.raises(InvalidArgumentError):
+            await store.load("s", **kwargs)
+        with pytest.raises(InvalidArgumentError):
+            await store.load_snapshot("s", max_version=kwargs.get("to_version", 0))
 
     @pytest.mark.parametrize(
         "kwargs",
@@ -929,12 +984,35 @@ class AsyncEventStoreContract:
     async def test_a_closed_store_refuses_calls_and_reports_unavailable(
         self, store: AsyncEventStore
     ) -> None:
+        await store.append("s", [_event()])
+        if True:  # ASYNC
+            # An async read runs at its first step: a store closed before it
+            # refuses it, as it refuses a new one.
+            unread = store.read_stream("s")
         await store.close()
         assert store.closed
+        calls: list[Callable[[], object]] = [
+            lambda: store.append("s", [_event()]),
+            lambda: store.append_many([AppendRequest("s", [_event()])]),
+            store.read_all,
+            lambda: store.stream_version("s"),
+            lambda: store.save_snapshot(Snapshot("s", 1, "t", 1, {})),
+            lambda: store.load_snapshot("s"),
+            lambda: store.load("s"),
+        ]
+        for call in calls:
+            with pytest.raises(StoreClosedError):
+                if True:  # ASYNC
+                    outcome = call()
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                else:
+                    call()  # type: ignore[unreachable]
         with pytest.raises(StoreClosedError):
-            await store.append("s", [_event()])
-        with pytest.raises(StoreClosedError):
-            await store.read_all()
+            [event async for event in store.read_stream("s")]
+        if True:  # ASYNC
+            with pytest.raises(StoreClosedError):
+                [event async for event in unread]
         report = await store.health()
         assert report.status is HealthStatus.UNAVAILABLE
         await store.close()  # closing twice is harmless

@@ -1,6 +1,12 @@
+import asyncio
+import sys
 import threading
+import time
+
+import pytest
 
 from eventstore import (
+    AsyncInMemoryEventStore,
     InMemoryEventStore,
     LogPosition,
     NewEvent,
@@ -62,3 +68,51 @@ def test_a_reader_following_the_log_sees_every_event_of_eight_writers_exactly_on
     assert set(seen) == expected
     for w in range(writers):
         assert [n for s, n in seen if s == f"writer-{w}"] == list(range(appends_each))
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_stream_version_never_shows_part_of_a_batch_being_written(flavour: str) -> None:
+    # The async store is documented as safe across threads too: each thread
+    # then runs its own event loop over the one store.
+    batch, batches, looks = 50, 1_000, 200_000
+    sync_store = InMemoryEventStore()
+    async_store = AsyncInMemoryEventStore()
+    started = threading.Barrier(2, timeout=10)
+    seen: list[int] = []
+
+    def version() -> int:
+        if flavour == "sync":
+            return sync_store.stream_version("s")
+        return asyncio.run(async_store.stream_version("s"))
+
+    def write() -> None:
+        started.wait()
+        for n in range(batches):
+            events = [NewEvent("t", {"n": n}) for _ in range(batch)]
+            if flavour == "sync":
+                sync_store.append("s", events, expected_version=n * batch)
+            else:
+                asyncio.run(async_store.append("s", events, expected_version=n * batch))
+
+    writer = threading.Thread(target=write)
+    # Threads switch every microsecond, not every 5 ms: a look can land
+    # anywhere inside a batch.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        writer.start()
+        started.wait()
+        deadline = time.monotonic() + 30.0
+        for _ in range(looks):
+            if not writer.is_alive() or time.monotonic() > deadline:
+                break
+            seen.append(version())
+        writer.join(30.0)
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert not writer.is_alive()
+    partial = [v for v in seen if v % batch]
+    assert partial == [], (
+        f"{len(partial)} looks saw part of a batch, e.g. {partial[:5]}"
+    )
+    assert version() == batch * batches

@@ -614,6 +614,30 @@ async def test_a_parked_poison_event_never_blocks_the_others_nor_disappears(
     assert (await side.status(subscription)).parked == 0
 
 
+async def test_a_parked_event_is_the_logs_whatever_the_handler_or_a_caller_changed(
+    side: Side,
+) -> None:
+    await side.append("s", {"amount": 5})
+    await side.wait_for_log(1)
+    replayed: list[dict[str, Any]] = []
+    failing = True
+
+    def handler(events: list[RecordedEvent]) -> None:
+        if failing:
+            events[0].data["amount"] = -1  # a handler that edits, then fails
+            raise ValueError("poison")
+        replayed.extend(e.data for e in events)
+
+    subscription = side.subscription("editing", handler, on_error=OnError.PARK)
+    assert await side.catch_up(subscription) == 0  # parked, not handled
+    (parked,) = await side.call(subscription.parked())
+    assert parked.event.data == {"amount": 5}
+    parked.event.data["amount"] = 99  # a caller editing what it was given
+    failing = False
+    assert await side.call(subscription.replay_parked()) == 1
+    assert replayed == [{"amount": 5}]
+
+
 def test_park_needs_a_store_that_parks() -> None:
     with pytest.raises(ConfigError, match="does not store parked events"):
         Subscription(ListStore(), "s", lambda events: None, on_error=OnError.PARK)

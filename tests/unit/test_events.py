@@ -22,7 +22,21 @@ def test_log_position_text_round_trips(position: LogPosition) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "12", "1/", "/2", "a/b", "-1/2", "1/2/3", "1 / 2"]
+    "text",
+    [
+        "",
+        "12",
+        "1/",
+        "/2",
+        "a/b",
+        "-1/2",
+        "1/2/3",
+        "1 / 2",
+        "\u00b2/1",
+        "1/\u0661",
+        "1/2\n",
+        "9" * 20 + "/1",
+    ],
 )
 def test_malformed_log_position_text_is_refused(text: str) -> None:
     with pytest.raises(InvalidArgumentError, match="not a log position"):

@@ -9,6 +9,7 @@ store and call into this core for everything else.
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -234,12 +235,17 @@ class RepositoryCore(Generic[A]):
             return self.restore_snapshot(
                 self.registry.from_snapshot(snapshot), aggregate_id
             )
-        except SerializationError as exc:
+        except Exception as exc:
+            # A snapshot is a cache: one that does not decode, or that the
+            # host's restore_snapshot cannot take (an older shape), is
+            # replaced by the events it stands for, never trusted or fatal.
             _log.warning(
-                "ignoring snapshot of stream %r at version %d (%s); replaying its events",
+                "ignoring snapshot of stream %r at version %d (%s: %s); replaying its events",
                 snapshot.stream_id,
                 snapshot.version,
+                type(exc).__name__,
                 exc,
+                exc_info=not isinstance(exc, SerializationError),
                 extra={
                     "stream_id": snapshot.stream_id,
                     "snapshot_version": snapshot.version,
@@ -319,6 +325,49 @@ def plan_save(
         requests.append(AppendRequest(stream_id, events, expected_version=version))
         saving.append((index, version))
     return SavePlan(requests, saving)
+
+
+def check_command(command: object, *, coroutines: bool) -> None:
+    """
+    Refuse, before any I/O, a command `update` cannot run.
+
+    Args:
+        command: What the caller passed.
+        coroutines: Whether the repository awaits a coroutine function's result.
+
+    Raises:
+        InvalidArgumentTypeError: *command* is not callable, or is a
+            coroutine function where *coroutines* is false (its coroutine
+            would never run, and nothing be saved).
+    """
+    if not callable(command):
+        raise InvalidArgumentTypeError(
+            f"command must be callable, got {type(command).__name__}"
+        )
+    if not coroutines and (
+        inspect.iscoroutinefunction(command)
+        or inspect.iscoroutinefunction(type(command).__call__)
+    ):
+        raise InvalidArgumentTypeError(
+            "command is a coroutine function: use AsyncRepository.update for it"
+        )
+
+
+def refuse_awaitable(outcome: object) -> None:
+    """
+    Refuse what a sync `update`'s command returned if it is awaitable (never awaited, it saves nothing).
+
+    Raises:
+        InvalidArgumentTypeError: *outcome* is awaitable; it is closed first,
+            so Python does not warn that it was never awaited.
+    """
+    if inspect.isawaitable(outcome):
+        close = getattr(outcome, "close", None)
+        if callable(close):
+            close()
+        raise InvalidArgumentTypeError(
+            "command returned an awaitable: use AsyncRepository.update for it"
+        )
 
 
 def _as_aggregate(aggregate: object, hook: str) -> Aggregate:

@@ -8,7 +8,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from eventstore._repository_core import UNSET, CommandFailed, RepositoryCore, plan_save
+from eventstore._repository_core import (
+    UNSET,
+    CommandFailed,
+    RepositoryCore,
+    check_command,
+    plan_save,
+    refuse_awaitable,
+)
 from eventstore._validation import check_optional_int
 from eventstore.errors import (
     ConcurrencyError,
@@ -182,11 +189,14 @@ class Repository(RepositoryCore[A]):
 
         Raises:
             ConcurrencyError: An aggregate with this id exists already.
-            InvalidArgumentError: The aggregate has no pending events.
+            InvalidArgumentError: The aggregate has no pending events, or
+                is not new (it was loaded or saved).
         """
         if self.version_of(aggregate) != 0:
-            raise ConcurrencyError(
-                self.stream_id(self.id_of(aggregate)), 0, self.version_of(aggregate)
+            raise InvalidArgumentError(
+                f"{type(aggregate).__name__} {self.id_of(aggregate)!r} was loaded "
+                f"or saved at version {self.version_of(aggregate)}: create() takes "
+                "new aggregates; use save() for this one"
             )
         result = self.save(aggregate, metadata=metadata)
         if result is None:
@@ -214,7 +224,9 @@ class Repository(RepositoryCore[A]):
 
         Args:
             aggregate_id: The aggregate to change.
-            command: Changes the aggregate by calling its command methods.
+            command: Changes the aggregate by calling its command methods,
+                or returns the changed aggregate (an immutable one), which is
+                then the one saved.
             metadata: Added to every event saved.
 
         Returns:
@@ -227,14 +239,19 @@ class Repository(RepositoryCore[A]):
         """
         stream_id = self.stream_id(aggregate_id)
 
+        check_command(command, coroutines=False)
+
         def attempt() -> A:
             aggregate = self.get(aggregate_id)
             try:
-                command(aggregate)
+                outcome = command(aggregate)
+                refuse_awaitable(outcome)
             except Exception as exc:
                 # Carried past the retry whatever it is: a ConcurrencyError
                 # from the command's own writes is the host's, not ours.
                 raise CommandFailed(exc) from exc
+            if isinstance(outcome, self.aggregate_type):
+                aggregate = outcome  # an immutable aggregate, changed into a new one
             self.save(aggregate, metadata=metadata)
             return aggregate
 
@@ -276,8 +293,9 @@ class Repository(RepositoryCore[A]):
             event for event in self.store.read_stream(stream_id, to_version=to_version)
         ]
 
-    def _after_save(self, aggregate: A, old_version: int, result: AppendResult) -> None:
-        self.mark_saved(aggregate, result.version)
+    def _snapshot_after_save(
+        self, aggregate: A, old_version: int, result: AppendResult
+    ) -> None:
         if not self._snapshot_due(old_version, result.version):
             return
         try:
@@ -331,8 +349,15 @@ def save_together(
     # The same requests, same event ids, on every attempt: if an attempt
     # committed and only its reply was lost, the next returns its result.
     results = first._transient_retry(lambda: first.store.append_many(plan.requests))
-    for (index, version), result in zip(plan.saving, results, strict=True):
+    # Every aggregate is marked saved before any snapshot is taken: a
+    # snapshot awaits, and a cancellation there must not leave committed
+    # aggregates looking unsaved (saving them again would conflict with
+    # their own events).
+    for (index, _), result in zip(plan.saving, results, strict=True):
         repository, aggregate = items[index]
         outcome[index] = result
-        repository._after_save(aggregate, version, result)
+        repository.mark_saved(aggregate, result.version)
+    for (index, version), result in zip(plan.saving, results, strict=True):
+        repository, aggregate = items[index]
+        repository._snapshot_after_save(aggregate, version, result)
     return outcome

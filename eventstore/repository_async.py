@@ -7,7 +7,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from eventstore._repository_core import UNSET, CommandFailed, RepositoryCore, plan_save
+from eventstore._repository_core import (
+    UNSET,
+    CommandFailed,
+    RepositoryCore,
+    check_command,
+    plan_save,
+    refuse_awaitable,
+)
 from eventstore._validation import check_optional_int
 from eventstore.errors import (
     ConcurrencyError,
@@ -181,11 +188,14 @@ class AsyncRepository(RepositoryCore[A]):
 
         Raises:
             ConcurrencyError: An aggregate with this id exists already.
-            InvalidArgumentError: The aggregate has no pending events.
+            InvalidArgumentError: The aggregate has no pending events, or
+                is not new (it was loaded or saved).
         """
         if self.version_of(aggregate) != 0:
-            raise ConcurrencyError(
-                self.stream_id(self.id_of(aggregate)), 0, self.version_of(aggregate)
+            raise InvalidArgumentError(
+                f"{type(aggregate).__name__} {self.id_of(aggregate)!r} was loaded "
+                f"or saved at version {self.version_of(aggregate)}: create() takes "
+                "new aggregates; use save() for this one"
             )
         result = await self.save(aggregate, metadata=metadata)
         if result is None:
@@ -213,8 +223,9 @@ class AsyncRepository(RepositoryCore[A]):
 
         Args:
             aggregate_id: The aggregate to change.
-            command: Changes the aggregate by calling its command methods.
-                A coroutine function is awaited.
+            command: Changes the aggregate by calling its command methods,
+                or returns the changed aggregate (an immutable one), which is
+                then the one saved. A coroutine function is awaited.
             metadata: Added to every event saved.
 
         Returns:
@@ -227,19 +238,26 @@ class AsyncRepository(RepositoryCore[A]):
         """
         stream_id = self.stream_id(aggregate_id)
 
+        if True:  # ASYNC
+            check_command(command, coroutines=True)
+        else:
+            check_command(command, coroutines=False)  # type: ignore[unreachable]
+
         async def attempt() -> A:
             aggregate = await self.get(aggregate_id)
             try:
+                outcome = command(aggregate)
                 if True:  # ASYNC
-                    outcome = command(aggregate)
                     if inspect.isawaitable(outcome):
-                        await outcome
+                        outcome = await outcome
                 else:
-                    command(aggregate)  # type: ignore[unreachable]
+                    refuse_awaitable(outcome)  # type: ignore[unreachable]
             except Exception as exc:
                 # Carried past the retry whatever it is: a ConcurrencyError
                 # from the command's own writes is the host's, not ours.
                 raise CommandFailed(exc) from exc
+            if isinstance(outcome, self.aggregate_type):
+                aggregate = outcome  # an immutable aggregate, changed into a new one
             await self.save(aggregate, metadata=metadata)
             return aggregate
 
@@ -284,10 +302,9 @@ class AsyncRepository(RepositoryCore[A]):
             async for event in self.store.read_stream(stream_id, to_version=to_version)
         ]
 
-    async def _after_save(
+    async def _snapshot_after_save(
         self, aggregate: A, old_version: int, result: AppendResult
     ) -> None:
-        self.mark_saved(aggregate, result.version)
         if not self._snapshot_due(old_version, result.version):
             return
         try:
@@ -343,8 +360,15 @@ async def async_save_together(
     results = await first._transient_retry(
         lambda: first.store.append_many(plan.requests)
     )
-    for (index, version), result in zip(plan.saving, results, strict=True):
+    # Every aggregate is marked saved before any snapshot is taken: a
+    # snapshot awaits, and a cancellation there must not leave committed
+    # aggregates looking unsaved (saving them again would conflict with
+    # their own events).
+    for (index, _), result in zip(plan.saving, results, strict=True):
         repository, aggregate = items[index]
         outcome[index] = result
-        await repository._after_save(aggregate, version, result)
+        repository.mark_saved(aggregate, result.version)
+    for (index, version), result in zip(plan.saving, results, strict=True):
+        repository, aggregate = items[index]
+        await repository._snapshot_after_save(aggregate, version, result)
     return outcome

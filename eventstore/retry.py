@@ -239,7 +239,10 @@ class RetryPolicy:
         ``eventstore.retry`` logger.
         """
         log = functools.partial(log_conflict, _log, max_attempts=self.max_attempts)
-        if inspect.iscoroutinefunction(fn):
+        # An object whose __call__ is an async def is one too.
+        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            type(fn).__call__
+        ):
             coroutine_function = cast(Callable[P, Awaitable[Any]], fn)
 
             @functools.wraps(fn)

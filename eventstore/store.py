@@ -344,8 +344,18 @@ class EventStore(abc.ABC):
     def _load(
         self, stream_id: str, to_version: int | None, use_snapshot: bool
     ) -> LoadedStream:
-        """Fetch a snapshot and the later events; backends may do it in one round trip."""
-        snapshot = self._load_snapshot(stream_id, to_version) if use_snapshot else None
+        """
+        Fetch a snapshot and the later events; backends may do it in one round trip.
+
+        Only a snapshot at or below the stream's version is used: one beyond
+        it (saved for versions the stream never reached) would load a stream
+        that does not exist, or a version every save then conflicts with.
+        """
+        snapshot = None
+        if use_snapshot:
+            version = self._stream_version(stream_id)
+            high = version if to_version is None else min(to_version, version)
+            snapshot = self._load_snapshot(stream_id, high) if high else None
         start = 1 if snapshot is None else snapshot.version + 1
         events = [
             event

@@ -356,6 +356,8 @@ _STREAM_TEMPLATES = {
         "WITH snap AS ("
         "  SELECT version, type, schema_version, state, recorded_at FROM {snapshots} "
         "  WHERE %(use_snapshot)s AND stream_id = %(stream_id)s AND version <= %(high)s "
+        # Never one beyond the stream's end (saved for versions it never reached).
+        "  AND version <= (SELECT version FROM {streams} WHERE stream_id = %(stream_id)s) "
         "  ORDER BY version DESC LIMIT 1) "
         "SELECT version, NULL::bigint, NULL::bigint, type, state::text, NULL::text, "
         "NULL::uuid, schema_version, recorded_at, 0 AS kind FROM snap "

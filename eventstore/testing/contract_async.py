@@ -924,6 +924,19 @@ class AsyncEventStoreContract:
         loaded = await store.load("nope")
         assert (loaded.snapshot, loaded.events, loaded.version) == (None, (), 0)
 
+    async def test_load_never_uses_a_snapshot_beyond_the_streams_end(
+        self, store: AsyncEventStore
+    ) -> None:
+        await store.append("s", [_event()])
+        # Stored as given (the store does not check), but never loaded.
+        await store.save_snapshot(Snapshot("s", 5, "t", 1, {"n": 5}))
+        await store.save_snapshot(Snapshot("absent", 2, "t", 1, {}))
+        loaded = await store.load("s")
+        assert (loaded.snapshot, loaded.version, len(loaded.events)) == (None, 1, 1)
+        absent = await store.load("absent")
+        assert (absent.snapshot, absent.version, absent.events) == (None, 0, ())
+        assert _snapshot_version(await store.load_snapshot("s")) == 5
+
     async def test_load_with_a_snapshot_at_the_head_has_no_events(
         self, store: AsyncEventStore
     ) -> None:

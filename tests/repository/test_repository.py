@@ -1,3 +1,4 @@
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from eventstore import (
     EventStore,
     InMemoryEventStore,
     InvalidArgumentError,
+    InvalidArgumentTypeError,
     Registry,
     Repository,
     RetryPolicy,
@@ -385,3 +387,54 @@ def test_registry_is_required_to_know_event_types(store: EventStore) -> None:
     with pytest.raises(SerializationError):
         repo.create(Counter.open("c1", "x"))
     assert store.stream_version("counter-c1") == 0
+
+
+def test_update_saves_the_new_aggregate_an_immutable_command_returns(
+    store: EventStore,
+) -> None:
+    repo = TallyRepository(store, make_registry())
+    repo.create(Tally("t1", unsaved=(Incremented(2),)))
+
+    def add_three(tally: Tally) -> Tally:
+        return attrs.evolve(tally, unsaved=(Incremented(3),))
+
+    updated = repo.update("t1", add_three)
+    assert (updated.loaded_at, updated.unsaved) == (2, ())
+    assert (repo.get("t1").count, store.stream_version("tally-t1")) == (5, 2)
+
+
+def test_a_sync_update_refuses_a_coroutine_command_before_any_io(
+    repo: CounterRepository, store: EventStore
+) -> None:
+    repo.create(Counter.open("c1", "x"))
+
+    async def increment(counter: Counter) -> None:
+        counter.increment()
+
+    class AsyncCall:
+        async def __call__(self, counter: Counter) -> None:
+            counter.increment()
+
+    for command in (increment, AsyncCall()):
+        with pytest.raises(InvalidArgumentTypeError, match="use AsyncRepository"):
+            repo.update("c1", command)
+    with pytest.raises(InvalidArgumentTypeError, match="must be callable"):
+        repo.update("c1", "increment")  # type: ignore[arg-type]  # bad on purpose
+    # A plain function that hands back a coroutine: refused, nothing saved.
+    with pytest.raises(InvalidArgumentTypeError, match="returned an awaitable"):
+        repo.update("c1", functools.partial(_call, increment))
+    assert store.stream_version("counter-c1") == 1
+
+
+def test_create_refuses_an_aggregate_that_is_not_new(repo: CounterRepository) -> None:
+    repo.create(Counter.open("c1", "x"))
+    loaded = repo.get("c1")
+    loaded.increment()
+    with pytest.raises(InvalidArgumentError, match="was loaded or saved at version 1"):
+        repo.create(loaded)
+    assert repo.get("c1").total == 0
+
+
+def _call(function: Any, argument: object) -> object:
+    """Call *function* on *argument*: a plain function whatever *function* is."""
+    return function(argument)

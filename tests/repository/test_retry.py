@@ -253,3 +253,25 @@ async def test_acall_retries_as_call_does_and_returns_the_success() -> None:
     assert (seen, slept, conflicting.calls) == ([1, 2], [0.05, 0.1], 2)
     assert await policy.acall(flaky) == "done"  # at once: no wait
     assert slept == [0.05, 0.1]
+
+
+async def test_the_policy_decorates_an_object_whose_call_is_async() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    class Approve:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def __call__(self, document_id: str) -> str:
+            self.calls += 1
+            if self.calls == 1:
+                raise ConcurrencyError(f"document-{document_id}", 3, 4)
+            return f"{document_id} approved"
+
+    approve = Approve()
+    retried = RetryPolicy(async_sleep=sleep)(approve)
+    assert await retried("d1") == "d1 approved"
+    assert (approve.calls, len(slept)) == (2, 1)

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import EventStore, InMemoryEventStore, RecordedEvent, Snapshot
+from eventstore import (
+    AggregateNotFound,
+    EventStore,
+    InMemoryEventStore,
+    RecordedEvent,
+    Snapshot,
+)
 from tests.repository.domain import Counter, CounterRepository, make_registry
 
 commands = st.lists(
@@ -185,3 +191,44 @@ def test_loading_a_long_history_reads_at_most_one_snapshot_interval_of_events() 
     assert loaded == counter
     assert store.events_read <= 100
     assert store.events_read == 50
+
+
+def test_a_restore_hook_that_fails_falls_back_to_replay(
+    store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    class OldShapes(CounterRepository):
+        def restore_snapshot(self, state: object, aggregate_id: str) -> Counter:
+            raise KeyError("an older shape of the state")
+
+    repo = OldShapes(store, make_registry(), snapshot_every=2)
+    counter = Counter.open("c1", "x")
+    counter.increment(4)
+    repo.create(counter)
+    assert store.load_snapshot("counter-c1") is not None
+    with caplog.at_level(logging.WARNING, logger="eventstore.repository"):
+        loaded = repo.get("c1")
+    assert (loaded.total, loaded.version) == (4, 2)
+    (record,) = caplog.records
+    assert "KeyError" in record.getMessage()
+    assert "replaying its events" in record.getMessage()
+
+
+def test_a_snapshot_beyond_the_streams_end_is_never_loaded(store: EventStore) -> None:
+    repo = CounterRepository(store, make_registry(), snapshot_every=None)
+    repo.create(Counter.open("c1", "x"))
+    registry = make_registry()
+    # Saved for versions the streams never reached (by hand: a repository
+    # snapshots only versions it has just written).
+    store.save_snapshot(
+        registry.to_snapshot("counter-c1", 5, Counter(id="c1", name="ghost"))
+    )
+    store.save_snapshot(
+        registry.to_snapshot("counter-c9", 3, Counter(id="c9", name="ghost"))
+    )
+    with_snapshots = CounterRepository(store, make_registry(), snapshot_every=10)
+    loaded = with_snapshots.get("c1")
+    assert (loaded.name, loaded.version) == ("x", 1)
+    loaded.increment()
+    assert with_snapshots.save(loaded) is not None  # no conflict with version 5
+    with pytest.raises(AggregateNotFound):
+        with_snapshots.get("c9")

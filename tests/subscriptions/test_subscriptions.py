@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -624,9 +624,10 @@ async def test_a_parked_event_is_the_logs_whatever_the_handler_or_a_caller_chang
 
     def handler(events: list[RecordedEvent]) -> None:
         if failing:
-            events[0].data["amount"] = -1  # a handler that edits, then fails
+            # A handler that edits the event (a dict, typed Mapping), then fails.
+            cast(dict[str, Any], events[0].data)["amount"] = -1
             raise ValueError("poison")
-        replayed.extend(e.data for e in events)
+        replayed.extend(dict(e.data) for e in events)
 
     subscription = side.subscription("editing", handler, on_error=OnError.PARK)
     assert await side.catch_up(subscription) == 0  # parked, not handled

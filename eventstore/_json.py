@@ -57,8 +57,10 @@ def load_json(text: str | bytes) -> Any:
     if _fast_loads is not None:
         try:
             return _fast_loads(text)
-        except _FastError:
-            pass  # valid JSON msgspec does not take, or invalid: the stdlib decides
+        except (_FastError, UnicodeError):
+            # Valid JSON msgspec does not take (a lone surrogate in a str, say),
+            # or invalid: the stdlib decides.
+            pass
     if text.__class__ is not str:  # bytes: what SQL_ASCII connections return for text
         return json.loads(text)
     try:

@@ -409,6 +409,14 @@ class _StructureWriter:
         inner = indent + "        "
         reads, build, call = self.object(node, x, inner, chain)
         slow = f"{x} = {self.ns.ref(self.hook(node), 's')}({x}, None)"
+        if not reads:  # a class without stored fields: nothing to read, or miss
+            return [
+                f"{indent}if {x}.__class__ is _dict and len({x}) == 0:",
+                *build,
+                f"{inner}{x} = {call}",
+                f"{indent}else:",
+                f"{indent}    {slow}",
+            ]
         return [
             f"{indent}if {x}.__class__ is _dict and len({x}) == {len(reads)}:",
             f"{indent}    try:",

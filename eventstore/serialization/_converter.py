@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import enum
 import math
 import uuid
 from collections.abc import Callable
@@ -169,7 +170,10 @@ def _s_float(value: Any, _: Any = None) -> Any:
             return value
         raise _fail("expected a finite number", value)
     if value.__class__ is int:  # another writer may drop a float's ".0"
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise _fail("expected a number a float can hold", value) from None
     raise _fail("expected a JSON number", value)
 
 
@@ -472,11 +476,18 @@ class Codec:
             # first, since True == 1 would find the member of value 1.
             members = self._enum_members(node)
 
+            is_flag = issubclass(enum_cls, enum.Flag)
+
             def s_enum(value: Any, _: Any = None) -> Any:
                 if value.__class__ is value_class:
                     member = members.get(value)
                     if member is not None:
                         return member
+                    if is_flag:  # a combination of members (or none), not one
+                        try:
+                            return enum_cls(value)
+                        except ValueError:
+                            pass  # bits no member has: refused below
                 raise _fail(f"expected a value of {enum_cls.__qualname__}", value)
 
             return s_enum

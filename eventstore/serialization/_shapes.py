@@ -29,22 +29,37 @@ def _field(field: FieldInfo) -> dict[str, Any]:
 
 def describe_type(version: int, node: AttrsNode) -> dict[str, Any]:
     """Describe one registered type: version, fields, nested attrs classes, enums."""
-    nested: dict[str, Any] = {}
-    enums: dict[str, Any] = {}
+    nested: dict[type, Any] = {}
+    enums: dict[type, Any] = {}
 
     def visit(current: Node) -> None:
         if isinstance(current, AttrsNode) and current is not node:
-            nested[current.cls.__qualname__] = [_field(f) for f in current.fields]
+            nested[current.cls] = [_field(f) for f in current.fields]
         elif isinstance(current, EnumNode):
-            enums[current.cls.__qualname__] = [member.value for member in current.cls]
+            enums[current.cls] = [member.value for member in current.cls]
 
     walk_nodes(node, visit)
     return {
         "schema_version": version,
         "fields": [_field(f) for f in node.fields],
-        "nested": dict(sorted(nested.items())),
-        "enums": dict(sorted(enums.items())),
+        "nested": _by_name(nested),
+        "enums": _by_name(enums),
     }
+
+
+def _by_name(described: Mapping[type, Any]) -> dict[str, Any]:
+    """Key each class's description by its qualified name, sorted; by module too where two share one."""
+    qualnames = [cls.__qualname__ for cls in described]
+    named = {
+        (
+            cls.__qualname__
+            if qualnames.count(cls.__qualname__) == 1
+            # Keyed alike, one would hide the other's changes from the lock.
+            else f"{cls.__module__}.{cls.__qualname__}"
+        ): description
+        for cls, description in described.items()
+    }
+    return dict(sorted(named.items()))
 
 
 def describe_registry(

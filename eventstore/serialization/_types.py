@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import enum
+import keyword
 import types
 import typing
 import uuid
@@ -216,6 +217,12 @@ def analyze_class(cls: type, cache: dict[type, AttrsNode]) -> AttrsNode:
             )
         if attribute.type is None:
             raise RegistrationError(f"field {where} has no type annotation")
+        if not attribute.name.isidentifier() or keyword.iskeyword(attribute.name):
+            # attrs.make_class takes any name; the codec reads fields as attributes.
+            raise RegistrationError(
+                f"field {where} is not a Python identifier: name it one (an "
+                "alias keeps its __init__ argument)"
+            )
         field_node = (
             LeafNode("None")  # never encoded; the node only needs to exist
             if transient

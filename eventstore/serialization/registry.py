@@ -29,6 +29,9 @@ from eventstore.snapshots import Snapshot
 
 __all__ = ["Payload", "Registry"]
 
+_TOO_DEEP = "nested deeper than Python's recursion limit, or holding itself"
+
+
 T = TypeVar("T", bound=type)
 F = TypeVar("F", bound=UpcasterFn)
 
@@ -351,9 +354,12 @@ class Registry:
         try:
             data = entry.unstructure(obj)
         except Exception as exc:
-            problem = encode_problem(entry.node, obj, entry.cls.__qualname__) or str(
-                exc
-            )
+            try:
+                problem = encode_problem(
+                    entry.node, obj, entry.cls.__qualname__
+                ) or str(exc)
+            except RecursionError:  # the diagnosis walks as deep as the encoder
+                problem = _TOO_DEEP
             raise SerializationError(
                 f"cannot encode {entry.name!r} v{entry.version}: {problem}"
             ) from exc
@@ -406,7 +412,12 @@ class Registry:
             raise SerializationError(
                 f"{type_name!r} has no schema version {schema_version}"
             )
-        current: Any = copy.deepcopy(dict(data))
+        try:
+            current: Any = copy.deepcopy(dict(data))
+        except RecursionError as exc:
+            raise SerializationError(
+                f"cannot decode {type_name!r} v{schema_version}: {_TOO_DEEP}"
+            ) from exc
         for step in plan.steps:
             try:
                 current = step.fn(current)
@@ -436,7 +447,10 @@ class Registry:
         data: object,
         exc: Exception,
     ) -> SerializationError:
-        problem = decode_problem(entry.node, data, entry.cls.__qualname__)
+        try:
+            problem = decode_problem(entry.node, data, entry.cls.__qualname__)
+        except RecursionError:  # the diagnosis walks as deep as the decoder
+            problem = _TOO_DEEP
         if problem is None:  # e.g. an attrs validator refused a value
             problem = f"{entry.cls.__qualname__}: {exc}"
         upcast = (

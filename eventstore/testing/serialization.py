@@ -346,6 +346,7 @@ def _compare(
                     f"- {name!r}: v{old_version} -> v{new_version}, with upcasters"
                     f"\n{changes}"
                 )
+    forbidden.extend(_removed_upcasters(locked, current))
     allowed.extend(
         f"- {name!r}: new type" for name in current_types if name not in locked_types
     )
@@ -355,6 +356,27 @@ def _compare(
         if locked.get(key) != current[key]
     )
     return forbidden, allowed
+
+
+def _removed_upcasters(
+    locked: Mapping[str, Any], current: Mapping[str, Any]
+) -> list[str]:
+    """Report the locked upcasters that are gone: payloads they read could no longer be read."""
+    removed: list[str] = []
+    current_chains: Mapping[str, list[int]] = current["upcasters"]
+    for name, chain in locked.get("upcasters", {}).items():
+        # Payloads at a type's current version need no upcaster.
+        readable = current["types"].get(name, {}).get("schema_version")
+        gone = sorted(set(chain) - set(current_chains.get(name, [])) - {readable})
+        if gone:
+            versions = ", ".join(str(version) for version in gone)
+            removed.append(
+                f"- {name!r}: the upcaster from version {versions} "
+                "was removed; stored payloads of that version could no longer be "
+                "read. Keep it (if none are stored any more, delete its entry "
+                "from the lock file by hand)."
+            )
+    return removed
 
 
 def _shape(entry: Mapping[str, Any]) -> tuple[Any, ...]:

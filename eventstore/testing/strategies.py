@@ -15,6 +15,9 @@ finite. Transient and ``init=False`` fields keep their defaults.
 from __future__ import annotations
 
 import datetime as _dt
+import enum
+import functools
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -127,7 +130,14 @@ class _Builder:
         if isinstance(node, LeafNode):
             return _LEAVES[node.kind]
         if isinstance(node, EnumNode):
-            return st.sampled_from(list(node.cls))
+            members = list(node.cls)
+            if issubclass(node.cls, enum.Flag):
+                # Combinations (and none) are values of a Flag too.
+                flag = node.cls
+                return st.lists(st.sampled_from(members), max_size=len(members)).map(
+                    lambda chosen: functools.reduce(operator.or_, chosen, flag(0))
+                )
+            return st.sampled_from(members)
         if isinstance(node, SeqNode):
             item = self.node_strategy(node.item)
             if node.container is frozenset:

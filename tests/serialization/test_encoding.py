@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import math
 import uuid
@@ -12,6 +13,7 @@ import pytest
 
 from eventstore.errors import (
     FutureSchemaVersionError,
+    RegistrationError,
     SerializationError,
     UnknownTypeError,
 )
@@ -499,3 +501,102 @@ def test_non_object_where_a_nested_class_belongs_is_named(registry: Registry) ->
         match=r"Document\.author: expected a JSON object, got \['a'\]",
     ):
         registry.decode("document", 3, data)
+
+
+class Permission(enum.IntFlag):
+    READ = 1
+    WRITE = 2
+
+
+@attrs.frozen
+class Granted:
+    permission: Permission
+
+
+@pytest.mark.parametrize(
+    "permission",
+    [Permission.READ, Permission.READ | Permission.WRITE, Permission(0)],
+    ids=["one member", "two members", "none"],
+)
+def test_a_flag_of_combined_members_round_trips(permission: Permission) -> None:
+    registry = Registry()
+    registry.add(Granted, "granted")
+    payload = registry.encode(Granted(permission))
+    assert registry.decode("granted", 1, payload.data) == Granted(permission)
+    assert registry.decode("granted", 1, json.loads(json.dumps(payload.data))) == (
+        Granted(permission)
+    )
+
+
+@attrs.frozen
+class Marker:
+    """A value object without fields."""
+
+
+@attrs.frozen
+class Tagged:
+    marker: Marker
+    markers: list[Marker]
+
+
+def test_a_nested_class_without_fields_registers_and_round_trips() -> None:
+    registry = Registry()
+    registry.add(Tagged, "tagged")
+    value = Tagged(Marker(), [Marker(), Marker()])
+    payload = registry.encode(value)
+    assert payload.data == {"marker": {}, "markers": [{}, {}]}
+    assert registry.decode("tagged", 1, payload.data) == value
+    with pytest.raises(SerializationError, match="marker"):
+        registry.decode("tagged", 1, {"marker": {"stray": 1}, "markers": []})
+
+
+@attrs.frozen
+class Reading:
+    value: float
+
+
+def test_an_integer_too_big_for_a_float_field_is_a_serialization_error() -> None:
+    registry = Registry()
+    registry.add(Reading, "reading")
+    with pytest.raises(SerializationError, match=r"Reading\.value"):
+        registry.decode("reading", 1, {"value": 10**400})
+
+
+@attrs.define
+class Node:
+    child: Node | None = None
+
+
+def test_an_object_holding_itself_is_a_serialization_error() -> None:
+    registry = Registry()
+    registry.add(Node, "node")
+    looped = Node()
+    looped.child = looped
+    with pytest.raises(SerializationError, match="recursion limit, or holding itself"):
+        registry.encode(looped)
+
+
+def test_a_payload_nested_past_the_recursion_limit_is_a_serialization_error() -> None:
+    registry = Registry()
+    registry.add(Node, "node")
+    data: dict[str, Any] | None = None
+    for _ in range(5_000):
+        data = {"child": data}
+    assert data is not None
+    for version in (1, 0):  # the current version, and the upcasting path
+        with pytest.raises(SerializationError):
+            registry.decode("node", version, data)
+
+
+def test_a_field_whose_name_is_no_identifier_is_refused_at_registration() -> None:
+    # attrs builds it (without the methods that would read the field by name).
+    keyworded = attrs.make_class(
+        "Keyworded",
+        {"class": attrs.field(type=int, alias="klass")},
+        frozen=True,
+        repr=False,
+        eq=False,
+    )
+    assert getattr(keyworded(klass=1), "class") == 1
+    with pytest.raises(RegistrationError, match="not a Python identifier"):
+        Registry().add(keyworded, "keyworded")

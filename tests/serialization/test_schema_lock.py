@@ -177,3 +177,62 @@ def test_nested_type_and_enum_changes_are_shape_changes(tmp_path: Path) -> None:
         "enum Status values ['draft', 'in_review', 'approved', 'archived'] -> ['draft', 'in_review', 'approved']"
         in message
     )
+
+
+def test_removing_a_rename_upcaster_from_the_lock_fails(lock: Path) -> None:
+    renamed = Registry()
+    renamed.add(InvoiceV1, "bill")
+    renamed.upcaster("invoice", from_version=1, rename_to="bill")(_identity)
+    assert_schema_lock(renamed, lock, update=True)
+    forgotten = Registry()
+    forgotten.add(InvoiceV1, "bill")  # the renaming upcaster deleted
+    with pytest.raises(
+        AssertionError,
+        match="'invoice': the upcaster from version 1 was removed",
+    ):
+        assert_schema_lock(forgotten, lock, update=True)
+    assert "invoice" in json.loads(lock.read_text())["upcasters"]  # not rewritten
+
+
+def test_removing_an_upcaster_of_a_type_fails(tmp_path: Path) -> None:
+    path = tmp_path / "lock.json"
+    assert_schema_lock(registry_with(InvoiceV1, version=3, upcaster=True), path)
+    registry = Registry()
+    registry.add(InvoiceV1, "invoice", version=3)
+    registry.upcaster("invoice", from_version=2)(_identity)  # the one from 1 gone
+    with pytest.raises(AssertionError, match="upcaster from version 1 was removed"):
+        assert_schema_lock(registry, path)
+
+
+def _item(module: str, title: type) -> type:
+    """Return an attrs class ``Item`` of *module*: two such classes share a qualname."""
+    cls = attrs.make_class(
+        "Item", {"sku": attrs.field(type=str), "title": attrs.field(type=title)}
+    )
+    cls.__module__ = module
+    return cls
+
+
+def _order_registry(catalog_item: type, billed_item: type) -> Registry:
+    order = attrs.make_class(
+        "Order",
+        {
+            "catalog_item": attrs.field(type=catalog_item),
+            "billed_item": attrs.field(type=billed_item),
+        },
+        frozen=True,
+    )
+    registry = Registry()
+    registry.add(order, "order")
+    return registry
+
+
+def test_nested_classes_sharing_a_qualname_are_both_locked(tmp_path: Path) -> None:
+    path = tmp_path / "lock.json"
+    billed = _item("billing", str)
+    assert_schema_lock(_order_registry(_item("catalog", str), billed), path)
+    nested = json.loads(path.read_text())["types"]["order"]["nested"]
+    assert sorted(nested) == ["billing.Item", "catalog.Item"]
+    # catalog's Item changes shape, the version stays 1: a breaking change.
+    with pytest.raises(AssertionError, match="shape changed"):
+        assert_schema_lock(_order_registry(_item("catalog", int), billed), path)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,31 @@ def test_assert_roundtrip_catches_a_lossy_upcast_free_round_trip() -> None:
         match=r"'author' v1 does not round-trip: Author\.email: str 'e' came back as NoneType None",
     ):
         assert_roundtrip(registry, Author("a", "e"))
+
+
+class Access(enum.Flag):
+    READ = enum.auto()
+    WRITE = enum.auto()
+    ADMIN = enum.auto()
+
+
+@attrs.frozen
+class AccessGranted:
+    access: Access
+
+
+def test_a_flag_fields_strategy_draws_combinations_and_the_registry_round_trips_them() -> (
+    None
+):
+    registry = Registry()
+    registry.add(AccessGranted, "access.granted")
+    drawn: set[Access] = set()
+
+    @given(strategy_for(AccessGranted))
+    def check(value: AccessGranted) -> None:
+        drawn.add(value.access)
+        assert_roundtrip(registry, value)
+
+    check()
+    assert any(len(list(access)) > 1 for access in drawn)  # combinations drawn
+    check_registry(registry, max_examples=30)

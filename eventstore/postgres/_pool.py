@@ -49,7 +49,12 @@ def connection_kwargs(
         connect_timeout: Seconds libpq may take to establish a connection.
 
     """
-    options = [str(params["options"])] if params.get("options") else []
+    # The server's side of dead-peer detection, first, so that the DSN's own
+    # options (after them) can change it: a runner's host that vanishes then
+    # loses its subscription lock in about 30 s, not the kernel's 2 hours.
+    options = [_SERVER_KEEPALIVES]
+    if params.get("options"):
+        options.append(str(params["options"]))
     # Timestamps then arrive in UTC, and need no conversion per row.
     options.append("-c TimeZone=UTC")
     # One plan per statement and connection, from the first call. By
@@ -65,6 +70,8 @@ def connection_kwargs(
     if config.lock_timeout is not None:
         options.append(f"-c lock_timeout={_millis(config.lock_timeout)}")
     return {
+        # The client's side: libpq's defaults where the DSN sets none.
+        **{key: value for key, value in CLIENT_KEEPALIVES.items() if key not in params},
         "autocommit": True,
         # Text comes back as str whatever the database's encoding: a
         # SQL_ASCII database would otherwise hand psycopg bytes.
@@ -73,6 +80,29 @@ def connection_kwargs(
         "connect_timeout": libpq_connect_timeout(connect_timeout),
         "options": " ".join(options),
     }
+
+
+CLIENT_KEEPALIVES: Mapping[str, str] = {
+    # An idle or waiting connection whose server vanished (a failover, a
+    # network that drops packets) is found dead in 15 + 3 x 5 s, and data
+    # sent and never acknowledged ends the connection after 30 s, where the
+    # kernel's defaults take hours and TCP's retransmissions about 15 minutes.
+    # libpq ignores them on Unix-domain sockets.
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+"""libpq's keepalive settings of the store's connections, unless the DSN sets them."""
+
+_SERVER_KEEPALIVES = (
+    " ".join(
+        f"-c tcp_{name}={CLIENT_KEEPALIVES[name]}"
+        for name in ("keepalives_idle", "keepalives_interval", "keepalives_count")
+    )
+    + f" -c tcp_user_timeout={CLIENT_KEEPALIVES['tcp_user_timeout']}"
+)
 
 
 def libpq_connect_timeout(seconds: float) -> str:

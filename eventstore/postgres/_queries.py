@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
 import psycopg
+
+from eventstore.postgres._sql import LOCAL_TIMEOUTS
 
 __all__ = [
     "CHUNK_ROWS",
@@ -16,6 +19,7 @@ __all__ = [
     "execute",
     "fetch_streamed",
     "fetchall",
+    "fetchall_within",
     "in_transaction",
 ]
 
@@ -40,6 +44,28 @@ def fetchall(conn: _Connection, query: bytes, params: Any) -> list[Row]:
     # Binary results: psycopg parses ints, UUIDs and timestamps faster from
     # their binary forms (~1.5 us per event row here).
     with in_transaction(conn):
+        cursor = conn.execute(query, params, prepare=True, binary=True)
+        return cursor.fetchall()
+
+
+def fetchall_within(
+    conn: _Connection, query: bytes, params: Any, seconds: float
+) -> list[Row]:
+    """
+    Run *query* as `fetchall` does, cut off by the server after *seconds*, lock waits included.
+
+    For `health`, which must answer within its timeout even while a
+    migration holds a table it reads. The timeouts are set for the
+    statement's own transaction, in the same pipeline (one round trip more
+    than `fetchall`, for BEGIN and the settings).
+
+    Raises:
+        psycopg.errors.QueryCanceled: The statement ran out of time.
+        psycopg.errors.LockNotAvailable: It waited for a lock that long.
+    """
+    millis = str(max(1, math.ceil(seconds * 1000)))
+    with conn.pipeline(), conn.transaction():
+        conn.execute(LOCAL_TIMEOUTS, (millis, millis), prepare=True)
         cursor = conn.execute(query, params, prepare=True, binary=True)
         return cursor.fetchall()
 

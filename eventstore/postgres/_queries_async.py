@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
 import psycopg
+
+from eventstore.postgres._sql import LOCAL_TIMEOUTS
 
 __all__ = [
     "CHUNK_ROWS",
@@ -14,6 +17,7 @@ __all__ = [
     "execute",
     "fetch_streamed",
     "fetchall",
+    "fetchall_within",
     "in_transaction",
 ]
 
@@ -38,6 +42,28 @@ async def fetchall(conn: _Connection, query: bytes, params: Any) -> list[Row]:
     # Binary results: psycopg parses ints, UUIDs and timestamps faster from
     # their binary forms (~1.5 us per event row here).
     async with in_transaction(conn):
+        cursor = await conn.execute(query, params, prepare=True, binary=True)
+        return await cursor.fetchall()
+
+
+async def fetchall_within(
+    conn: _Connection, query: bytes, params: Any, seconds: float
+) -> list[Row]:
+    """
+    Run *query* as `fetchall` does, cut off by the server after *seconds*, lock waits included.
+
+    For `health`, which must answer within its timeout even while a
+    migration holds a table it reads. The timeouts are set for the
+    statement's own transaction, in the same pipeline (one round trip more
+    than `fetchall`, for BEGIN and the settings).
+
+    Raises:
+        psycopg.errors.QueryCanceled: The statement ran out of time.
+        psycopg.errors.LockNotAvailable: It waited for a lock that long.
+    """
+    millis = str(max(1, math.ceil(seconds * 1000)))
+    async with conn.pipeline(), conn.transaction():
+        await conn.execute(LOCAL_TIMEOUTS, (millis, millis), prepare=True)
         cursor = await conn.execute(query, params, prepare=True, binary=True)
         return await cursor.fetchall()
 

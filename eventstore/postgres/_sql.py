@@ -1078,6 +1078,12 @@ SUBSCRIPTION_LOCK_SEED: Final = 0x45_56_42  # "EVB": the hash seed of runners' l
 # that moment would find the lock still held. The session holds no other.
 SUBSCRIPTION_UNLOCK: Final = b"SELECT pg_advisory_unlock_all()"
 LOCK_PROBE: Final = b"SELECT 1"  # a lock's session answers: it, and the lock, live
+# For the rest of a transaction: its statements, lock waits included, are
+# cut off by the server after these many milliseconds (both parameters).
+LOCAL_TIMEOUTS: Final = (
+    b"SELECT set_config('statement_timeout', %s, true), "
+    b"set_config('lock_timeout', %s, true)"
+)
 
 
 def notify_channel(schema: str) -> str:

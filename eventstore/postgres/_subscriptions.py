@@ -32,6 +32,7 @@ from eventstore.postgres._connections import Connections
 from eventstore.postgres._errors import passes_whatever_the_event
 from eventstore.postgres._queries import execute as _execute
 from eventstore.postgres._queries import fetchall as _fetchall
+from eventstore.postgres._queries import fetchall_within as _fetchall_within
 from eventstore.postgres._reading import (
     checkpoint_params,
     log_behind_params,
@@ -368,9 +369,15 @@ class SubscriptionHooks:
             raise
         return Listener(conn)
 
-    def _log_holder(self, *, timeout: float | None = None) -> LogHolder | None:
+    def _log_holder(
+        self, *, timeout: float | None = None, statement_timeout: float | None = None
+    ) -> LogHolder | None:
         rows = self._connections.call(
-            lambda conn: _fetchall(conn, self._sql.log_holder, ()),
+            lambda conn: (
+                _fetchall(conn, self._sql.log_holder, ())
+                if statement_timeout is None
+                else _fetchall_within(conn, self._sql.log_holder, (), statement_timeout)
+            ),
             retry=True,
             timeout=timeout,
         )

@@ -31,6 +31,7 @@ from eventstore.postgres._connections_async import AsyncConnections
 from eventstore.postgres._errors import passes_whatever_the_event
 from eventstore.postgres._queries_async import execute as _execute
 from eventstore.postgres._queries_async import fetchall as _fetchall
+from eventstore.postgres._queries_async import fetchall_within as _fetchall_within
 from eventstore.postgres._reading import (
     checkpoint_params,
     log_behind_params,
@@ -375,9 +376,15 @@ class AsyncSubscriptionHooks:
             raise
         return AsyncListener(conn)
 
-    async def _log_holder(self, *, timeout: float | None = None) -> LogHolder | None:
+    async def _log_holder(
+        self, *, timeout: float | None = None, statement_timeout: float | None = None
+    ) -> LogHolder | None:
         rows = await self._connections.call(
-            lambda conn: _fetchall(conn, self._sql.log_holder, ()),
+            lambda conn: (
+                _fetchall(conn, self._sql.log_holder, ())
+                if statement_timeout is None
+                else _fetchall_within(conn, self._sql.log_holder, (), statement_timeout)
+            ),
             retry=True,
             timeout=timeout,
         )

@@ -40,6 +40,7 @@ from eventstore.postgres._queries import Row
 from eventstore.postgres._queries import execute as _execute
 from eventstore.postgres._queries import fetch_streamed as _fetch_streamed
 from eventstore.postgres._queries import fetchall as _fetchall
+from eventstore.postgres._queries import fetchall_within as _fetchall_within
 from eventstore.postgres._reading import (
     StreamPaging,
     load_params,
@@ -610,8 +611,11 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             metrics = self._pool_metrics()
             started = time.perf_counter()
             rows = self._call(
-                lambda conn: _fetchall(
-                    conn, self._sql.schema_version, {"events": self._sql.events_table}
+                lambda conn: _fetchall_within(
+                    conn,
+                    self._sql.schema_version,
+                    {"events": self._sql.events_table},
+                    self._health_timeout,
                 ),
                 retry=True,
                 timeout=timeout,
@@ -637,12 +641,16 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         if schema_version is not None and schema_version >= _SUBSCRIPTIONS_MIGRATION:
             try:
                 found = self._call(
-                    lambda conn: _fetchall(conn, self._sql.health_subscriptions, ()),
+                    lambda conn: _fetchall_within(
+                        conn, self._sql.health_subscriptions, (), self._health_timeout
+                    ),
                     retry=True,
                     timeout=timeout,
                 )
                 subscriptions = _sql.subscriptions_from_rows(found)
-                holder = self._log_holder(timeout=timeout)
+                holder = self._log_holder(
+                    timeout=timeout, statement_timeout=self._health_timeout
+                )
             except Exception as exc:  # health never raises; the store answered
                 _log.debug("health could not read the subscriptions: %s", exc)
         return HealthReport(

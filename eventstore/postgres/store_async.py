@@ -38,6 +38,7 @@ from eventstore.postgres._queries_async import Row
 from eventstore.postgres._queries_async import execute as _execute
 from eventstore.postgres._queries_async import fetch_streamed as _fetch_streamed
 from eventstore.postgres._queries_async import fetchall as _fetchall
+from eventstore.postgres._queries_async import fetchall_within as _fetchall_within
 from eventstore.postgres._reading import (
     StreamPaging,
     load_params,
@@ -624,8 +625,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             metrics = self._pool_metrics()
             started = time.perf_counter()
             rows = await self._call(
-                lambda conn: _fetchall(
-                    conn, self._sql.schema_version, {"events": self._sql.events_table}
+                lambda conn: _fetchall_within(
+                    conn,
+                    self._sql.schema_version,
+                    {"events": self._sql.events_table},
+                    self._health_timeout,
                 ),
                 retry=True,
                 timeout=timeout,
@@ -651,12 +655,16 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         if schema_version is not None and schema_version >= _SUBSCRIPTIONS_MIGRATION:
             try:
                 found = await self._call(
-                    lambda conn: _fetchall(conn, self._sql.health_subscriptions, ()),
+                    lambda conn: _fetchall_within(
+                        conn, self._sql.health_subscriptions, (), self._health_timeout
+                    ),
                     retry=True,
                     timeout=timeout,
                 )
                 subscriptions = _sql.subscriptions_from_rows(found)
-                holder = await self._log_holder(timeout=timeout)
+                holder = await self._log_holder(
+                    timeout=timeout, statement_timeout=self._health_timeout
+                )
             except Exception as exc:  # health never raises; the store answered
                 _log.debug("health could not read the subscriptions: %s", exc)
         return HealthReport(

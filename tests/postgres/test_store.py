@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,9 +28,16 @@ from eventstore import (
     StoreTimeoutError,
     StoreUnavailableError,
 )
-from eventstore.postgres import PoolConfig, PostgresEventStore, _queries
+from eventstore.postgres import (
+    AsyncPostgresEventStore,
+    PoolConfig,
+    PostgresEventStore,
+    _queries,
+)
 from eventstore.postgres import store as store_module
+from eventstore.postgres._pool import CLIENT_KEEPALIVES
 from eventstore.testing.logwait import wait_for_position
+from tests.network_faults import BlackholeProxy
 
 pytestmark = pytest.mark.postgres
 
@@ -510,10 +520,60 @@ def test_timeouts_and_application_name_reach_the_connection_settings() -> None:
     assert kwargs["connect_timeout"] == "4"
     assert kwargs["application_name"] == "svc"
     assert kwargs["options"] == (
+        "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 "
+        "-c tcp_keepalives_count=3 -c tcp_user_timeout=30000 "
         "-c work_mem=8MB -c TimeZone=UTC -c plan_cache_mode=force_generic_plan "
         "-c statement_timeout=1500 -c lock_timeout=250"
     )
     assert kwargs["autocommit"] is True
+
+
+def test_keepalives_default_on_both_sides_and_the_dsn_may_change_them() -> None:
+    with PostgresEventStore("host=/nonexistent") as store:
+        defaults = store.pool.kwargs
+    assert isinstance(defaults, dict)
+    assert {key: defaults[key] for key in CLIENT_KEEPALIVES} == {
+        "keepalives": "1",
+        "keepalives_idle": "15",
+        "keepalives_interval": "5",
+        "keepalives_count": "3",
+        "tcp_user_timeout": "30000",
+    }
+    dsn = (
+        "host=/nonexistent keepalives_idle=60 tcp_user_timeout=0 "
+        "options='-c tcp_keepalives_idle=60'"
+    )
+    with PostgresEventStore(dsn) as store:
+        kwargs = store.pool.kwargs
+        conninfo = store.pool.conninfo
+    assert isinstance(kwargs, dict)
+    assert isinstance(conninfo, str)
+    # The DSN's own values stand: kwargs would override them.
+    assert "keepalives_idle" not in kwargs
+    assert "tcp_user_timeout" not in kwargs
+    assert kwargs["keepalives_count"] == "3"
+    assert "keepalives_idle=60" in conninfo
+    # Server side: the DSN's options come after the defaults, so they win.
+    options = kwargs["options"]
+    assert options.index("-c tcp_keepalives_idle=15") < options.index(
+        "-c tcp_keepalives_idle=60"
+    )
+
+
+def test_a_store_connection_over_tcp_has_the_keepalive_settings(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # Over TCP (the proxy), libpq applies them to the socket itself.
+    with (
+        BlackholeProxy(postgres_dsn) as proxy,
+        PostgresEventStore(proxy.dsn, schema=postgres_schema) as store,
+        store.pool.connection() as conn,
+        socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock,
+    ):
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        user_timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+        keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+    assert (keepalive, idle, user_timeout) == (1, 15, 30000)
 
 
 def test_statement_timeout_is_set_on_the_server_session(
@@ -574,3 +634,45 @@ def test_a_read_only_server_refuses_appends_as_unavailable_and_still_reads(
         store.append("s", [NewEvent("t", {})])
     assert isinstance(caught.value.__cause__, pg_errors.ReadOnlySqlTransaction)
     assert store.stream_version("s") == 1
+
+
+@pytest.mark.parametrize("table", ["schema_migrations", "events"])
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_health_keeps_to_its_timeout_while_a_migration_holds_a_table(
+    postgres_dsn: str, postgres_schema: str, table: str, flavour: str
+) -> None:
+    # A migration (another process's) holds the table health reads.
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    locked = sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+        sql.Identifier(postgres_schema, table)
+    )
+    with psycopg.connect(postgres_dsn) as blocker:
+        if flavour == "sync":
+            with PostgresEventStore(
+                postgres_dsn, schema=postgres_schema, health_timeout=0.5
+            ) as store:
+                assert store.health().status is HealthStatus.OK  # its pool warm
+                blocker.execute(locked)
+                started = time.monotonic()
+                report = store.health()
+        else:
+            async with AsyncPostgresEventStore(
+                postgres_dsn, schema=postgres_schema, health_timeout=0.5
+            ) as async_store:
+                assert (await async_store.health()).status is HealthStatus.OK
+                blocker.execute(locked)
+                started = time.monotonic()
+                report = await async_store.health()
+        elapsed = time.monotonic() - started
+        blocker.rollback()
+    # Each statement is cut off at 0.5 s by the server (two of them when the
+    # events table is held: the subscriptions' look is dropped).
+    assert elapsed < 2.5, f"took {elapsed:.2f} s"
+    if table == "schema_migrations":
+        assert report.status is HealthStatus.UNAVAILABLE
+        assert report.error is not None
+        assert "timeout" in report.error.lower()
+    else:
+        assert report.status is HealthStatus.OK
+        assert report.subscriptions == ()

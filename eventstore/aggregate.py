@@ -60,9 +60,11 @@ def _handlers(cls: type) -> dict[type, _Handler]:
     if table is None:
         table = {}
         for klass in reversed(cls.__mro__):
-            for member in vars(klass).values():
+            for name, member in vars(klass).items():
                 for event_type in getattr(member, _MARKER, ()):
-                    table[event_type] = member
+                    # By name, from the class itself: a subclass that
+                    # overrides the method (decorated again or not) is heard.
+                    table[event_type] = getattr(cls, name)
         _handler_tables[cls] = table
     return table
 

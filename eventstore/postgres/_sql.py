@@ -370,14 +370,19 @@ _STREAM_TEMPLATES = {
 }
 
 _TEMPLATES = {
-    # The existing streams of a multi-stream append, row-locked in one order
-    # (ORDER BY puts the lock above the sort) before any is claimed: two
-    # appends naming the same streams in opposite orders would otherwise
-    # each hold one and wait for the other until the deadlock detector
-    # aborted one.
+    # The streams of a multi-stream append, locked in one order before any
+    # is claimed: two appends naming the same streams in opposite orders
+    # would otherwise each claim one (an existing stream's row, or a new
+    # stream's key) and wait for the other until the deadlock detector
+    # aborted one. A new stream has no row to lock yet, so the lock is a
+    # transaction's advisory lock per stream, in the two-key space (the
+    # subscriptions' locks are in the 64-bit one): the schema's events table
+    # and the stream's hash, taken in the order of the hashes (the fenced,
+    # sorted subquery feeds the locks one row at a time, in that order).
     "lock_streams": (
-        "SELECT 1 FROM {streams} WHERE stream_id = ANY(%(ids)s) "
-        "ORDER BY stream_id FOR UPDATE"
+        "SELECT count(pg_advisory_xact_lock(hashtext(%(table)s), k.key)) FROM "
+        "(SELECT DISTINCT hashtext(i.id) AS key FROM unnest(%(ids)s::text[]) AS i(id) "
+        "ORDER BY 1 OFFSET 0) AS k"
     ),
     # The global log in commit-safe order: only transactions older than every
     # transaction still running (the snapshot's xmin) are visible, so no event

@@ -411,7 +411,10 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         self, conn: _Connection, appends: Sequence[EncodedAppend]
     ) -> list[AppendResult]:
         """Append to several streams in one explicit transaction."""
-        ids = {"ids": [a.stream_id for a in appends]}
+        ids = {
+            "ids": [a.stream_id for a in appends],
+            "table": self._sql.events_table,
+        }
         rerun = appends[0]
         for _ in range(_ATTEMPTS):
             try:

@@ -494,9 +494,7 @@ class EventStoreContract:
             lambda: store.load(stream_id),  # type: ignore[arg-type]  # bad on purpose
             lambda: store.save_snapshot(Snapshot(stream_id, 1, "t", 1, {})),  # type: ignore[arg-type]  # bad on purpose
         ]
-        for call in calls:
-            with pytest.raises(error):
-                call()
+        _each_raises(error, calls)
         assert store.read_all() == []
 
     def test_a_stream_id_of_255_characters_is_fine(self, store: EventStore) -> None:
@@ -945,9 +943,7 @@ class EventStoreContract:
             lambda: store.load_snapshot("s"),
             lambda: store.load("s"),
         ]
-        for call in calls:
-            with pytest.raises(StoreClosedError):
-                call()
+        _each_raises(StoreClosedError, calls)
         with pytest.raises(StoreClosedError):
             [event for event in store.read_stream("s")]
         report = store.health()
@@ -958,6 +954,13 @@ class EventStoreContract:
         with store as entered:
             assert entered is store
         assert store.closed
+
+
+def _each_raises(error: type[Exception], calls: list[Callable[[], object]]) -> None:
+    """Assert that each of *calls* raises *error* (when called, or when awaited)."""
+    for call in calls:
+        with pytest.raises(error):
+            call()
 
 
 def _stored_id(store: EventStore, stream_id: str) -> uuid.UUID:

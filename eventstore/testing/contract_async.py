@@ -524,14 +524,7 @@ class AsyncEventStoreContract:
             lambda: store.load(stream_id),  # type: ignore[arg-type]  # bad on purpose
             lambda: store.save_snapshot(Snapshot(stream_id, 1, "t", 1, {})),  # type: ignore[arg-type]  # bad on purpose
         ]
-        for call in calls:
-            with pytest.raises(error):
-                if True:  # ASYNC
-                    outcome = call()
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                else:
-                    call()  # type: ignore[unreachable]
+        await _each_raises(error, calls)
         assert await store.read_all() == []
 
     async def test_a_stream_id_of_255_characters_is_fine(
@@ -1013,14 +1006,7 @@ class AsyncEventStoreContract:
             lambda: store.load_snapshot("s"),
             lambda: store.load("s"),
         ]
-        for call in calls:
-            with pytest.raises(StoreClosedError):
-                if True:  # ASYNC
-                    outcome = call()
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                else:
-                    call()  # type: ignore[unreachable]
+        await _each_raises(StoreClosedError, calls)
         with pytest.raises(StoreClosedError):
             [event async for event in store.read_stream("s")]
         if True:  # ASYNC
@@ -1036,6 +1022,20 @@ class AsyncEventStoreContract:
         async with store as entered:
             assert entered is store
         assert store.closed
+
+
+async def _each_raises(
+    error: type[Exception], calls: list[Callable[[], object]]
+) -> None:
+    """Assert that each of *calls* raises *error* (when called, or when awaited)."""
+    for call in calls:
+        with pytest.raises(error):
+            if True:  # ASYNC
+                outcome = call()
+                if inspect.isawaitable(outcome):
+                    await outcome
+            else:
+                call()  # type: ignore[unreachable]
 
 
 async def _stored_id(store: AsyncEventStore, stream_id: str) -> uuid.UUID:

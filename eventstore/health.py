@@ -27,7 +27,8 @@ class HealthStatus(enum.Enum):
     """Reachable, with room in its pool."""
 
     DEGRADED = "degraded"
-    """Reachable, but the pool is over 90% in use or requests are waiting."""
+    """Reachable, but the pool is over 90% in use or requests are waiting, or
+    the schema is at another version than the code's (``error`` says which)."""
 
     UNAVAILABLE = "unavailable"
     """Not reachable, or closed."""
@@ -141,7 +142,7 @@ class HealthReport:
         schema_version: The store's applied schema migration, or ``None`` for
             a store without one (in memory) or when unavailable.
         pool: Pool figures, or ``None`` for a store without a pool.
-        error: Why the store is unavailable, with no secrets in it.
+        error: Why the store is unavailable or degraded, with no secrets in it.
         partitions: How many hash partitions each of the store's tables has
             (1: one plain table), or ``None`` for a store without tables (in
             memory) or when unavailable.

@@ -23,7 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
-from eventstore.postgres._dsn import parse_dsn
+from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn
 from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
 from eventstore.postgres._idle_check import IdleCheck
 from eventstore.postgres._pool import (
@@ -91,7 +91,7 @@ class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
         try:
             conn = super().getconn(timeout)
         finally:
-            lending.stop_waiting(got=conn is not None)
+            lending.stop_waiting(got=conn is not None, capacity=self.max_size)
         return conn
 
     def putconn(self, conn: psycopg.Connection[Any]) -> None:
@@ -130,7 +130,7 @@ class Connections:
         pool: The pool calls borrow from.
         owned: The store opened *pool* (and closes it); its `StorePool`
             counts what it lends.
-        password: The DSN's password, scrubbed from every message.
+        secrets: The DSN's password and key passphrase, scrubbed from every message.
         connect_timeout: libpq's limit for opening one connection.
     """
 
@@ -139,7 +139,7 @@ class Connections:
         pool: psycopg_pool.ConnectionPool[Any],
         *,
         owned: bool,
-        password: str = "",
+        secrets: tuple[str, ...] = (),
         connect_timeout: float,
     ) -> None:
         self.pool = pool
@@ -148,7 +148,8 @@ class Connections:
         self._lending: Lending | None = (
             pool.lending if isinstance(pool, StorePool) else None
         )
-        self._password = password
+        # Longest first: one may hold another.
+        self._secrets = tuple(sorted(filter(None, secrets), key=len, reverse=True))
         self._connect_timeout = connect_timeout
         self._seen_connection_errors = 0
         # Until a connection succeeds, and after one failed, the server is
@@ -170,7 +171,7 @@ class Connections:
         Open a pool of the store's own from *dsn*.
 
         Returns:
-            The connections, and the DSN without its password (for reprs).
+            The connections, and the DSN without its secrets (for reprs).
 
         Raises:
             ConfigError: *dsn* cannot be parsed (the message says why,
@@ -178,7 +179,8 @@ class Connections:
 
         """
         params = parse_dsn(dsn)
-        password = str(params.pop("password", "") or "")
+        # Neither secret stays in the DSN shown in reprs, and both are scrubbed.
+        secrets = tuple(str(params.pop(key, "") or "") for key in SECRET_KEYS)
         pool = StorePool(
             dsn,
             connection_class=StoreConnection,
@@ -194,7 +196,7 @@ class Connections:
             open=False,
         )
         connections = cls(
-            pool, owned=True, password=password, connect_timeout=connect_timeout
+            pool, owned=True, secrets=secrets, connect_timeout=connect_timeout
         )
         pool.open()
         return connections, make_conninfo("", **params)
@@ -272,8 +274,10 @@ class Connections:
             raise unreachable(exc, scrub=self.scrub) from exc
 
     def scrub(self, text: str) -> str:
-        """Return *text* without the DSN's password."""
-        return text.replace(self._password, "***") if self._password else text
+        """Return *text* without the DSN's password or key passphrase."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def metrics(self) -> PoolMetrics:
         """Return the pool's figures (exact for the store's own pool)."""
@@ -338,11 +342,13 @@ class Connections:
             server's reason when a direct connection attempt fails.
 
         """
+        if self._lending is not None and self._lending.full_at_last_refusal:
+            return True, None  # exhausted: no need to ask the server
         error = self._probe.check(self._probe_wait(timeout))
         if error is not None:
             return False, error
         if self._lending is not None:
-            return self._lending.lent >= self.pool.max_size, None
+            return False, None
         saturated, self._seen_connection_errors = saturated_by_stats(
             self.pool.get_stats(), self.pool.max_size, self._seen_connection_errors
         )

@@ -22,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
-from eventstore.postgres._dsn import parse_dsn
+from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn
 from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
 from eventstore.postgres._idle_check import AsyncIdleCheck
 from eventstore.postgres._pool import (
@@ -92,7 +92,7 @@ class AsyncStorePool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[An
         try:
             conn = await super().getconn(timeout)
         finally:
-            lending.stop_waiting(got=conn is not None)
+            lending.stop_waiting(got=conn is not None, capacity=self.max_size)
         return conn
 
     async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -131,7 +131,7 @@ class AsyncConnections:
         pool: The pool calls borrow from.
         owned: The store opened *pool* (and closes it); its `StorePool`
             counts what it lends.
-        password: The DSN's password, scrubbed from every message.
+        secrets: The DSN's password and key passphrase, scrubbed from every message.
         connect_timeout: libpq's limit for opening one connection.
     """
 
@@ -140,7 +140,7 @@ class AsyncConnections:
         pool: psycopg_pool.AsyncConnectionPool[Any],
         *,
         owned: bool,
-        password: str = "",
+        secrets: tuple[str, ...] = (),
         connect_timeout: float,
     ) -> None:
         self.pool = pool
@@ -149,7 +149,8 @@ class AsyncConnections:
         self._lending: Lending | None = (
             pool.lending if isinstance(pool, AsyncStorePool) else None
         )
-        self._password = password
+        # Longest first: one may hold another.
+        self._secrets = tuple(sorted(filter(None, secrets), key=len, reverse=True))
         self._connect_timeout = connect_timeout
         self._seen_connection_errors = 0
         # Until a connection succeeds, and after one failed, the server is
@@ -175,7 +176,7 @@ class AsyncConnections:
         Open a pool of the store's own from *dsn*.
 
         Returns:
-            The connections, and the DSN without its password (for reprs).
+            The connections, and the DSN without its secrets (for reprs).
 
         Raises:
             ConfigError: *dsn* cannot be parsed (the message says why,
@@ -183,7 +184,8 @@ class AsyncConnections:
 
         """
         params = parse_dsn(dsn)
-        password = str(params.pop("password", "") or "")
+        # Neither secret stays in the DSN shown in reprs, and both are scrubbed.
+        secrets = tuple(str(params.pop(key, "") or "") for key in SECRET_KEYS)
         pool = AsyncStorePool(
             dsn,
             connection_class=AsyncStoreConnection,
@@ -199,7 +201,7 @@ class AsyncConnections:
             open=False,
         )
         connections = cls(
-            pool, owned=True, password=password, connect_timeout=connect_timeout
+            pool, owned=True, secrets=secrets, connect_timeout=connect_timeout
         )
         if True:  # ASYNC
             connections._unopened = True
@@ -291,8 +293,10 @@ class AsyncConnections:
             raise unreachable(exc, scrub=self.scrub) from exc
 
     def scrub(self, text: str) -> str:
-        """Return *text* without the DSN's password."""
-        return text.replace(self._password, "***") if self._password else text
+        """Return *text* without the DSN's password or key passphrase."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def metrics(self) -> PoolMetrics:
         """Return the pool's figures (exact for the store's own pool)."""
@@ -359,11 +363,13 @@ class AsyncConnections:
             server's reason when a direct connection attempt fails.
 
         """
+        if self._lending is not None and self._lending.full_at_last_refusal:
+            return True, None  # exhausted: no need to ask the server
         error = await self._probe.check(self._probe_wait(timeout))
         if error is not None:
             return False, error
         if self._lending is not None:
-            return self._lending.lent >= self.pool.max_size, None
+            return False, None
         saturated, self._seen_connection_errors = saturated_by_stats(
             self.pool.get_stats(), self.pool.max_size, self._seen_connection_errors
         )

@@ -11,17 +11,20 @@ the password.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from eventstore.errors import ConfigError
 
-__all__ = ["parse_dsn", "redact_parse_error"]
+__all__ = ["SECRET_KEYS", "parse_dsn", "redact_parse_error"]
 
 _URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
-_PASSWORD_KEY = re.compile(r"\bpassword\s*=", re.IGNORECASE)
+SECRET_KEYS: Final = ("password", "sslpassword")
+"""The DSN's parameters that hold secrets: the password, and the client key's passphrase."""
+
+_PASSWORD_KEY = re.compile(r"\b(?:ssl)?password\s*=", re.IGNORECASE)
 _QUOTED = re.compile(r'"([^"]*)"')
 _REDACTED = "***"
 

@@ -128,6 +128,8 @@ class Lending:
 
     lent: int = 0
     waiting: int = 0
+    full_at_last_refusal: bool = False
+    """Whether every connection was lent when a caller last waited in vain."""
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
     def start_waiting(self) -> None:
@@ -135,12 +137,20 @@ class Lending:
         with self._lock:
             self.waiting += 1
 
-    def stop_waiting(self, *, got: bool) -> None:
-        """Count that the caller's wait ended, with a connection when *got*."""
+    def stop_waiting(self, *, got: bool, capacity: int) -> None:
+        """
+        Count that the caller's wait ended, with a connection when *got*.
+
+        A wait that ended without one records whether all *capacity*
+        connections were lent at that moment: connections given back a
+        moment later must not make an exhausted pool look unreachable.
+        """
         with self._lock:
             self.waiting -= 1
             if got:
                 self.lent += 1
+            else:
+                self.full_at_last_refusal = self.lent >= capacity
 
     def returned(self) -> None:
         """Count a connection given back to the pool."""

@@ -113,7 +113,8 @@ class ServerProbe:
     def _run(self, attempt: _Attempt) -> None:
         try:
             self.connect()
-        except Exception as exc:  # whatever it is, it is the answer
+        except BaseException as exc:  # whatever it is, it is the answer
+            # (and the attempt must finish, or every later caller waits it out)
             attempt.error = exc
         attempt.at = time.monotonic()
         with self._lock:

@@ -949,6 +949,20 @@ MIGRATIONS: Final[tuple[tuple[int, str, str], ...]] = (
 
 LATEST_MIGRATION: Final = MIGRATIONS[-1][0]
 
+
+def schema_mismatch(stored: int, latest: int) -> str:
+    """Say how a schema at version *stored* differs from this code's *latest*, and what to do."""
+    if stored < latest:
+        return (
+            f"the schema is at version {stored}; this code needs {latest}: "
+            "run migrate()"
+        )
+    return (
+        f"the schema is at version {stored}, newer than this code's {latest}: "
+        "upgrade eventstore"
+    )
+
+
 PARTITIONED_LAYOUT_MIGRATION: Final = 2
 """`partitioned_layout` makes what migrations 1 to this one make; later ones run as they are."""
 

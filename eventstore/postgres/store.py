@@ -656,11 +656,18 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 )
             except Exception as exc:  # health never raises; the store answered
                 _log.debug("health could not read the subscriptions: %s", exc)
+        status, error = metrics.status, None
+        if schema_version is not None and schema_version != _sql.LATEST_MIGRATION:
+            # Reachable and readable, but not what this code was written for:
+            # behind, subscriptions have no tables; ahead, it may misread.
+            status = HealthStatus.DEGRADED
+            error = _sql.schema_mismatch(schema_version, _sql.LATEST_MIGRATION)
         return HealthReport(
-            metrics.status,
+            status,
             latency_ms,
             schema_version,
             metrics,
+            error=error,
             partitions=partitions,
             subscriptions=subscriptions,
             log_held_by=holder,

@@ -11,7 +11,7 @@ import pytest
 from psycopg import errors as pg_errors
 
 from eventstore import ConfigError
-from eventstore.postgres import PostgresEventStore
+from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
 from eventstore.postgres._dsn import redact_parse_error
 from eventstore.postgres._probe import AsyncServerProbe, ServerProbe
 
@@ -142,3 +142,19 @@ def test_redaction_keeps_fragments_outside_the_password() -> None:
     )
     unrelated = 'invalid connection option "pasword"'
     assert redact_parse_error("pasword=hunter2", unrelated) == unrelated
+
+
+async def test_the_client_keys_passphrase_is_a_secret_like_the_password() -> None:
+    dsn = f"host=/nonexistent dbname=x password=pw-{SECRET} sslpassword={SECRET}"
+    with PostgresEventStore(dsn) as store:
+        shown = repr(store)
+    async with AsyncPostgresEventStore(dsn) as async_store:
+        async_shown = repr(async_store)
+    for text in (shown, async_shown):
+        assert SECRET not in text
+        assert "sslpassword" not in text
+        assert "dbname=x" in text
+    # A DSN that does not parse is explained without it too.
+    with pytest.raises(ConfigError) as caught:
+        PostgresEventStore(f"host=/nonexistent sslpassword={SECRET} dbname")
+    assert SECRET not in str(caught.value)

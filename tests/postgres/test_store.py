@@ -484,6 +484,52 @@ def test_an_exhausted_pool_fails_fast_with_our_error_and_health_is_degraded(
     assert store.health().status is HealthStatus.OK
 
 
+def _sessions_opened(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+async def test_an_exhausted_pool_is_told_from_the_moment_of_the_timeout_without_asking_the_server(
+    postgres_dsn: str, postgres_schema: str, flavour: str
+) -> None:
+    # Every connection lent when the wait ends: exhaustion, whatever happens
+    # after. The server is not asked (no session opened): a probe would take
+    # time in which connections come back, and exhaustion pass for an outage.
+    # A pool timeout longer than the half second the probe's last outcome is
+    # reused: the store's first call asked the server, and that is stale.
+    config = PoolConfig(min_size=2, max_size=2, timeout=0.8)
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    if flavour == "sync":
+        with PostgresEventStore(
+            postgres_dsn, schema=postgres_schema, pool_config=config
+        ) as store:
+            assert store.stream_version("s") == 0
+            with store.pool.connection(), store.pool.connection():
+                before = _sessions_opened(postgres_dsn)
+                with pytest.raises(PoolExhaustedError):
+                    store.stream_version("s")
+                opened = _sessions_opened(postgres_dsn) - before
+            assert store.stream_version("s") == 0
+    else:
+        async with AsyncPostgresEventStore(
+            postgres_dsn, schema=postgres_schema, pool_config=config
+        ) as async_store:
+            assert await async_store.stream_version("s") == 0
+            async with async_store.pool.connection(), async_store.pool.connection():
+                before = _sessions_opened(postgres_dsn)
+                with pytest.raises(PoolExhaustedError):
+                    await async_store.stream_version("s")
+                opened = _sessions_opened(postgres_dsn) - before
+            assert await async_store.stream_version("s") == 0
+    assert opened == 1  # the measurement's own second connection
+
+
 def test_health_reports_latency_schema_version_and_pool_figures(
     make_store: Callable[..., PostgresEventStore],
 ) -> None:
@@ -676,3 +722,45 @@ async def test_health_keeps_to_its_timeout_while_a_migration_holds_a_table(
     else:
         assert report.status is HealthStatus.OK
         assert report.subscriptions == ()
+
+
+def test_health_is_degraded_and_says_why_when_the_schema_is_at_another_version(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    store = make_store()
+    assert store.health().status is HealthStatus.OK
+    migrations = sql.Identifier(postgres_schema, "schema_migrations")
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        # As if a newer release had migrated, then as if the last migration
+        # had not run; the rows are put back as they were after each.
+        admin.execute(
+            sql.SQL(
+                "INSERT INTO {} (version, description) VALUES (99, 'ahead')"
+            ).format(migrations)
+        )
+        ahead = store.health()
+        admin.execute(sql.SQL("DELETE FROM {} WHERE version = 99").format(migrations))
+        removed = admin.execute(
+            sql.SQL(
+                "DELETE FROM {0} WHERE version = (SELECT max(version) FROM {0}) "
+                "RETURNING version, description"
+            ).format(migrations)
+        ).fetchone()
+        assert removed is not None
+        behind = store.health()
+        admin.execute(
+            sql.SQL("INSERT INTO {} (version, description) VALUES (%s, %s)").format(
+                migrations
+            ),
+            removed,
+        )
+    assert (ahead.status, ahead.schema_version) == (HealthStatus.DEGRADED, 99)
+    assert ahead.error is not None
+    assert "newer than this code" in ahead.error
+    assert behind.status is HealthStatus.DEGRADED
+    assert behind.schema_version == removed[0] - 1
+    assert behind.error is not None
+    assert "run migrate()" in behind.error
+    assert store.health().status is HealthStatus.OK

@@ -80,6 +80,27 @@ def kill_before_commit(dsn: str, schema: str, when: sql.Composable) -> None:
         _install(conn, schema, body, when)
 
 
+def fail_before_commit(
+    dsn: str, schema: str, when: sql.Composable, sqlstate: str
+) -> None:
+    """Make every append matching *when* fail just before its commit with *sqlstate*."""
+    body = sql.SQL("RAISE EXCEPTION 'injected by the test' USING ERRCODE = {}").format(
+        sql.Literal(sqlstate)
+    )
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        _install(conn, schema, body, when)
+
+
+def sessions_opened(dsn: str) -> int:
+    """Return how many sessions the server has opened on *dsn*'s database so far."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def sleep_before_commit(dsn: str, schema: str) -> None:
     """
     Make every append pause before it commits, for 0 to 20 ms.

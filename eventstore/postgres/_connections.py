@@ -24,7 +24,12 @@ from psycopg.conninfo import make_conninfo
 from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
 from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn
-from eventstore.postgres._errors import DRIVER_ERRORS, translate, unreachable
+from eventstore.postgres._errors import (
+    DRIVER_ERRORS,
+    doubts_the_server,
+    translate,
+    unreachable,
+)
 from eventstore.postgres._idle_check import IdleCheck
 from eventstore.postgres._pool import (
     Lending,
@@ -250,7 +255,7 @@ class Connections:
                     if attempt < attempts:
                         continue
                 error, cause = self._translate(exc, timeout)
-                if isinstance(error, StoreUnavailableError):
+                if isinstance(error, StoreUnavailableError) and doubts_the_server(exc):
                     self._doubt_server()
                 raise error from cause
         raise AssertionError("unreachable")  # pragma: no cover

@@ -25,7 +25,13 @@ from eventstore.errors import (
     StoreUnavailableError,
 )
 
-__all__ = ["DRIVER_ERRORS", "passes_whatever_the_event", "translate", "unreachable"]
+__all__ = [
+    "DRIVER_ERRORS",
+    "doubts_the_server",
+    "passes_whatever_the_event",
+    "translate",
+    "unreachable",
+]
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (psycopg.Error,)
 """Exception classes the boundary catches (psycopg_pool's errors subclass psycopg's)."""
@@ -114,9 +120,30 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
     if isinstance(exc, pg_errors.DataError):
         return InvalidArgumentError(f"PostgreSQL refused a value: {detail}")
 
+    if _rolled_back(exc):
+        return StoreUnavailableError(
+            "PostgreSQL rolled the transaction back (a deadlock or a serialization "
+            f"failure; nothing of it was stored): try again: {detail}"
+        )
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailableError(f"PostgreSQL is unavailable: {detail}")
     return EventStoreError(f"PostgreSQL error: {detail}")
+
+
+def doubts_the_server(exc: BaseException) -> bool:
+    """
+    Whether the driver error *exc* puts the server in doubt, so the next call asks it directly first.
+
+    A transaction the server rolled back (class 40: a deadlock, a
+    serialization failure) came from a server that answered.
+    """
+    return not _rolled_back(exc)
+
+
+def _rolled_back(exc: BaseException) -> bool:
+    # Class 40 by SQLSTATE: psycopg files 40001 and 40P01 under
+    # OperationalError directly, not under TransactionRollback.
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("40")
 
 
 _PASSING_CLASSES: Final = frozenset({"40", "53", "57"})

@@ -112,3 +112,26 @@ def test_a_stopped_server_is_unavailable_and_the_store_recovers_when_it_returns(
         assert store.append("s", [NewEvent("t", {})], expected_version=1).version == 2
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"])
+def test_a_transaction_the_server_rolled_back_is_retryable_and_leaves_the_server_trusted(
+    postgres_store: PostgresEventStore,
+    postgres_dsn: str,
+    postgres_schema: str,
+    sqlstate: str,
+) -> None:
+    store = postgres_store
+    store.append("s", [NewEvent("t", {"n": 0})], expected_version=0)
+    server_faults.fail_before_commit(
+        postgres_dsn, postgres_schema, server_faults.in_stream("s"), sqlstate
+    )
+    with pytest.raises(StoreUnavailableError, match="rolled the transaction back"):
+        store.append("s", [NewEvent("t", {"n": 1})], expected_version=1)
+    server_faults.remove(postgres_dsn, postgres_schema)
+    # A server that answered: the next call is not preceded by a direct ask.
+    before = server_faults.sessions_opened(postgres_dsn)
+    assert store.append("s", [NewEvent("t", {"n": 1})], expected_version=1).version == 2
+    assert (
+        server_faults.sessions_opened(postgres_dsn) - before == 1
+    )  # this measurement's

@@ -37,6 +37,7 @@ from eventstore.postgres import (
 from eventstore.postgres import store as store_module
 from eventstore.postgres._pool import CLIENT_KEEPALIVES
 from eventstore.testing.logwait import wait_for_position
+from tests import server_faults
 from tests.network_faults import BlackholeProxy
 
 pytestmark = pytest.mark.postgres
@@ -484,15 +485,6 @@ def test_an_exhausted_pool_fails_fast_with_our_error_and_health_is_degraded(
     assert store.health().status is HealthStatus.OK
 
 
-def _sessions_opened(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 async def test_an_exhausted_pool_is_told_from_the_moment_of_the_timeout_without_asking_the_server(
     postgres_dsn: str, postgres_schema: str, flavour: str
@@ -511,10 +503,10 @@ async def test_an_exhausted_pool_is_told_from_the_moment_of_the_timeout_without_
         ) as store:
             assert store.stream_version("s") == 0
             with store.pool.connection(), store.pool.connection():
-                before = _sessions_opened(postgres_dsn)
+                before = server_faults.sessions_opened(postgres_dsn)
                 with pytest.raises(PoolExhaustedError):
                     store.stream_version("s")
-                opened = _sessions_opened(postgres_dsn) - before
+                opened = server_faults.sessions_opened(postgres_dsn) - before
             assert store.stream_version("s") == 0
     else:
         async with AsyncPostgresEventStore(
@@ -522,10 +514,10 @@ async def test_an_exhausted_pool_is_told_from_the_moment_of_the_timeout_without_
         ) as async_store:
             assert await async_store.stream_version("s") == 0
             async with async_store.pool.connection(), async_store.pool.connection():
-                before = _sessions_opened(postgres_dsn)
+                before = server_faults.sessions_opened(postgres_dsn)
                 with pytest.raises(PoolExhaustedError):
                     await async_store.stream_version("s")
-                opened = _sessions_opened(postgres_dsn) - before
+                opened = server_faults.sessions_opened(postgres_dsn) - before
             assert await async_store.stream_version("s") == 0
     assert opened == 1  # the measurement's own second connection
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -195,6 +196,21 @@ class RepositoryCore(Generic[A]):
         """Return the events recorded on *aggregate* and not saved yet."""
         return _as_aggregate(aggregate, "pending_events").pending_events
 
+    def pending_event_ids(self, aggregate: A) -> Sequence[uuid.UUID] | None:
+        """
+        Return the ids to store the pending events under, one each, or ``None`` to draw new ones per save.
+
+        Ids that stay the same from one save of an aggregate to the next let
+        a save whose reply was lost (the retry policy gave up, yet it had
+        committed) be sent again and be recognised as a retry, returning its
+        result, rather than conflict with its own events. Default: the ids
+        an `Aggregate` drew when each event was raised; ``None`` for other
+        classes, and when the count does not match `pending_events`.
+        """
+        if not isinstance(aggregate, Aggregate):
+            return None
+        return aggregate.pending_event_ids
+
     def mark_saved(self, aggregate: A, version: int) -> None:
         """Record that *aggregate* is stored at *version* with nothing pending."""
         _as_aggregate(aggregate, "mark_saved").mark_saved(version)
@@ -256,9 +272,15 @@ class RepositoryCore(Generic[A]):
     def _encode_pending(
         self, aggregate: A, metadata: Mapping[str, Any] | None
     ) -> list[NewEvent]:
+        events = self.pending_events(aggregate)
+        ids = self.pending_event_ids(aggregate)
+        if ids is None or len(ids) != len(events):
+            return [
+                self.registry.to_new_event(event, metadata=metadata) for event in events
+            ]
         return [
-            self.registry.to_new_event(event, metadata=metadata)
-            for event in self.pending_events(aggregate)
+            self.registry.to_new_event(event, metadata=metadata, event_id=event_id)
+            for event, event_id in zip(events, ids, strict=True)
         ]
 
     def _found(

@@ -9,11 +9,13 @@ override a few hooks of `Repository` instead.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
 import attrs
 
+from eventstore._ids import new_event_id
 from eventstore.errors import UnhandledEventError
 from eventstore.serialization import TRANSIENT
 
@@ -103,7 +105,11 @@ class Aggregate:
 
     id: str
     version: int = 0
-    _pending: list[Any] = attrs.field(
+    # Each pending event with its id, drawn when it is raised: every save of
+    # this object sends the same ids, so one whose reply was lost, saved
+    # again, is recognised by the store as a retry. (One field, as before:
+    # a new one would change every schema lock of an aggregate's snapshot.)
+    _pending: list[tuple[Any, uuid.UUID]] = attrs.field(
         init=False, factory=list, eq=False, repr=False, metadata={TRANSIENT: True}
     )
 
@@ -120,7 +126,12 @@ class Aggregate:
     @property
     def pending_events(self) -> tuple[Any, ...]:
         """The events recorded since the last load or save, oldest first."""
-        return tuple(self._pending)
+        return tuple(event for event, _ in self._pending)
+
+    @property
+    def pending_event_ids(self) -> tuple[uuid.UUID, ...]:
+        """The ids the pending events are stored under, one each, drawn when they were raised."""
+        return tuple(event_id for _, event_id in self._pending)
 
     def raise_event(self, event: object) -> None:
         """
@@ -133,7 +144,7 @@ class Aggregate:
             UnhandledEventError: No handler is declared for the event's type.
         """
         self.apply(event)
-        self._pending.append(event)
+        self._pending.append((event, new_event_id()))
 
     def apply(self, event: object) -> None:
         """

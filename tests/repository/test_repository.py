@@ -328,6 +328,30 @@ def test_transient_errors_give_up_after_the_policy_attempts() -> None:
     assert store.stream_version("counter-c1") == 0
 
 
+def test_saving_again_after_the_retries_gave_up_on_a_lost_reply_is_a_retry() -> None:
+    # Every attempt committed and lost its reply: the retries gave up, yet
+    # the events are stored. Saving the same aggregate again sends the same
+    # ids, so the store returns the first result instead of a conflict.
+    store = FlakyStore(failures=3, commit_first=True)
+    repo = CounterRepository(
+        store,
+        make_registry(),
+        retry_policy=RetryPolicy(max_retries=2, sleep=lambda _s: None),
+    )
+    counter = Counter.open("c1", "x")
+    counter.increment()
+    with pytest.raises(StoreUnavailableError):
+        repo.create(counter)
+    assert store.stream_version("counter-c1") == 2  # committed all the same
+    result = repo.save(counter)
+    assert result is not None
+    assert (result.version, counter.version, counter.pending_events) == (2, 2, ())
+    assert store.stream_version("counter-c1") == 2  # stored once
+    sent = [[e.event_id for r in attempt for e in r.events] for attempt in store.sent]
+    assert len(sent) == 4
+    assert all(ids == sent[0] for ids in sent)
+
+
 def test_update_does_not_rerun_the_command_for_a_transient_error() -> None:
     store = FlakyStore(failures=0, commit_first=True)
     repo = CounterRepository(

@@ -31,6 +31,7 @@ __all__ = [
     "connection_kwargs",
     "direct_options",
     "libpq_connect_timeout",
+    "millis",
     "pool_metrics",
     "pool_setting",
     "saturated_by_stats",
@@ -66,9 +67,9 @@ def connection_kwargs(
     # is a keyed lookup whose generic plan uses its index (a test checks).
     options.append("-c plan_cache_mode=force_generic_plan")
     if config.statement_timeout is not None:
-        options.append(f"-c statement_timeout={_millis(config.statement_timeout)}")
+        options.append(f"-c statement_timeout={millis(config.statement_timeout)}")
     if config.lock_timeout is not None:
-        options.append(f"-c lock_timeout={_millis(config.lock_timeout)}")
+        options.append(f"-c lock_timeout={millis(config.lock_timeout)}")
     return {
         # The client's side: libpq's defaults where the DSN sets none.
         **{key: value for key, value in CLIENT_KEEPALIVES.items() if key not in params},
@@ -111,7 +112,8 @@ def libpq_connect_timeout(seconds: float) -> str:
     return str(max(2, math.ceil(seconds)))
 
 
-def _millis(seconds: float) -> int:
+def millis(seconds: float) -> int:
+    """Return *seconds* as the whole milliseconds PostgreSQL's timeouts take, at least 1."""
     return max(1, round(seconds * 1000))
 
 

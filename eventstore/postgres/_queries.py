@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final, TypeVar
 
 import psycopg
 
+from eventstore.postgres._pool import millis
 from eventstore.postgres._sql import LOCAL_TIMEOUTS
 
 __all__ = [
@@ -63,9 +63,9 @@ def fetchall_within(
         psycopg.errors.QueryCanceled: The statement ran out of time.
         psycopg.errors.LockNotAvailable: It waited for a lock that long.
     """
-    millis = str(max(1, math.ceil(seconds * 1000)))
+    limit = str(millis(seconds))
     with conn.pipeline(), conn.transaction():
-        conn.execute(LOCAL_TIMEOUTS, (millis, millis), prepare=True)
+        conn.execute(LOCAL_TIMEOUTS, (limit, limit), prepare=True)
         cursor = conn.execute(query, params, prepare=True, binary=True)
         return cursor.fetchall()
 

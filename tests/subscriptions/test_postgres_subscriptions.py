@@ -828,15 +828,6 @@ async def test_a_lock_whose_server_stops_answering_counts_as_lost_within_its_wai
         assert time.monotonic() - started < 5.0
 
 
-def _sessions_opened(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
 def test_a_standby_asks_on_a_pooled_connection_and_opens_no_session_while_the_lock_is_held(
     make_store: Callable[..., PostgresEventStore], postgres_dsn: str
 ) -> None:
@@ -845,10 +836,10 @@ def test_a_standby_asks_on_a_pooled_connection_and_opens_no_session_while_the_lo
     assert lock is not None
     try:
         assert standby._lock_subscription("busy", "") is None  # its pool warm
-        before = _sessions_opened(postgres_dsn)
+        before = server_faults.sessions_opened(postgres_dsn)
         assert all(standby._lock_subscription("busy", "") is None for _ in range(30))
         # One session: the measurement's own second connection.
-        assert _sessions_opened(postgres_dsn) - before <= 2
+        assert server_faults.sessions_opened(postgres_dsn) - before <= 2
     finally:
         lock.release()
     # Free again: the standby opens its session and takes the lock.

@@ -61,6 +61,7 @@ RENAMES: dict[str, str] = {
     "AsyncStoreConnection": "StoreConnection",
     "AsyncServerProbe": "ServerProbe",
     "AsyncIdleCheck": "IdleCheck",
+    "AsyncCutOff": "CutOff",
     "AsyncEventStoreContract": "EventStoreContract",
     "AsyncWork": "Work",
     "AsyncAttempt": "Attempt",

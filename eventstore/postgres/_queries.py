@@ -10,6 +10,8 @@ from typing import Any, Final, TypeVar
 
 import psycopg
 
+from eventstore.errors import StoreTimeoutError
+from eventstore.postgres._deadline import CUT_MARGIN, CutOff
 from eventstore.postgres._pool import millis
 from eventstore.postgres._sql import LOCAL_TIMEOUTS
 
@@ -52,22 +54,34 @@ def fetchall_within(
     conn: _Connection, query: bytes, params: Any, seconds: float
 ) -> list[Row]:
     """
-    Run *query* as `fetchall` does, cut off by the server after *seconds*, lock waits included.
+    Run *query* as `fetchall` does, cut off after *seconds*, lock waits included.
 
     For `health`, which must answer within its timeout even while a
-    migration holds a table it reads. The timeouts are set for the
-    statement's own transaction, in the same pipeline (one round trip more
-    than `fetchall`, for BEGIN and the settings).
+    migration holds a table it reads, or while the server does not answer
+    at all. The server keeps to *seconds* by statement and lock timeouts set
+    for the statement's own transaction, in the same pipeline (one round
+    trip more than `fetchall`, for BEGIN and the settings); the client shuts
+    the connection down `CUT_MARGIN` later if no answer came (`CutOff`).
 
     Raises:
         psycopg.errors.QueryCanceled: The statement ran out of time.
         psycopg.errors.LockNotAvailable: It waited for a lock that long.
+        StoreTimeoutError: No answer came at all; the connection is shut
+            down, and the pool discards it.
     """
     limit = str(millis(seconds))
-    with conn.pipeline(), conn.transaction():
-        conn.execute(LOCAL_TIMEOUTS, (limit, limit), prepare=True)
-        cursor = conn.execute(query, params, prepare=True, binary=True)
-        return cursor.fetchall()
+    with CutOff(conn, seconds + CUT_MARGIN) as cut:
+        try:
+            with conn.pipeline(), conn.transaction():
+                conn.execute(LOCAL_TIMEOUTS, (limit, limit), prepare=True)
+                cursor = conn.execute(query, params, prepare=True, binary=True)
+                return cursor.fetchall()
+        except psycopg.Error as exc:
+            if cut.fired:
+                raise StoreTimeoutError(
+                    f"PostgreSQL sent no answer within {seconds:g} s"
+                ) from exc
+            raise
 
 
 def fetch_streamed(

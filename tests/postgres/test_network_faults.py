@@ -11,7 +11,7 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from eventstore import StoreUnavailableError
+from eventstore import HealthReport, HealthStatus, StoreUnavailableError
 from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
 from tests.network_faults import BlackholeProxy
 
@@ -131,6 +131,76 @@ async def test_an_async_read_whose_connection_broke_ends_while_the_idle_ones_sto
         elapsed = time.monotonic() - started
         assert elapsed < 8.0, f"took {elapsed:.2f} s"
         await store.close()  # cancels the check still waiting on its connections
+    finally:
+        proxy.close()
+        await pool.close()
+
+
+_HEALTH_TIMEOUT = 0.5
+
+
+def test_health_answers_within_its_timeout_when_the_server_sends_nothing(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # The proxy still takes every byte (TCP sees a live peer: data and
+    # keepalives acknowledged), so only the client's own deadline ends the wait.
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    proxy = BlackholeProxy(postgres_dsn)
+    pool = psycopg_pool.ConnectionPool(
+        proxy.dsn, min_size=1, max_size=1, kwargs={"autocommit": True}, open=True
+    )
+    try:
+        pool.wait(10.0)
+        store = PostgresEventStore(
+            pool=pool, schema=postgres_schema, health_timeout=_HEALTH_TIMEOUT
+        )
+        assert store.health().status is HealthStatus.OK
+        proxy.drop()
+        reports: list[HealthReport] = []
+        started = time.monotonic()
+        checker = threading.Thread(
+            target=lambda: reports.append(store.health()), daemon=True
+        )
+        checker.start()
+        checker.join(30.0)
+        elapsed = time.monotonic() - started
+        assert not checker.is_alive(), "health() still waits for the server"
+        assert elapsed < _HEALTH_TIMEOUT + 2.0, f"took {elapsed:.2f} s"
+        assert reports[0].status is HealthStatus.UNAVAILABLE
+        assert reports[0].error is not None
+        assert "no answer within 0.5 s" in reports[0].error
+        store.close()
+    finally:
+        proxy.close()
+        pool.close()
+
+
+async def test_async_health_answers_within_its_timeout_when_the_server_sends_nothing(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    proxy = BlackholeProxy(postgres_dsn)
+    pool = psycopg_pool.AsyncConnectionPool(
+        proxy.dsn, min_size=1, max_size=1, kwargs={"autocommit": True}, open=False
+    )
+    await pool.open()
+    try:
+        await pool.wait(10.0)
+        store = AsyncPostgresEventStore(
+            pool=pool, schema=postgres_schema, health_timeout=_HEALTH_TIMEOUT
+        )
+        assert (await store.health()).status is HealthStatus.OK
+        proxy.drop()
+        started = time.monotonic()
+        report = await asyncio.wait_for(store.health(), 30.0)
+        elapsed = time.monotonic() - started
+        assert elapsed < _HEALTH_TIMEOUT + 2.0, f"took {elapsed:.2f} s"
+        assert report.status is HealthStatus.UNAVAILABLE
+        assert report.error is not None
+        assert "no answer within 0.5 s" in report.error
+        await store.close()
     finally:
         proxy.close()
         await pool.close()

@@ -23,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
+from eventstore.postgres._deadline import CutOff
 from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn
 from eventstore.postgres._errors import (
     DRIVER_ERRORS,
@@ -34,6 +35,7 @@ from eventstore.postgres._idle_check import IdleCheck
 from eventstore.postgres._pool import (
     Lending,
     Work,
+    answer_wait,
     called,
     connection_kwargs,
     direct_options,
@@ -82,11 +84,35 @@ _APPEND_CURSORS: Final = 64
 
 
 class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
-    """A pool the store opened: it counts what it lends, for `pool_metrics`."""
+    """
+    A pool the store opened: it counts what it lends, for `pool_metrics`, and bounds its checks.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    Args:
+        answer_wait: Most seconds the check of one idle connection waits
+            for the server's answer (see `check_connection`).
+        args: Passed to `psycopg_pool.ConnectionPool`.
+        kwargs: Passed to `psycopg_pool.ConnectionPool`.
+    """
+
+    def __init__(self, *args: Any, answer_wait: float, **kwargs: Any) -> None:
         self.lending = Lending()
+        self.answer_wait = answer_wait
         super().__init__(*args, **kwargs)
+
+    def check_connection(self, conn: psycopg.Connection[Any]) -> None:  # type: ignore[override]
+        """
+        Check that *conn* still works, giving up after ``answer_wait`` seconds.
+
+        psycopg_pool's own check sends an empty statement and waits for the
+        answer without a limit: on a network that swallows packets, as long
+        as TCP does, for each idle connection in turn. Cut off, the
+        connection fails the check and the pool replaces it.
+
+        Raises:
+            psycopg.Error: The connection is broken, or sent no answer in time.
+        """
+        with CutOff(conn, self.answer_wait):
+            super().check_connection(conn)
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
         """Lend a connection (see `psycopg_pool.ConnectionPool.getconn`), counting it."""
@@ -199,6 +225,7 @@ class Connections:
             max_lifetime=config.max_lifetime,
             name=name,
             open=False,
+            answer_wait=answer_wait(connect_timeout),
         )
         connections = cls(
             pool, owned=True, secrets=secrets, connect_timeout=connect_timeout
@@ -310,8 +337,7 @@ class Connections:
             raise unreachable(error, scrub=self.scrub) from error
 
     def _probe_wait(self, timeout: float | None) -> float:
-        # psycopg bounds the attempt by connect_timeout (at least 2 s).
-        return max(self._connect_timeout, 2.0) + 1.0 if timeout is None else timeout
+        return answer_wait(self._connect_timeout) if timeout is None else timeout
 
     def _connect_directly(self) -> None:
         """Open and close one connection with the pool's own settings."""

@@ -27,6 +27,7 @@ __all__ = [
     "AsyncWork",
     "Lending",
     "Work",
+    "answer_wait",
     "called",
     "connection_kwargs",
     "direct_options",
@@ -110,6 +111,16 @@ def libpq_connect_timeout(seconds: float) -> str:
     """Return *seconds* as libpq's ``connect_timeout``: whole seconds, at least 2."""
     # libpq rounds down and treats 1 as 2; round up instead, so it never waits less.
     return str(max(2, math.ceil(seconds)))
+
+
+def answer_wait(connect_timeout: float) -> float:
+    """
+    Return how long the store waits for the server's answer when it asks it directly.
+
+    psycopg bounds the attempt to connect by *connect_timeout* (at least 2
+    s); one more second lets the answer travel back.
+    """
+    return max(connect_timeout, 2.0) + 1.0
 
 
 def millis(seconds: float) -> int:

@@ -12,7 +12,7 @@ import psycopg_pool
 import pytest
 
 from eventstore import HealthReport, HealthStatus, StoreUnavailableError
-from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
+from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
 from tests.network_faults import BlackholeProxy
 
 pytestmark = pytest.mark.postgres
@@ -204,3 +204,76 @@ async def test_async_health_answers_within_its_timeout_when_the_server_sends_not
     finally:
         proxy.close()
         await pool.close()
+
+
+_CHECK_DEADLINE = 20.0
+"""Seconds the test waits for the pool's check to give up on both silent connections (3 s each)."""
+
+
+def test_the_store_pools_check_gives_up_on_idle_connections_that_stop_answering(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # The store's own pool checks each idle connection with a deadline, so
+    # the two behind the silent network are found dead and replaced rather
+    # than held (out of the pool) for as long as TCP waits.
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    proxy = BlackholeProxy(postgres_dsn)
+    store = PostgresEventStore(
+        proxy.dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=_POOL_SIZE, max_size=_POOL_SIZE),
+        connect_timeout=2.0,
+    )
+    try:
+        store.pool.wait(10.0)
+        assert store.stream_version("s") == 0
+        pid = _first_in_line(store.pool)
+        proxy.drop()
+        _terminate(postgres_dsn, pid)
+        with pytest.raises(StoreUnavailableError):
+            store.stream_version("s")
+        deadline = time.monotonic() + _CHECK_DEADLINE
+        lost = 0
+        while time.monotonic() < deadline:
+            lost = store.pool.get_stats().get("connections_lost", 0)
+            if lost >= _POOL_SIZE - 1:
+                break
+            time.sleep(0.05)
+        assert lost >= _POOL_SIZE - 1, "the check still waits on a silent connection"
+    finally:
+        proxy.close()
+        store.close()
+
+
+async def test_the_async_store_pools_check_gives_up_on_idle_connections_that_stop_answering(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    proxy = BlackholeProxy(postgres_dsn)
+    store = AsyncPostgresEventStore(
+        proxy.dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=_POOL_SIZE, max_size=_POOL_SIZE),
+        connect_timeout=2.0,
+    )
+    try:
+        assert await store.stream_version("s") == 0  # opens the pool
+        await store.pool.wait(10.0)
+        pid = await _first_in_line_async(store.pool)
+        proxy.drop()
+        _terminate(postgres_dsn, pid)
+        with pytest.raises(StoreUnavailableError):
+            await asyncio.wait_for(store.stream_version("s"), 30.0)
+        deadline = time.monotonic() + _CHECK_DEADLINE
+        lost = 0
+        while time.monotonic() < deadline:
+            lost = store.pool.get_stats().get("connections_lost", 0)
+            if lost >= _POOL_SIZE - 1:
+                break
+            await asyncio.sleep(0.05)
+        assert lost >= _POOL_SIZE - 1, "the check still waits on a silent connection"
+    finally:
+        proxy.close()
+        await store.close()

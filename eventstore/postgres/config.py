@@ -6,6 +6,7 @@ import difflib
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -259,16 +260,23 @@ _NEAR = 0.8
 """How alike a prefix must be to `ENV_PREFIX` to count as a misspelling of it."""
 
 
+# Python's int() and float() also take "1_000" and digits of other scripts
+# ("١٢"); a deployment's setting is read the way every other tool would.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _parse_int(raw: str) -> int:
     text = raw.strip()
-    if not text.lstrip("+-").isdigit():
+    if not _WHOLE_NUMBER.fullmatch(text):
         raise ValueError("expected a whole number")
     return int(text)
 
 
 def _parse_seconds(raw: str) -> float:
-    value = float(raw.strip())  # ValueError for text that is no number
-    if not math.isfinite(value):
+    text = raw.strip()
+    value = float(text) if _DECIMAL.fullmatch(text) else math.nan
+    if not math.isfinite(value):  # "1e999" is a decimal, and infinite
         raise ValueError("expected a finite number of seconds")
     return value
 

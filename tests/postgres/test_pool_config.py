@@ -172,6 +172,13 @@ def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -
         ("EVENTSTORE_POOL_TIMEOUT", "inf"),
         ("EVENTSTORE_POOL_STATEMENT_TIMEOUT", "5s"),
         ("EVENTSTORE_POOL_MAX_WAITING", "many"),
+        ("EVENTSTORE_POOL_MAX_SIZE", "1_0"),
+        ("EVENTSTORE_POOL_MAX_SIZE", "\u0661\u0662"),  # Arabic-Indic 12
+        ("EVENTSTORE_POOL_MAX_SIZE", "+-5"),
+        ("EVENTSTORE_POOL_TIMEOUT", "1_0"),
+        ("EVENTSTORE_POOL_TIMEOUT", "\u0661.5"),
+        ("EVENTSTORE_POOL_TIMEOUT", "nan"),
+        ("EVENTSTORE_POOL_TIMEOUT", "1e999"),
     ],
 )
 def test_from_env_names_a_malformed_variable(variable: str, value: str) -> None:

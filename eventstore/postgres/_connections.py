@@ -24,7 +24,7 @@ from psycopg.conninfo import make_conninfo
 from eventstore.errors import EventStoreError, StoreUnavailableError
 from eventstore.health import PoolMetrics
 from eventstore.postgres._deadline import CutOff
-from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn
+from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn, scrub_secrets
 from eventstore.postgres._errors import (
     DRIVER_ERRORS,
     doubts_the_server,
@@ -307,9 +307,7 @@ class Connections:
 
     def scrub(self, text: str) -> str:
         """Return *text* without the DSN's password or key passphrase."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub_secrets(text, self._secrets)
 
     def metrics(self) -> PoolMetrics:
         """Return the pool's figures (exact for the store's own pool)."""

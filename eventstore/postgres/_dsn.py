@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from eventstore.errors import ConfigError
 
-__all__ = ["SECRET_KEYS", "parse_dsn", "redact_parse_error"]
+__all__ = ["SECRET_KEYS", "parse_dsn", "redact_parse_error", "scrub_secrets"]
 
 _URI = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
 SECRET_KEYS: Final = ("password", "sslpassword")
@@ -27,6 +27,8 @@ SECRET_KEYS: Final = ("password", "sslpassword")
 _PASSWORD_KEY = re.compile(r"\b(?:ssl)?password\s*=", re.IGNORECASE)
 _QUOTED = re.compile(r'"([^"]*)"')
 _REDACTED = "***"
+_SHORT_SECRET: Final = 4
+"""Secrets shorter than this are blanked only where they stand alone (see `scrub_secrets`)."""
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:
@@ -83,3 +85,25 @@ def _secret_parts(dsn: str) -> list[str]:
             parts.append(rest[colon + 1 : at])
     # The longest first, so no shorter secret leaves part of a longer one.
     return sorted((part for part in parts if part.strip()), key=len, reverse=True)
+
+
+def scrub_secrets(text: str, secrets: tuple[str, ...]) -> str:
+    """
+    Return *text* with every one of *secrets* (longest first) replaced by ``***``.
+
+    A secret of fewer than four characters is replaced only where no letter
+    or digit touches it: a password ``a`` leaves "after" alone, which
+    reveals nothing, where a plain replacement would garble every word of
+    the message.
+
+    Example:
+        >>> scrub_secrets("password=a failed after a retry", ("a",))
+        'password=*** failed after *** retry'
+    """
+    for secret in secrets:
+        if len(secret) >= _SHORT_SECRET:
+            text = text.replace(secret, _REDACTED)
+        else:
+            alone = rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])"
+            text = re.sub(alone, _REDACTED, text)
+    return text

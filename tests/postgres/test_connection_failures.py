@@ -89,6 +89,20 @@ CASES = [
 ]
 
 
+def test_a_short_wrong_password_leaves_the_servers_reason_readable(
+    server: EmbeddedServer,
+) -> None:
+    # Blanking every "s" of the message would hide the reason, and a
+    # one-letter password is not revealed by the words that contain it.
+    store = PostgresEventStore(make_conninfo(server.dsn, user="pwuser", password="s"))
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            store.stream_version("s")
+        assert 'password authentication failed for user "pwuser"' in str(caught.value)
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_refused_connection_fails_the_first_call_at_once_with_the_servers_reason(
     server: EmbeddedServer, closed_port: int, case: str

@@ -146,7 +146,8 @@ class Subscription:
         store: The store whose log it follows, and that keeps its checkpoint.
         name: Its name, the key of its checkpoint: 1 to 255 characters.
         handler: Called with each batch (a list of `RecordedEvent`, in log
-            order), and a connection in transactional delivery.
+            order, a new list on every call: the handler may change it), and
+            a connection in transactional delivery.
         types: Only events of these types reach the handler.
         stream_prefix: Only events of streams whose id starts with this.
         group: ``(index, members)``: this runner takes the streams of one
@@ -317,6 +318,9 @@ class Subscription:
         this_pass = _Pass(saved=position, reached=position)
         try:
             while True:
+                # Every backend's way: a store closed meanwhile ends the pass,
+                # on memory too, whose close empties the log.
+                self.store._check_open()
                 page = self.store._read_log_page(
                     this_pass.reached, self.batch_size, self.filter
                 )
@@ -406,6 +410,7 @@ class Subscription:
             InvalidArgumentError: *to* is not a `LogPosition` or ``None``.
         """
         check_log_position(to)
+        self.store._check_open()  # before on_reset clears anything
         self._known = None
         work = None
         if on_reset is not None:
@@ -479,6 +484,7 @@ class Subscription:
     ) -> tuple[SubscriptionLock | None, LogListener | None]:
         """Keep or take the lock and, holding it, listen and catch up."""
         try:
+            self.store._check_open()  # a standby's too: run() ends
             lock = self._keep_lock(lock)
             if lock is not None:
                 if listener is None:
@@ -572,7 +578,11 @@ class Subscription:
         member = self.filter.member
         after: LogPosition | None = None
         replayed = 0
-        while parked := self.store._parked(self.name, member, after, self.batch_size):
+        while True:
+            self.store._check_open()
+            parked = self.store._parked(self.name, member, after, self.batch_size)
+            if not parked:
+                return replayed
             for item in parked:
                 after = item.event.position
                 try:
@@ -583,7 +593,6 @@ class Subscription:
                     self._park(item.event, exc)
                 else:
                     replayed += taken
-        return replayed
 
     def parked(
         self, *, limit: int = 100, after: LogPosition | None = None
@@ -608,12 +617,14 @@ class Subscription:
 
         """
         check_int(limit, "limit", minimum=1)
+        self.store._check_open()
         return self.store._parked(
             self.name, self.filter.member, check_log_position(after), limit
         )
 
     def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""
+        self.store._check_open()
         member = self.filter.member
         position = self.store._load_checkpoint(self.name, member)
         behind, oldest = self.store._log_behind(position, self.filter, BEHIND_CAP)
@@ -722,16 +733,19 @@ class Subscription:
         With transactional delivery the checkpoint moves to *new* in the
         handler's transaction, and *this_pass* with it.
         """
+        # A list of its own on every attempt: what the handler does to it
+        # (drains it, sorts it) must not change what is retried, isolated
+        # or counted.
         if self.delivery is not Delivery.TRANSACTIONAL:
             self.retry_policy.call(
-                lambda: self._call_handler(events),
+                lambda: self._call_handler(list(events)),
                 retry_on=(Exception,),
                 give_up_on=(SubscriptionConflictError,),
             )
             return
 
         def work(conn: object) -> None:
-            self._call_handler(events, conn)
+            self._call_handler(list(events), conn)
 
         self.retry_policy.call(
             lambda: self.store._deliver_in_transaction(

@@ -150,8 +150,9 @@ class AsyncSubscription:
         store: The store whose log it follows, and that keeps its checkpoint.
         name: Its name, the key of its checkpoint: 1 to 255 characters.
         handler: Called with each batch (a list of `RecordedEvent`, in log
-            order), and a connection in transactional delivery. A coroutine
-            function is awaited.
+            order, a new list on every call: the handler may change it), and
+            a connection in transactional delivery. A coroutine function is
+            awaited.
         types: Only events of these types reach the handler.
         stream_prefix: Only events of streams whose id starts with this.
         group: ``(index, members)``: this runner takes the streams of one
@@ -325,6 +326,9 @@ class AsyncSubscription:
         this_pass = _Pass(saved=position, reached=position)
         try:
             while True:
+                # Every backend's way: a store closed meanwhile ends the pass,
+                # on memory too, whose close empties the log.
+                self.store._check_open()
                 page = await self.store._read_log_page(
                     this_pass.reached, self.batch_size, self.filter
                 )
@@ -415,6 +419,7 @@ class AsyncSubscription:
             InvalidArgumentError: *to* is not a `LogPosition` or ``None``.
         """
         check_log_position(to)
+        self.store._check_open()  # before on_reset clears anything
         self._known = None
         work = None
         if on_reset is not None:
@@ -488,6 +493,7 @@ class AsyncSubscription:
     ) -> tuple[AsyncSubscriptionLock | None, AsyncLogListener | None]:
         """Keep or take the lock and, holding it, listen and catch up."""
         try:
+            self.store._check_open()  # a standby's too: run() ends
             lock = await self._keep_lock(lock)
             if lock is not None:
                 if listener is None:
@@ -587,9 +593,11 @@ class AsyncSubscription:
         member = self.filter.member
         after: LogPosition | None = None
         replayed = 0
-        while parked := await self.store._parked(
-            self.name, member, after, self.batch_size
-        ):
+        while True:
+            self.store._check_open()
+            parked = await self.store._parked(self.name, member, after, self.batch_size)
+            if not parked:
+                return replayed
             for item in parked:
                 after = item.event.position
                 try:
@@ -600,7 +608,6 @@ class AsyncSubscription:
                     await self._park(item.event, exc)
                 else:
                     replayed += taken
-        return replayed
 
     async def parked(
         self, *, limit: int = 100, after: LogPosition | None = None
@@ -625,12 +632,14 @@ class AsyncSubscription:
 
         """
         check_int(limit, "limit", minimum=1)
+        self.store._check_open()
         return await self.store._parked(
             self.name, self.filter.member, check_log_position(after), limit
         )
 
     async def status(self) -> SubscriptionStatus:
         """Return where the subscription is, and how far behind the log."""
+        self.store._check_open()
         member = self.filter.member
         position = await self.store._load_checkpoint(self.name, member)
         behind, oldest = await self.store._log_behind(position, self.filter, BEHIND_CAP)
@@ -739,16 +748,19 @@ class AsyncSubscription:
         With transactional delivery the checkpoint moves to *new* in the
         handler's transaction, and *this_pass* with it.
         """
+        # A list of its own on every attempt: what the handler does to it
+        # (drains it, sorts it) must not change what is retried, isolated
+        # or counted.
         if self.delivery is not Delivery.TRANSACTIONAL:
             await self.retry_policy.acall(
-                lambda: self._call_handler(events),
+                lambda: self._call_handler(list(events)),
                 retry_on=(Exception,),
                 give_up_on=(SubscriptionConflictError,),
             )
             return
 
         async def work(conn: object) -> None:
-            await self._call_handler(events, conn)
+            await self._call_handler(list(events), conn)
 
         await self.retry_policy.acall(
             lambda: self.store._deliver_in_transaction(

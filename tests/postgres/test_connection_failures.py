@@ -94,7 +94,8 @@ def test_a_short_wrong_password_leaves_the_servers_reason_readable(
 ) -> None:
     # Blanking every "s" of the message would hide the reason, and a
     # one-letter password is not revealed by the words that contain it.
-    store = PostgresEventStore(make_conninfo(server.dsn, user="pwuser", password="s"))
+    dsn = make_conninfo(server.dsn, user="pwuser", password="s")  # noqa: S106
+    store = PostgresEventStore(dsn)
     try:
         with pytest.raises(StoreUnavailableError) as caught:
             store.stream_version("s")

@@ -115,6 +115,40 @@ def test_transactional_delivery_writes_the_projection_and_checkpoint_together(
     assert subscription.status().events_behind == 0
 
 
+def test_a_transactional_retry_projects_every_event_of_a_batch_the_handler_drained(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    # The first attempt takes two events off its list, then fails; its
+    # writes roll back, and the retry must be given the whole batch again.
+    _append(store, 5)
+    attempts: list[int] = []
+
+    def handler(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        attempts.append(len(events))
+        while events:
+            event = events.pop(0)
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(projection),
+                (event.stream_id, event.version, event.data["n"]),
+            )
+            if len(attempts) == 1 and len(events) == 3:
+                raise ValueError("a transient failure")
+
+    subscription = Subscription(
+        store,
+        "drained",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        retry_policy=NO_WAIT,
+    )
+    _wait(lambda: subscription.status().events_behind == 5)
+    assert subscription.catch_up() == 5
+    assert attempts == [5, 5]
+    assert sorted(_rows(postgres_dsn, projection)) == sorted(
+        (f"s-{n}", 1) for n in range(5)
+    )
+
+
 def test_transactional_delivery_moves_the_checkpoint_with_every_batch_whatever_the_interval(
     store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
 ) -> None:

@@ -614,6 +614,66 @@ async def test_a_parked_poison_event_never_blocks_the_others_nor_disappears(
     assert (await side.status(subscription)).parked == 0
 
 
+@pytest.mark.parametrize("on_error", [OnError.PARK, OnError.STOP])
+async def test_a_handler_that_drains_its_batch_changes_nothing_the_runner_retries(
+    side: Side, on_error: OnError
+) -> None:
+    # The handler empties its list as it goes: the retry, the isolation of
+    # the poison event and the count must still see the whole batch.
+    for n in range(6):
+        await side.append(f"s-{n % 3}", {"n": n})
+    await side.wait_for_log(6)
+    seen: list[int] = []
+
+    def handler(events: list[RecordedEvent]) -> None:
+        events.reverse()  # and reorders it first
+        while events:
+            event = events.pop()
+            if event.data["n"] == 2:
+                raise ValueError("poison")
+            seen.append(event.data["n"])
+
+    subscription = side.subscription("draining", handler, on_error=on_error)
+    if on_error is OnError.STOP:
+        with pytest.raises(SubscriptionFailedError):
+            await side.catch_up(subscription)
+        status = await side.status(subscription)
+        assert status.state is SubscriptionState.FAILED
+        assert status.events_behind == 4  # stopped just before the poison
+        return
+    assert await side.catch_up(subscription) == 5
+    parked = await side.call(subscription.parked())
+    assert [item.event.data["n"] for item in parked] == [2]
+    assert set(seen) == {0, 1, 3, 4, 5}
+
+
+async def test_a_closed_store_ends_catch_up_status_and_run_on_every_backend(
+    side: Side,
+) -> None:
+    await side.append("s", {"n": 0})
+    await side.wait_for_log(1)
+    seen, handler = _collector()
+    subscription = side.subscription("closing", handler)
+    assert await side.catch_up(subscription) == 1
+    await side.call(side.store.close())
+    with pytest.raises(StoreClosedError):
+        await side.catch_up(subscription)
+    with pytest.raises(StoreClosedError):
+        await side.status(subscription)
+    with pytest.raises(StoreClosedError):
+        await side.call(subscription.replay_parked())
+    stop = asyncio.Event() if side.is_async else threading.Event()
+    running = (
+        subscription.run(stop)
+        if side.is_async
+        else asyncio.to_thread(subscription.run, stop)
+    )
+    with pytest.raises(StoreClosedError):
+        await asyncio.wait_for(running, 30)
+    assert subscription.state is SubscriptionState.STOPPED
+    assert len(seen) == 1
+
+
 async def test_a_parked_event_is_the_logs_whatever_the_handler_or_a_caller_changed(
     side: Side,
 ) -> None:

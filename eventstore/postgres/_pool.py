@@ -59,6 +59,11 @@ def connection_kwargs(
         options.append(str(params["options"]))
     # Timestamps then arrive in UTC, and need no conversion per row.
     options.append("-c TimeZone=UTC")
+    # The append statements rely on READ COMMITTED: a writer that waited
+    # for a concurrent one re-checks the stream's new row and claims
+    # nothing. A database or role that defaults to REPEATABLE READ or
+    # SERIALIZABLE would make it fail instead (could not serialize access).
+    options.append(r"-c default_transaction_isolation=read\ committed")
     # One plan per statement and connection, from the first call. By
     # default PostgreSQL plans each of the first five calls afresh and keeps
     # doing so on partitioned tables, where only a custom plan prunes

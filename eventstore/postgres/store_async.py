@@ -399,6 +399,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 # An event id or a new stream stored concurrently: the next
                 # attempt finds it committed, writes nothing, and diagnoses.
                 continue
+            except pg_errors.SerializationFailure:
+                # A pool passed in whose sessions default to REPEATABLE READ
+                # or SERIALIZABLE: a concurrent writer's row was not re-read.
+                # The next attempt's snapshot has it, as above.
+                continue
             if rows:
                 return _sql.result_from_rows(append.stream_id, rows)
             try:
@@ -426,6 +431,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             except pg_errors.UniqueViolation as exc:
                 await self._refuse_stream_version_clash(conn, appends, exc)
                 continue
+            except pg_errors.SerializationFailure:
+                continue  # as in `_append_one`
             except _Rerun as again:
                 rerun = again.append  # the request that keeps being outrun
                 continue

@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
+import psycopg_pool
 import pytest
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from eventstore import (
     AppendRequest,
@@ -368,3 +370,80 @@ def test_a_late_commit_is_missed_by_position_order_but_not_by_read_all(
     assert naive.seen == [fast_id := next(store.read_stream("fast")).event_id]
     slow_id = next(store.read_stream("slow")).event_id
     assert ours.seen == [slow_id, fast_id]
+
+
+def _with_isolation(dsn: str, level: str) -> str:
+    """*dsn* whose sessions default to isolation *level*, as a database or role may set."""
+    params = conninfo_to_dict(dsn)
+    escaped = level.replace(" ", "\\ ")
+    options = (
+        f"{params.get('options') or ''} -c default_transaction_isolation={escaped}"
+    )
+    return make_conninfo("", **{**params, "options": options.strip()})
+
+
+def _race_unconditional_appends(store: PostgresEventStore, threads: int) -> None:
+    """*threads* threads, released together 10 times, each appending with ANY and append_many."""
+    barrier = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def append() -> None:
+        for _ in range(10):
+            barrier.wait(DEADLINE)
+            try:
+                store.append("anything", [NewEvent("t", {})])
+                store.append_many(
+                    [
+                        AppendRequest("left", [NewEvent("t", {})]),
+                        AppendRequest("right", [NewEvent("t", {})]),
+                    ]
+                )
+            except Exception as exc:  # the outcome under test
+                failures.append(exc)
+
+    workers = [threading.Thread(target=append) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(DEADLINE)
+    assert not failures, failures[:3]
+    for stream_id in ("anything", "left", "right"):
+        assert store.stream_version(stream_id) == threads * 10
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_appends_race_as_under_read_committed_when_the_server_defaults_to_another_isolation(
+    postgres_dsn: str, postgres_schema: str, level: str
+) -> None:
+    # The store's sessions run READ COMMITTED whatever the database, the
+    # role or the DSN default to: a loser re-reads the stream and reports a
+    # conflict, and an append with ANY never fails for a concurrent one.
+    dsn = _with_isolation(postgres_dsn, level)
+    with PostgresEventStore(
+        dsn, schema=postgres_schema, pool_config=PoolConfig(min_size=4, max_size=4)
+    ) as store:
+        store.migrate()
+        assert_one_winner_per_round(store, threads=4, rounds=20)
+        _race_unconditional_appends(store, threads=4)
+
+
+def test_appends_on_a_pool_passed_in_that_defaults_to_repeatable_read_are_rerun(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # A caller's sessions keep their own settings: a serialization failure
+    # of an append is run again on a fresh snapshot, which then sees the
+    # concurrent writer's commit.
+    pool = psycopg_pool.ConnectionPool(
+        _with_isolation(postgres_dsn, "repeatable read"),
+        min_size=4,
+        max_size=4,
+        kwargs={"autocommit": True},
+        open=True,
+    )
+    try:
+        with PostgresEventStore(pool=pool, schema=postgres_schema) as store:
+            store.migrate()
+            assert_one_winner_per_round(store, threads=4, rounds=20)
+            _race_unconditional_appends(store, threads=4)
+    finally:
+        pool.close()

@@ -560,7 +560,9 @@ def test_timeouts_and_application_name_reach_the_connection_settings() -> None:
     assert kwargs["options"] == (
         "-c tcp_keepalives_idle=15 -c tcp_keepalives_interval=5 "
         "-c tcp_keepalives_count=3 -c tcp_user_timeout=30000 "
-        "-c work_mem=8MB -c TimeZone=UTC -c plan_cache_mode=force_generic_plan "
+        "-c work_mem=8MB -c TimeZone=UTC "
+        r"-c default_transaction_isolation=read\ committed "
+        "-c plan_cache_mode=force_generic_plan "
         "-c statement_timeout=1500 -c lock_timeout=250"
     )
     assert kwargs["autocommit"] is True

@@ -1063,6 +1063,12 @@ def migration_statements(schema: str) -> dict[str, bytes]:
     """Return the statements `migrate` runs, for *schema*."""
     check_schema_name(schema)
     return {
+        # Another process's migration may take minutes (migration 2 on a
+        # large table): waiting for it is no statement or lock wait that
+        # the pool's limits are meant for, so the lock is awaited with
+        # none, and the session's own limits are put back after it.
+        "limits": b"SELECT current_setting('statement_timeout'), "
+        b"current_setting('lock_timeout')",
         "lock": b"SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
         "create_schema": sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
         .format(sql.Identifier(schema))

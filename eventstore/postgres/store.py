@@ -214,7 +214,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
 
         Migrations are versioned and recorded in ``schema_migrations``; each
         run applies the missing ones in one transaction, under an advisory
-        lock per schema, so several processes may migrate at once. A new
+        lock per schema, so several processes may migrate at once: each
+        waits for the one migrating, however long it takes, whatever the
+        pool's ``statement_timeout`` and ``lock_timeout``. A new
         schema of a store built with *partitions* is created hash-partitioned
         at once, in the latest layout.
 
@@ -235,9 +237,13 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
 
         def run(conn: _Connection) -> int:
             with conn.transaction():
+                cursor = conn.execute(statements["limits"])
+                limits = cursor.fetchone()
+                conn.execute(_sql.LOCAL_TIMEOUTS, ("0", "0"))
                 conn.execute(
                     statements["lock"], (_sql.MIGRATION_LOCK_NAMESPACE, self._schema)
                 )
+                conn.execute(_sql.LOCAL_TIMEOUTS, limits)
                 conn.execute(statements["create_schema"])
                 conn.execute(statements["create_migrations"])
                 cursor = conn.execute(statements["applied"])

@@ -212,7 +212,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
 
         Migrations are versioned and recorded in ``schema_migrations``; each
         run applies the missing ones in one transaction, under an advisory
-        lock per schema, so several processes may migrate at once. A new
+        lock per schema, so several processes may migrate at once: each
+        waits for the one migrating, however long it takes, whatever the
+        pool's ``statement_timeout`` and ``lock_timeout``. A new
         schema of a store built with *partitions* is created hash-partitioned
         at once, in the latest layout.
 
@@ -233,9 +235,13 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
 
         async def run(conn: _Connection) -> int:
             async with conn.transaction():
+                cursor = await conn.execute(statements["limits"])
+                limits = await cursor.fetchone()
+                await conn.execute(_sql.LOCAL_TIMEOUTS, ("0", "0"))
                 await conn.execute(
                     statements["lock"], (_sql.MIGRATION_LOCK_NAMESPACE, self._schema)
                 )
+                await conn.execute(_sql.LOCAL_TIMEOUTS, limits)
                 await conn.execute(statements["create_schema"])
                 await conn.execute(statements["create_migrations"])
                 cursor = await conn.execute(statements["applied"])

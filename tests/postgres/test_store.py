@@ -33,6 +33,7 @@ from eventstore.postgres import (
     PoolConfig,
     PostgresEventStore,
     _queries,
+    _sql,
 )
 from eventstore.postgres import store as store_module
 from eventstore.postgres._pool import CLIENT_KEEPALIVES
@@ -217,6 +218,47 @@ def test_several_stores_migrating_at_once_apply_each_migration_once(
         )
     ).fetchall()
     assert rows == [(1,), (2,), (3,)]
+
+
+def test_a_migration_waits_for_another_beyond_the_pools_time_limits(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    # A replica starting while another migrates a large table waits for it,
+    # however short the limits its pool sets for the service's statements.
+    store = make_store(migrate=False, statement_timeout=0.3, lock_timeout=0.1)
+    outcomes: list[object] = []
+    with psycopg.connect(postgres_dsn) as other:  # "another process migrating"
+        other.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+            (_sql.MIGRATION_LOCK_NAMESPACE, postgres_schema),
+        )
+
+        def migrate() -> None:
+            try:
+                outcomes.append(store.migrate())
+            except Exception as exc:  # recorded for the assertion
+                outcomes.append(exc)
+
+        migrating = threading.Thread(target=migrate)
+        migrating.start()
+        deadline = time.monotonic() + 10.0
+        waiting = False
+        while not waiting and time.monotonic() < deadline:
+            row = other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND NOT granted",
+                (_sql.MIGRATION_LOCK_NAMESPACE,),
+            ).fetchone()
+            waiting = row is not None and row[0] > 0
+            time.sleep(0.01)
+        assert waiting, "the migration never waited for the lock"
+        time.sleep(0.6)  # twice the pool's statement_timeout
+        assert not outcomes, outcomes
+        other.commit()
+    migrating.join(30.0)
+    assert outcomes == [3]
 
 
 def test_an_unmigrated_schema_is_a_config_error_and_unhealthy(

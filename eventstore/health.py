@@ -86,8 +86,10 @@ class LogHolder:
         database: Its database (a transaction anywhere on the server holds
             the log back).
         application_name: The ``application_name`` of its session.
-        state: Its session's state, e.g. ``"idle in transaction"``.
-        xact_start: When its transaction started.
+        state: Its session's state, e.g. ``"idle in transaction"``;
+            ``None`` for a session of another role, unless the store's role
+            has ``pg_read_all_stats`` (PostgreSQL shows it only then).
+        xact_start: When its transaction started; ``None`` as for *state*.
     """
 
     pid: int

@@ -274,7 +274,9 @@ class SubscriptionStatus:
         events_behind: Events after the checkpoint that pass the filter,
             counted up to 1,000,000 (then it is 1,000,000).
         seconds_behind: Age of the oldest such event, ``0.0`` when none.
-        handled: Events this runner handed to its handler and checkpointed.
+        handled: Events this runner handed to its handler and the handler
+            took; at least once, their checkpoint is saved up to
+            ``checkpoint_interval`` later.
         last_error: ``"<type>: <message>"`` of the error that stopped it.
         failed_event: ``(stream_id, version)`` of the event it stopped on.
         parked: Events parked under `OnError.PARK`, not replayed yet.

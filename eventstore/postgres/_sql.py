@@ -812,8 +812,16 @@ def clashing_append(
     PostgreSQL's detail reads ``Key (stream_id, version)=(s-1, 3) already
     exists.``; without it (a role that may not see the values), the first.
     """
-    text = detail or ""
-    return next((a for a in appends if f"=({a.stream_id}, " in text), appends[0])
+    # The stream id is printed as it is, commas and all: the key's version
+    # is the last number before the closing parenthesis.
+    match = _CLASHING_KEY.search(detail or "")
+    stream_id = match.group(1) if match else None
+    return next((a for a in appends if a.stream_id == stream_id), appends[0])
+
+
+_CLASHING_KEY: Final = re.compile(
+    r"\(stream_id, version\)=\((.*), \d+\) already exists", re.DOTALL
+)
 
 
 def layout_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[int | None, int | None]:

@@ -64,6 +64,12 @@ def test_the_clashing_append_is_found_by_the_key_in_the_detail() -> None:
     detail = "Key (stream_id, version)=(a-12, 3) already exists."
     assert _sql.clashing_append(appends, detail).stream_id == "a-12"
     assert _sql.clashing_append(appends, None).stream_id == "a-1"
+    # A stream id that starts like another, up to a comma, is told apart.
+    tricky = [append("a"), append("a, 3")]
+    detail = "Key (stream_id, version)=(a, 3, 5) already exists."
+    assert _sql.clashing_append(tricky, detail).stream_id == "a, 3"
+    detail = "Key (stream_id, version)=(a, 5) already exists."
+    assert _sql.clashing_append(tricky[::-1], detail).stream_id == "a"
 
 
 def test_append_rows_map_to_a_result_in_version_order() -> None:

@@ -343,17 +343,20 @@ def _slot_setters(node: AttrsNode) -> dict[str, Any] | None:
 
 def _init_arguments(node: AttrsNode, values: dict[str, str]) -> str:
     """Return the arguments of *node*'s ``__init__`` call, given each field's expression."""
-    args = []
+    positional, keywords = [], []
     keyword = False  # once a field is left out, the rest go by keyword
     for field in node.fields:
         if field.transient:
             keyword = True
             continue
         expr = values[field.name]
-        args.append(
-            f"{field.alias}={expr}" if keyword or field.attribute.kw_only else expr
-        )
-    return ", ".join(args)
+        if keyword or field.attribute.kw_only:
+            keywords.append(f"{field.alias}={expr}")
+        else:
+            positional.append(expr)
+    # A keyword-only field may come before positional ones (a base class's):
+    # the positional arguments go first, in their order, as __init__ takes them.
+    return ", ".join(positional + keywords)
 
 
 @attrs.define

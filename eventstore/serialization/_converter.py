@@ -428,6 +428,12 @@ class Codec:
             self.converter,
             # init=False fields are set below, so their keys must pass here.
             _cattrs_forbid_extra_keys=not late,
+            # Without detailed validation cattrs writes each keyword-only
+            # argument where its field stands, and a class whose base has
+            # one before positional fields gets code that does not compile;
+            # its detailed mode orders them right (and wraps the errors,
+            # which the registry's slow path explains all the same).
+            _cattrs_detailed_validation=_keyword_before_positional(node),
             **overrides,  # type: ignore[arg-type] # cattrs types **kwargs as its option flags' union
         )
         structure: Structure
@@ -564,3 +570,16 @@ class Codec:
 def is_attrs_instance(value: object) -> bool:
     """Tell whether *value* is an instance of an attrs class."""
     return attrs.has(type(value))
+
+
+def _keyword_before_positional(node: AttrsNode) -> bool:
+    """Tell whether a keyword-only field of *node*'s ``__init__`` comes before a positional one."""
+    keyword_seen = False
+    for field in node.fields:
+        if not field.init:
+            continue
+        if field.attribute.kw_only:
+            keyword_seen = True
+        elif keyword_seen:
+            return True
+    return False

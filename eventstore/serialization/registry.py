@@ -452,7 +452,7 @@ class Registry:
         except RecursionError:  # the diagnosis walks as deep as the decoder
             problem = _TOO_DEEP
         if problem is None:  # e.g. an attrs validator refused a value
-            problem = f"{entry.cls.__qualname__}: {exc}"
+            problem = f"{entry.cls.__qualname__}: {_reason(exc)}"
         upcast = (
             f" (upcast to {entry.name!r} v{entry.version})"
             if (type_name, schema_version) != (entry.name, entry.version)
@@ -534,3 +534,10 @@ class Registry:
 
         """
         return self.decode(snapshot.type, snapshot.schema_version, snapshot.state)
+
+
+def _reason(exc: BaseException) -> str:
+    """Return what *exc* says; for a group (cattrs' detailed errors), what its members say."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_reason(member) for member in exc.exceptions)
+    return str(exc)

@@ -290,6 +290,13 @@ def _write_lock(path: Path, current: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(current, indent=2) + "\n", encoding="utf-8")
 
 
+def _rename_reads(locked_version: int, rename_from: int, chain: list[int]) -> bool:
+    """Tell whether a type stored at *locked_version* still reaches its rename at *rename_from*."""
+    return rename_from >= locked_version and not missing_versions(
+        chain, locked_version, rename_from + 1
+    )
+
+
 def _compare(
     locked: Mapping[str, Any], current: Mapping[str, Any]
 ) -> tuple[list[str], list[str]]:
@@ -303,9 +310,21 @@ def _compare(
         if new is None:
             if name in current["renames"]:
                 rename = current["renames"][name]
-                allowed.append(
+                reads_locked = _rename_reads(
+                    old["schema_version"],
+                    rename["from_version"],
+                    upcasters.get(name, []),
+                )
+                (allowed if reads_locked else forbidden).append(
                     f"- {name!r} renamed to {rename['to']!r} (upcaster from "
                     f"v{rename['from_version']})"
+                    + (
+                        ""
+                        if reads_locked
+                        else f", but its locked v{old['schema_version']} payloads "
+                        "can no longer be read: the upcasters of the old name "
+                        f"must lead from v{old['schema_version']} to the rename"
+                    )
                 )
             else:
                 forbidden.append(

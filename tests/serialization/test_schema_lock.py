@@ -153,6 +153,41 @@ def test_removed_type_fails_unless_renamed(lock: Path) -> None:
     assert_schema_lock(registry, lock)
 
 
+def test_a_rename_that_skips_the_locked_version_fails(tmp_path: Path) -> None:
+    # 'invoice' is stored at v2; a rename read from v1 only leaves every v2
+    # payload unreadable, though the registry itself validates.
+    path = tmp_path / "lock.json"
+    assert_schema_lock(registry_with(InvoiceV1, version=2, upcaster=True), path)
+    stranded = Registry()
+    stranded.add(InvoiceV1, "bill", version=2)
+    stranded.upcaster("invoice", from_version=1, rename_to="bill")(_identity)
+    stranded.upcaster("bill", from_version=1)(_identity)
+    stranded.validate()
+    with pytest.raises(
+        AssertionError, match="locked v2 payloads can no longer be read"
+    ):
+        assert_schema_lock(stranded, path, update=True)
+    assert "invoice" in json.loads(path.read_text())["types"]  # not rewritten
+    # Renamed from v2, or reached from v2 by the old name's own upcasters: fine.
+    for rename_from in (2, 3):
+        renamed = Registry()
+        renamed.add(InvoiceV1, "bill", version=rename_from)
+        for version in range(1, rename_from):
+            renamed.upcaster("invoice", from_version=version)(_identity)
+            renamed.upcaster("bill", from_version=version)(_identity)
+        renamed.upcaster("invoice", from_version=rename_from, rename_to="bill")(
+            _identity
+        )
+        renamed.validate()
+        assert renamed.decode("invoice", 2, {"number": "n", "total": 1}) == InvoiceV1(
+            "n", 1
+        )
+        assert_schema_lock(renamed, tmp_path / f"ok-{rename_from}.json")
+        (tmp_path / f"ok-{rename_from}.json").write_text(path.read_text())
+        with pytest.raises(AssertionError, match="'invoice' renamed to 'bill'"):
+            assert_schema_lock(renamed, tmp_path / f"ok-{rename_from}.json")
+
+
 def test_version_going_down_fails(tmp_path: Path) -> None:
     path = tmp_path / "lock.json"
     assert_schema_lock(registry_with(InvoiceV1, version=2, upcaster=True), path)

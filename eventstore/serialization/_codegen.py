@@ -215,7 +215,9 @@ def _u_expr(  # noqa: PLR0911 - one branch per kind
             "Decimal": (f"{x}.__class__ is _Decimal and {x}.is_finite()", f"_str({x})"),
             "UUID": (f"{x}.__class__ is _UUID", f"_str({x})"),
             "datetime": (
-                f"{x}.__class__ is _datetime and {x}.utcoffset() is not None",
+                # An offset with microseconds takes the slow path, which refuses it.
+                f"{x}.__class__ is _datetime and {x}.utcoffset() is not None "
+                f"and not {x}.utcoffset().microseconds",
                 f"{x}.isoformat()",
             ),
             "date": (f"{x}.__class__ is _date", f"{x}.isoformat()"),

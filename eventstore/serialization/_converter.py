@@ -110,10 +110,18 @@ def _u_uuid(value: Any) -> Any:
 
 def _u_datetime(value: Any) -> Any:
     if value.__class__ is _dt.datetime:
-        if value.utcoffset() is None:
+        offset = value.utcoffset()
+        if offset is None:
             raise LeafError(
                 f"naive datetime {value.isoformat()} cannot be stored: give it a "
                 "timezone (e.g. tzinfo=datetime.timezone.utc)"
+            )
+        if offset.microseconds:
+            # Python 3.11 reads "+00:00:00.000001" back as UTC: the instant
+            # would move. No time zone has such an offset.
+            raise LeafError(
+                f"datetime {value.isoformat()} has a UTC offset with a fraction "
+                "of a second, which cannot be stored: use whole seconds"
             )
         return value.isoformat()
     raise _fail("expected an aware datetime", value)

@@ -301,6 +301,23 @@ def test_naive_datetime_is_refused_at_encode(registry: Registry) -> None:
         registry.encode(scalars(at=dt.datetime(2026, 1, 1)))
 
 
+@pytest.mark.parametrize("microseconds", [1, 999_999])
+def test_a_utc_offset_with_a_fraction_of_a_second_is_refused_at_encode(
+    registry: Registry, microseconds: int
+) -> None:
+    # Read back, "+00:00:00.000001" is UTC on Python 3.11: the instant moves.
+    zone = dt.timezone(dt.timedelta(microseconds=microseconds))
+    with pytest.raises(
+        SerializationError,
+        match=r"Scalars\.at: datetime .* has a UTC offset with a fraction of a second",
+    ):
+        registry.encode(scalars(at=dt.datetime(2026, 1, 1, 12, tzinfo=zone)))
+    whole = dt.timezone(dt.timedelta(hours=5, minutes=30, seconds=15))
+    value = scalars(at=dt.datetime(2026, 1, 1, 12, tzinfo=whole))
+    payload = registry.encode(value)
+    assert registry.decode(payload.type, payload.schema_version, payload.data) == value
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_nan_and_infinity_are_refused_at_encode(registry: Registry, bad: float) -> None:
     with pytest.raises(

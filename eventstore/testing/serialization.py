@@ -169,8 +169,9 @@ def check_registry(
 
     Args:
         registry: The host app's registry.
-        examples: Sample payloads of old versions, by (type name, version),
-            or a directory for `load_examples`.
+        examples: Sample payloads of old versions (and, if you like, of
+            current ones), by (type name, version), or a directory for
+            `load_examples`; a key no type or upcaster has fails the check.
         overrides: Strategies replacing the derived ones, by type or by
             ``(cls, "field_name")``.
         max_examples: Examples per type; default: the active hypothesis
@@ -179,7 +180,8 @@ def check_registry(
             (its upcasters would go untested).
 
     Raises:
-        AssertionError: A round trip or an upcaster chain failed, or (with
+        AssertionError: A round trip or an upcaster chain failed, a sample
+            is keyed by a version nothing reads, or (with
             *require_examples*) a version has no sample payload.
         RegistrationError: The registry itself is broken.
 
@@ -207,10 +209,22 @@ def check_registry(
         except AssertionError as exc:
             raise AssertionError(f"type {type_name!r}: {exc}") from exc
 
+    old = set(registry.old_versions())
+    current = {(name, registry.schema_version_of(name)) for name in registry.types()}
+    # A sample keyed by a version nothing reads (a typo) would test nothing
+    # and pass: it is named instead. Current versions' samples are decoded too.
+    stray = sorted(key for key in samples if key not in old | current)
+    if stray:
+        raise AssertionError(
+            "sample payloads for "
+            + ", ".join(f"{name!r} v{version}" for name, version in stray)
+            + " test nothing: no registered type is at that version and no "
+            "upcaster reads it"
+        )
     missing = []
-    for type_name, version in sorted(registry.old_versions()):
+    for type_name, version in sorted(old | current):
         payloads = list(samples.get((type_name, version), ()))
-        if not payloads:
+        if not payloads and (type_name, version) in old:
             missing.append(f"{type_name!r} v{version}")
         for data in payloads:
             decoded = registry.decode(type_name, version, data)

@@ -41,6 +41,23 @@ def test_check_registry_requires_a_sample_of_every_old_version() -> None:
     check_registry(build_registry(), max_examples=5, require_examples=False)
 
 
+def test_check_registry_names_samples_keyed_by_a_version_nothing_reads() -> None:
+    samples = load_examples(FIXTURES)
+    typo = {**samples, ("document", 7): samples[("document", 1)]}
+    with pytest.raises(AssertionError, match=r"'document' v7 test nothing"):
+        check_registry(build_registry(), examples=typo, max_examples=5)
+    registry = Registry()
+    registry.add(Author, "author", version=2)
+    registry.upcaster("author", from_version=1)(lambda data: {**data, "email": None})
+    # A current version's samples are decoded and round-tripped too.
+    with pytest.raises(Exception, match="Author"):
+        check_registry(
+            registry,
+            examples={("author", 1): [{"name": "a"}], ("author", 2): [{"nam": "a"}]},
+            max_examples=5,
+        )
+
+
 def test_check_registry_fails_on_an_upcaster_that_builds_a_bad_object() -> None:
     registry = Registry()
     registry.add(Author, "author", version=2)

@@ -13,7 +13,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -69,6 +69,8 @@ class RepositoryCore(Generic[A]):
     """
 
     aggregate_type: type[A]
+    _store_class: ClassVar[type]
+    """The store kind a repository takes: `EventStore`, or `AsyncEventStore` for an async one."""
     stream_prefix: str = ""
     snapshot_every: int | None = None
     snapshot_type: type | None = None
@@ -85,6 +87,15 @@ class RepositoryCore(Generic[A]):
         **rest: Any,
     ) -> None:
         super().__init__(**rest)
+        if not isinstance(store, self._store_class):
+            raise InvalidArgumentTypeError(
+                f"{type(self).__name__} needs an {self._store_class.__name__}, got "
+                f"{type(store).__name__}"
+            )
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise InvalidArgumentTypeError(
+                f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}"
+            )
         self.store = store
         self.registry = registry
         if stream_prefix is not None:
@@ -109,16 +120,15 @@ class RepositoryCore(Generic[A]):
             self._check_snapshot_type()
 
     def _check_blank_aggregate(self) -> None:
-        """Refuse now an aggregate type the default `new_aggregate` could not build."""
-        if type(self).new_aggregate is not RepositoryCore.new_aggregate:
-            return  # the host builds its own
+        """Refuse now a missing aggregate type, or one the default `new_aggregate` could not build."""
         name = type(self).__name__
         cls = getattr(self, "aggregate_type", None)
         if not isinstance(cls, type):
-            raise ConfigError(
-                f"{name}.aggregate_type must be a class, got {cls!r}; set it, "
-                "or override new_aggregate()"
-            )
+            # Needed whoever builds the aggregates: saves, update()'s result
+            # and snapshots are checked against it.
+            raise ConfigError(f"{name}.aggregate_type must be a class, got {cls!r}")
+        if type(self).new_aggregate is not RepositoryCore.new_aggregate:
+            return  # the host builds its own
         blank = getattr(cls, "blank", None)
         if blank is None:
             raise ConfigError(
@@ -339,6 +349,14 @@ def plan_save(
     for index, (repository, aggregate) in enumerate(items):
         if first is not None and repository.store is not first.store:
             raise ConfigError("save_together needs repositories that share one store")
+        if not isinstance(aggregate, repository.aggregate_type):
+            # Its events would land in this repository's stream, where no
+            # load of this type could ever replay them.
+            raise InvalidArgumentTypeError(
+                f"{type(repository).__name__} saves "
+                f"{repository.aggregate_type.__name__} aggregates, got "
+                f"{type(aggregate).__name__}"
+            )
         events = repository._encode_pending(aggregate, metadata)
         if not events:
             continue

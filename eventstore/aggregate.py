@@ -164,6 +164,13 @@ class Aggregate:
         raise UnhandledEventError(type(self).__name__, type(event).__name__)
 
     def mark_saved(self, version: int) -> None:
-        """Record that the pending events are stored and the stream is at *version*."""
+        """
+        Record that the stream is stored up to *version*, and its pending events with it.
+
+        Only the events that version covers stop being pending, the oldest
+        ones: an event raised while the save was under way (by another task
+        or thread) was not in it, and stays pending for the next save.
+        """
+        stored = max(version - self.version, 0)
         self.version = version
-        self._pending.clear()
+        del self._pending[:stored]

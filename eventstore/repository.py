@@ -61,9 +61,11 @@ class Repository(RepositoryCore[A]):
     `mark_saved`, `version_of`, `id_of`, and for snapshots `snapshot_state`
     and `restore_snapshot`.
 
-    The configuration is checked when the repository is built: the
-    aggregate type must be buildable blank (every field but ``id`` has a
-    default, or it has its own ``blank()``), and with ``snapshot_every`` set
+    The configuration is checked when the repository is built: the store
+    must be an `EventStore`, ``aggregate_type`` a class (whoever builds
+    the aggregates), buildable blank unless `new_aggregate` is overridden
+    (every field but ``id`` has a default, or it has its own ``blank()``),
+    and with ``snapshot_every`` set
     the snapshot type must be registered. The snapshot type is the
     aggregate type, or the class attribute ``snapshot_type``: set it when
     an overridden `snapshot_state` returns another class, so it is checked
@@ -85,12 +87,16 @@ class Repository(RepositoryCore[A]):
             errors, pass ``RetryPolicy(max_retries=0)``.
 
     Raises:
-        ConfigError: No stream prefix; a snapshot interval below 1; an
-            aggregate type that cannot be built blank (the message names
-            the fields and the fix); a snapshot type the registry does not know.
+        ConfigError: No stream prefix; a snapshot interval below 1; no
+            aggregate type, or one that cannot be built blank (the message
+            names the fields and the fix); a snapshot type the registry
+            does not know.
+        InvalidArgumentTypeError: *store* is not an `EventStore`, or
+            *retry_policy* not a `RetryPolicy`.
     """
 
     store: EventStore
+    _store_class = EventStore
 
     def __init__(
         self,
@@ -297,6 +303,10 @@ class Repository(RepositoryCore[A]):
         self, aggregate: A, old_version: int, result: AppendResult
     ) -> None:
         if not self._snapshot_due(old_version, result.version):
+            return
+        if self.pending_events(aggregate):
+            # Raised while the save was under way: the state holds an event
+            # the stream does not, and a snapshot must equal a replay.
             return
         try:
             snapshot = self.registry.to_snapshot(

@@ -60,9 +60,11 @@ class AsyncRepository(RepositoryCore[A]):
     `mark_saved`, `version_of`, `id_of`, and for snapshots `snapshot_state`
     and `restore_snapshot`.
 
-    The configuration is checked when the repository is built: the
-    aggregate type must be buildable blank (every field but ``id`` has a
-    default, or it has its own ``blank()``), and with ``snapshot_every`` set
+    The configuration is checked when the repository is built: the store
+    must be an `AsyncEventStore`, ``aggregate_type`` a class (whoever builds
+    the aggregates), buildable blank unless `new_aggregate` is overridden
+    (every field but ``id`` has a default, or it has its own ``blank()``),
+    and with ``snapshot_every`` set
     the snapshot type must be registered. The snapshot type is the
     aggregate type, or the class attribute ``snapshot_type``: set it when
     an overridden `snapshot_state` returns another class, so it is checked
@@ -84,12 +86,16 @@ class AsyncRepository(RepositoryCore[A]):
             errors, pass ``RetryPolicy(max_retries=0)``.
 
     Raises:
-        ConfigError: No stream prefix; a snapshot interval below 1; an
-            aggregate type that cannot be built blank (the message names
-            the fields and the fix); a snapshot type the registry does not know.
+        ConfigError: No stream prefix; a snapshot interval below 1; no
+            aggregate type, or one that cannot be built blank (the message
+            names the fields and the fix); a snapshot type the registry
+            does not know.
+        InvalidArgumentTypeError: *store* is not an `AsyncEventStore`, or
+            *retry_policy* not a `RetryPolicy`.
     """
 
     store: AsyncEventStore
+    _store_class = AsyncEventStore
 
     def __init__(
         self,
@@ -306,6 +312,10 @@ class AsyncRepository(RepositoryCore[A]):
         self, aggregate: A, old_version: int, result: AppendResult
     ) -> None:
         if not self._snapshot_due(old_version, result.version):
+            return
+        if self.pending_events(aggregate):
+            # Raised while the save was under way: the state holds an event
+            # the stream does not, and a snapshot must equal a replay.
             return
         try:
             snapshot = self.registry.to_snapshot(

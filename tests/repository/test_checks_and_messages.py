@@ -11,15 +11,25 @@ import pytest
 from eventstore import (
     Aggregate,
     AggregateNotFound,
+    AsyncInMemoryEventStore,
+    AsyncRepository,
     ConfigError,
     EventStore,
+    InMemoryEventStore,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     NewEvent,
     Repository,
     UnknownTypeError,
+    applies,
 )
-from tests.repository.domain import Counter, CounterRepository, make_registry
+from tests.repository.domain import (
+    AsyncCounterRepository,
+    Counter,
+    CounterRepository,
+    Incremented,
+    make_registry,
+)
 
 
 def test_an_unregistered_snapshot_type_is_refused_when_the_repository_is_built(
@@ -163,3 +173,68 @@ def test_a_non_str_aggregate_id_is_an_invalid_argument(
         saved.get(aggregate_id)
     with pytest.raises(InvalidArgumentError):
         saved.update(aggregate_id, lambda counter: counter.increment())
+
+
+def test_a_repository_needs_its_aggregate_type_even_when_it_builds_its_own() -> None:
+    class BuildsWithoutType(Repository[Counter]):
+        stream_prefix = "counter"
+
+        def new_aggregate(self, aggregate_id: str) -> Counter:
+            return Counter(id=aggregate_id)
+
+    class AsyncBuildsWithoutType(AsyncRepository[Counter]):
+        stream_prefix = "counter"
+
+        def new_aggregate(self, aggregate_id: str) -> Counter:
+            return Counter(id=aggregate_id)
+
+    # Saves, update()'s result and snapshots are checked against it: refused
+    # when built, not with an AttributeError after a command ran.
+    with pytest.raises(
+        ConfigError, match=r"BuildsWithoutType\.aggregate_type must be a class"
+    ):
+        BuildsWithoutType(InMemoryEventStore(), make_registry())
+    with pytest.raises(
+        ConfigError, match=r"AsyncBuildsWithoutType\.aggregate_type must be a class"
+    ):
+        AsyncBuildsWithoutType(AsyncInMemoryEventStore(), make_registry())
+
+
+def test_a_repository_refuses_the_other_kind_of_store_and_a_bad_retry_policy() -> None:
+    with pytest.raises(
+        InvalidArgumentTypeError,
+        match="CounterRepository needs an EventStore, got AsyncInMemoryEventStore",
+    ):
+        CounterRepository(AsyncInMemoryEventStore(), make_registry())  # type: ignore[arg-type]
+    sync_store = InMemoryEventStore()
+    with pytest.raises(
+        InvalidArgumentTypeError,
+        match="AsyncCounterRepository needs an AsyncEventStore, got InMemoryEventStore",
+    ):
+        AsyncCounterRepository(sync_store, make_registry())  # type: ignore[arg-type]
+    with pytest.raises(
+        InvalidArgumentTypeError, match="retry_policy must be a RetryPolicy"
+    ):
+        CounterRepository(sync_store, make_registry(), retry_policy=3)  # type: ignore[arg-type]
+
+
+@attrs.define
+class Note(Aggregate):
+    words: int = 0
+
+    @applies(Incremented)
+    def _counted(self, event: Incremented) -> None:
+        self.words += event.amount
+
+
+def test_an_aggregate_of_another_type_is_refused_before_anything_is_written(
+    store: EventStore,
+) -> None:
+    note = Note(id="c1")
+    note.raise_event(Incremented(1))
+    repo = CounterRepository(store, make_registry())
+    with pytest.raises(
+        InvalidArgumentTypeError, match="saves Counter aggregates, got Note"
+    ):
+        repo.save(note)  # type: ignore[arg-type]
+    assert store.stream_version("counter-c1") == 0

@@ -35,6 +35,7 @@ class BlackholeProxy:
         self._listener.settimeout(_TICK)
         self._dropping = threading.Event()
         self._closed = threading.Event()
+        self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         accept = threading.Thread(target=self._accept, daemon=True)
@@ -53,7 +54,8 @@ class BlackholeProxy:
 
     def close(self) -> None:
         """Stop, closing every connection it made."""
-        self._closed.set()
+        with self._lock:
+            self._closed.set()
         self._listener.close()
         for sock in self._sockets:
             # shutdown wakes a pump blocked in recv; close alone would not.
@@ -91,20 +93,27 @@ class BlackholeProxy:
                 continue
             except OSError:
                 return
-            server = self._upstream()
-            self._sockets += [client, server]
-            # One thread per connection, both directions: sockets stay
-            # blocking, and only a socket select() found readable is read.
-            pump = threading.Thread(
-                target=self._pump, args=(client, server), daemon=True
-            )
-            pump.start()
-            self._threads.append(pump)
+            with self._lock:  # `close` may be closing every socket now
+                if self._closed.is_set():
+                    client.close()
+                    return
+                server = self._upstream()
+                self._sockets += [client, server]
+                # One thread per connection, both directions: sockets stay
+                # blocking, and only a socket select() found readable is read.
+                pump = threading.Thread(
+                    target=self._pump, args=(client, server), daemon=True
+                )
+                pump.start()
+                self._threads.append(pump)
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
         with selectors.DefaultSelector() as selector:
-            selector.register(client, selectors.EVENT_READ, server)
-            selector.register(server, selectors.EVENT_READ, client)
+            try:
+                selector.register(client, selectors.EVENT_READ, server)
+                selector.register(server, selectors.EVENT_READ, client)
+            except (ValueError, OSError):
+                return  # closed by `close` before this thread got going
             while not self._closed.is_set():
                 for key, _ in selector.select(_TICK):
                     source: socket.socket = key.fileobj  # type: ignore[assignment]

@@ -390,7 +390,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         ).append[_sql.append_key(append)]
         named = _sql.append_params(append)
         params = [named[name] for name in names]
+        unserialized: pg_errors.SerializationFailure | None = None
         for _ in range(_ATTEMPTS):
+            unserialized = None
             try:
                 if conn.autocommit:
                     cursor = append_cursor(conn, statement)
@@ -403,10 +405,11 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 # An event id or a new stream stored concurrently: the next
                 # attempt finds it committed, writes nothing, and diagnoses.
                 continue
-            except pg_errors.SerializationFailure:
+            except pg_errors.SerializationFailure as exc:
                 # A pool passed in whose sessions default to REPEATABLE READ
                 # or SERIALIZABLE: a concurrent writer's row was not re-read.
                 # The next attempt's snapshot has it, as above.
+                unserialized = exc
                 continue
             if rows:
                 return _sql.result_from_rows(append.stream_id, rows)
@@ -414,6 +417,8 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 return self._diagnose(conn, append)
             except _Rerun:
                 continue
+        if unserialized is not None:
+            raise unserialized  # every attempt failed so: the server's, not a conflict
         return self._give_up(conn, append)
 
     def _append_atomically(
@@ -425,7 +430,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             "table": self._sql.events_table,
         }
         rerun = appends[0]
+        unserialized: pg_errors.SerializationFailure | None = None
         for _ in range(_ATTEMPTS):
+            unserialized = None
             try:
                 with conn.transaction():
                     conn.execute(self._sql.lock_streams, ids, prepare=True)
@@ -433,12 +440,15 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             except pg_errors.UniqueViolation as exc:
                 self._refuse_stream_version_clash(conn, appends, exc)
                 continue
-            except pg_errors.SerializationFailure:
-                continue  # as in `_append_one`
+            except pg_errors.SerializationFailure as exc:
+                unserialized = exc  # as in `_append_one`
+                continue
             except _Rerun as again:
                 rerun = again.append  # the request that keeps being outrun
                 continue
             return results
+        if unserialized is not None:
+            raise unserialized
         return [self._give_up(conn, rerun)]
 
     def _append_in_transaction(

@@ -392,7 +392,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         ).append[_sql.append_key(append)]
         named = _sql.append_params(append)
         params = [named[name] for name in names]
+        unserialized: pg_errors.SerializationFailure | None = None
         for _ in range(_ATTEMPTS):
+            unserialized = None
             try:
                 if conn.autocommit:
                     cursor = append_cursor(conn, statement)
@@ -405,10 +407,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 # An event id or a new stream stored concurrently: the next
                 # attempt finds it committed, writes nothing, and diagnoses.
                 continue
-            except pg_errors.SerializationFailure:
+            except pg_errors.SerializationFailure as exc:
                 # A pool passed in whose sessions default to REPEATABLE READ
                 # or SERIALIZABLE: a concurrent writer's row was not re-read.
                 # The next attempt's snapshot has it, as above.
+                unserialized = exc
                 continue
             if rows:
                 return _sql.result_from_rows(append.stream_id, rows)
@@ -416,6 +419,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 return await self._diagnose(conn, append)
             except _Rerun:
                 continue
+        if unserialized is not None:
+            raise unserialized  # every attempt failed so: the server's, not a conflict
         return await self._give_up(conn, append)
 
     async def _append_atomically(
@@ -427,7 +432,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             "table": self._sql.events_table,
         }
         rerun = appends[0]
+        unserialized: pg_errors.SerializationFailure | None = None
         for _ in range(_ATTEMPTS):
+            unserialized = None
             try:
                 async with conn.transaction():
                     await conn.execute(self._sql.lock_streams, ids, prepare=True)
@@ -437,12 +444,15 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             except pg_errors.UniqueViolation as exc:
                 await self._refuse_stream_version_clash(conn, appends, exc)
                 continue
-            except pg_errors.SerializationFailure:
-                continue  # as in `_append_one`
+            except pg_errors.SerializationFailure as exc:
+                unserialized = exc  # as in `_append_one`
+                continue
             except _Rerun as again:
                 rerun = again.append  # the request that keeps being outrun
                 continue
             return results
+        if unserialized is not None:
+            raise unserialized
         return [await self._give_up(conn, rerun)]
 
     async def _append_in_transaction(

@@ -87,8 +87,12 @@ def _position_of(event: _StoredEvent) -> LogPosition:
     return event.position
 
 
-def _recorded(stream: list[_StoredEvent], indexes: range) -> Iterator[RecordedEvent]:
+def _recorded(
+    store: InMemoryEventStore, stream: list[_StoredEvent], indexes: range
+) -> Iterator[RecordedEvent]:
     for index in indexes:
+        if store.closed:
+            store._check_open()  # a read under way ends with its store
         yield stream[index].to_recorded()
 
 
@@ -198,7 +202,8 @@ class InMemoryEventStore(EventStore):
     ) -> Iterator[RecordedEvent]:
         # Bounds are fixed now, at the call.
         return _recorded(
-            *self._range(stream_id, from_version, to_version, backwards, limit)
+            self,
+            *self._range(stream_id, from_version, to_version, backwards, limit),
         )
 
     def _recorded_later(
@@ -213,8 +218,8 @@ class InMemoryEventStore(EventStore):
         stream, indexes = self._range(
             stream_id, from_version, to_version, backwards, limit
         )
-        for index in indexes:
-            yield stream[index].to_recorded()
+        for event in _recorded(self, stream, indexes):
+            yield event
 
     def _range(
         self,

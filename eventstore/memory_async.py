@@ -86,9 +86,11 @@ def _position_of(event: _StoredEvent) -> LogPosition:
 
 
 async def _recorded(
-    stream: list[_StoredEvent], indexes: range
+    store: AsyncInMemoryEventStore, stream: list[_StoredEvent], indexes: range
 ) -> AsyncIterator[RecordedEvent]:
     for index in indexes:
+        if store.closed:
+            store._check_open()  # a read under way ends with its store
         yield stream[index].to_recorded()
 
 
@@ -205,7 +207,8 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         else:
             # Bounds are fixed now, at the call.
             return _recorded(  # type: ignore[unreachable]
-                *self._range(stream_id, from_version, to_version, backwards, limit)
+                self,
+                *self._range(stream_id, from_version, to_version, backwards, limit),
             )
 
     async def _recorded_later(
@@ -220,8 +223,8 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         stream, indexes = self._range(
             stream_id, from_version, to_version, backwards, limit
         )
-        for index in indexes:
-            yield stream[index].to_recorded()
+        async for event in _recorded(self, stream, indexes):
+            yield event
 
     def _range(
         self,

@@ -21,7 +21,11 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import make_conninfo
 
-from eventstore.errors import EventStoreError, StoreUnavailableError
+from eventstore.errors import (
+    EventStoreError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 from eventstore.health import PoolMetrics
 from eventstore.postgres._deadline import CutOff
 from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn, scrub_secrets
@@ -261,6 +265,10 @@ class Connections:
 
         """
         attempts = 2 if retry else 1
+        if self.closed:
+            # A read stepped after close() comes here: the pool must not
+            # open again (an async one never opened counts as closed).
+            raise StoreClosedError("the store is closed")
         for attempt in range(1, attempts + 1):
             if self._suspect:
                 self._refuse_if_unreachable(timeout)

@@ -20,7 +20,11 @@ import psycopg
 import psycopg_pool
 from psycopg.conninfo import make_conninfo
 
-from eventstore.errors import EventStoreError, StoreUnavailableError
+from eventstore.errors import (
+    EventStoreError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 from eventstore.health import PoolMetrics
 from eventstore.postgres._deadline import AsyncCutOff
 from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn, scrub_secrets
@@ -269,6 +273,10 @@ class AsyncConnections:
 
         """
         attempts = 2 if retry else 1
+        if self.closed:
+            # A read stepped after close() comes here: the pool must not
+            # open again (an async one never opened counts as closed).
+            raise StoreClosedError("the store is closed")
         if True:  # ASYNC
             if self._unopened:
                 # Once: a call that comes while this one awaits finds it open.
@@ -341,6 +349,7 @@ class AsyncConnections:
         """Mark the connections closed, and close the pool if the store opened it."""
         self.closed = True
         if True:  # ASYNC
+            self._unopened = False
             await self._idle_check.stop()
         if self.owned:
             await self.pool.close()

@@ -581,6 +581,7 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         if paging is None:
             return
         if events is None:
+            self._check_open()  # closed since the call
             events = await self._first_page(paging)
         statements = self._router.for_stream(paging.stream_id)
         query = (
@@ -591,6 +592,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         map_row = functools.partial(_sql.stream_event_from_row, paging.stream_id)
         while events:
             for event in events:
+                if self._closed:
+                    self._check_open()  # a read under way ends with its store
                 yield event
             if not paging.advance(events):
                 return

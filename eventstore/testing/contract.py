@@ -950,6 +950,18 @@ class EventStoreContract:
         assert report.status is HealthStatus.UNAVAILABLE
         store.close()  # closing twice is harmless
 
+    def test_a_read_under_way_when_the_store_closes_ends_at_its_next_step(
+        self, store: EventStore
+    ) -> None:
+        store.append("s", [_event(), _event(), _event()])
+        reading = store.read_stream("s")
+        first = next(reading)
+        assert first.version == 1
+        store.close()
+        # Whether the rest is fetched already or not: both backends alike.
+        with pytest.raises(StoreClosedError):
+            next(reading)
+
     def test_a_store_is_a_context_manager_that_closes(self, store: EventStore) -> None:
         with store as entered:
             assert entered is store

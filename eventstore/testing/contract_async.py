@@ -1016,6 +1016,18 @@ class AsyncEventStoreContract:
         assert report.status is HealthStatus.UNAVAILABLE
         await store.close()  # closing twice is harmless
 
+    async def test_a_read_under_way_when_the_store_closes_ends_at_its_next_step(
+        self, store: AsyncEventStore
+    ) -> None:
+        await store.append("s", [_event(), _event(), _event()])
+        reading = store.read_stream("s")
+        first = await anext(reading)
+        assert first.version == 1
+        await store.close()
+        # Whether the rest is fetched already or not: both backends alike.
+        with pytest.raises(StoreClosedError):
+            await anext(reading)
+
     async def test_a_store_is_a_context_manager_that_closes(
         self, store: AsyncEventStore
     ) -> None:

@@ -115,7 +115,12 @@ class ListStore(EventStore):
             ]
         if backwards:
             rows.reverse()
-        return iter([_recorded(row) for row in rows[:limit]])
+        return self._while_open([_recorded(row) for row in rows[:limit]])
+
+    def _while_open(self, events: list[RecordedEvent]) -> Iterator[RecordedEvent]:
+        for event in events:
+            self._check_open()  # a read under way ends with its store
+            yield event
 
     def _stream_version(self, stream_id: str) -> int:
         with self._lock:

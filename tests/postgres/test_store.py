@@ -25,6 +25,7 @@ from eventstore import (
     PoolExhaustedError,
     RecordedEvent,
     Snapshot,
+    StoreClosedError,
     StoreTimeoutError,
     StoreUnavailableError,
 )
@@ -800,3 +801,21 @@ def test_health_is_degraded_and_says_why_when_the_schema_is_at_another_version(
     assert behind.error is not None
     assert "run migrate()" in behind.error
     assert store.health().status is HealthStatus.OK
+
+
+async def test_a_read_made_before_a_fresh_async_store_closed_never_opens_its_pool(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+        migrating.append("s", _events(1))
+    store = AsyncPostgresEventStore(postgres_dsn, schema=postgres_schema)
+    reading = store.read_stream("s")  # no call yet: the pool is unopened
+    await store.close()
+    with pytest.raises(StoreClosedError):
+        await anext(reading)
+    with pytest.raises(StoreClosedError):
+        await store._connections.call(
+            lambda conn: conn.execute("SELECT 1"), retry=False
+        )
+    assert store.pool.closed  # never opened: no connections, no workers left behind

@@ -390,9 +390,11 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         ).append[_sql.append_key(append)]
         named = _sql.append_params(append)
         params = [named[name] for name in names]
-        unserialized: pg_errors.SerializationFailure | None = None
+        # The last attempt's error, when it ended in one that a re-run may
+        # resolve: if every attempt did, it is the server's, not a conflict.
+        failed: psycopg.Error | None = None
         for _ in range(_ATTEMPTS):
-            unserialized = None
+            failed = None
             try:
                 if conn.autocommit:
                     cursor = append_cursor(conn, statement)
@@ -404,12 +406,13 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 self._refuse_stream_version_clash(conn, (append,), exc)
                 # An event id or a new stream stored concurrently: the next
                 # attempt finds it committed, writes nothing, and diagnoses.
+                failed = exc
                 continue
             except pg_errors.SerializationFailure as exc:
                 # A pool passed in whose sessions default to REPEATABLE READ
                 # or SERIALIZABLE: a concurrent writer's row was not re-read.
                 # The next attempt's snapshot has it, as above.
-                unserialized = exc
+                failed = exc
                 continue
             if rows:
                 return _sql.result_from_rows(append.stream_id, rows)
@@ -417,8 +420,8 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 return self._diagnose(conn, append)
             except _Rerun:
                 continue
-        if unserialized is not None:
-            raise unserialized  # every attempt failed so: the server's, not a conflict
+        if failed is not None:
+            raise failed  # a trigger's, another constraint's: translated as it is
         return self._give_up(conn, append)
 
     def _append_atomically(
@@ -430,25 +433,26 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             "table": self._sql.events_table,
         }
         rerun = appends[0]
-        unserialized: pg_errors.SerializationFailure | None = None
+        failed: psycopg.Error | None = None  # as in `_append_one`
         for _ in range(_ATTEMPTS):
-            unserialized = None
+            failed = None
             try:
                 with conn.transaction():
                     conn.execute(self._sql.lock_streams, ids, prepare=True)
                     results = [self._append_in_transaction(conn, a) for a in appends]
             except pg_errors.UniqueViolation as exc:
                 self._refuse_stream_version_clash(conn, appends, exc)
+                failed = exc
                 continue
             except pg_errors.SerializationFailure as exc:
-                unserialized = exc  # as in `_append_one`
+                failed = exc
                 continue
             except _Rerun as again:
                 rerun = again.append  # the request that keeps being outrun
                 continue
             return results
-        if unserialized is not None:
-            raise unserialized
+        if failed is not None:
+            raise failed
         return [self._give_up(conn, rerun)]
 
     def _append_in_transaction(

@@ -392,9 +392,11 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         ).append[_sql.append_key(append)]
         named = _sql.append_params(append)
         params = [named[name] for name in names]
-        unserialized: pg_errors.SerializationFailure | None = None
+        # The last attempt's error, when it ended in one that a re-run may
+        # resolve: if every attempt did, it is the server's, not a conflict.
+        failed: psycopg.Error | None = None
         for _ in range(_ATTEMPTS):
-            unserialized = None
+            failed = None
             try:
                 if conn.autocommit:
                     cursor = append_cursor(conn, statement)
@@ -406,12 +408,13 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 await self._refuse_stream_version_clash(conn, (append,), exc)
                 # An event id or a new stream stored concurrently: the next
                 # attempt finds it committed, writes nothing, and diagnoses.
+                failed = exc
                 continue
             except pg_errors.SerializationFailure as exc:
                 # A pool passed in whose sessions default to REPEATABLE READ
                 # or SERIALIZABLE: a concurrent writer's row was not re-read.
                 # The next attempt's snapshot has it, as above.
-                unserialized = exc
+                failed = exc
                 continue
             if rows:
                 return _sql.result_from_rows(append.stream_id, rows)
@@ -419,8 +422,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 return await self._diagnose(conn, append)
             except _Rerun:
                 continue
-        if unserialized is not None:
-            raise unserialized  # every attempt failed so: the server's, not a conflict
+        if failed is not None:
+            raise failed  # a trigger's, another constraint's: translated as it is
         return await self._give_up(conn, append)
 
     async def _append_atomically(
@@ -432,9 +435,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             "table": self._sql.events_table,
         }
         rerun = appends[0]
-        unserialized: pg_errors.SerializationFailure | None = None
+        failed: psycopg.Error | None = None  # as in `_append_one`
         for _ in range(_ATTEMPTS):
-            unserialized = None
+            failed = None
             try:
                 async with conn.transaction():
                     await conn.execute(self._sql.lock_streams, ids, prepare=True)
@@ -443,16 +446,17 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                     ]
             except pg_errors.UniqueViolation as exc:
                 await self._refuse_stream_version_clash(conn, appends, exc)
+                failed = exc
                 continue
             except pg_errors.SerializationFailure as exc:
-                unserialized = exc  # as in `_append_one`
+                failed = exc
                 continue
             except _Rerun as again:
                 rerun = again.append  # the request that keeps being outrun
                 continue
             return results
-        if unserialized is not None:
-            raise unserialized
+        if failed is not None:
+            raise failed
         return [await self._give_up(conn, rerun)]
 
     async def _append_in_transaction(

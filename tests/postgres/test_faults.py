@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from psycopg import errors as pg_errors
 
-from eventstore import HealthStatus, NewEvent, StoreUnavailableError
+from eventstore import (
+    AppendRequest,
+    ConcurrencyError,
+    EventStoreError,
+    HealthStatus,
+    NewEvent,
+    StoreUnavailableError,
+)
 from eventstore.postgres import PoolConfig, PostgresEventStore
 from eventstore.testing.logwait import wait_for_position
 from eventstore.testing.postgres_server import EmbeddedServer
@@ -112,6 +120,29 @@ def test_a_stopped_server_is_unavailable_and_the_store_recovers_when_it_returns(
         assert store.append("s", [NewEvent("t", {})], expected_version=1).version == 2
     finally:
         store.close()
+
+
+def test_a_unique_violation_on_a_key_not_the_stores_is_no_conflict(
+    postgres_store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
+) -> None:
+    # A host's trigger or constraint refusing every append to "s" with a
+    # unique violation: no version explains it, so it is the server's error
+    # with its cause, never a ConcurrencyError the repository would retry.
+    server_faults.fail_before_commit(
+        postgres_dsn, postgres_schema, server_faults.in_stream("s"), "23505"
+    )
+    appends: list[Callable[[], object]] = [
+        lambda: postgres_store.append("s", [NewEvent("t", {})], expected_version=0),
+        lambda: postgres_store.append("s", [NewEvent("t", {})]),
+        lambda: postgres_store.append_many([AppendRequest("s", [NewEvent("t", {})])]),
+    ]
+    for append in appends:
+        with pytest.raises(EventStoreError) as caught:
+            append()
+        assert not isinstance(caught.value, ConcurrencyError), caught.value
+        assert isinstance(caught.value.__cause__, pg_errors.UniqueViolation)
+    server_faults.remove(postgres_dsn, postgres_schema)
+    assert postgres_store.stream_version("s") == 0
 
 
 @pytest.mark.parametrize("sqlstate", ["40001", "40P01"])

@@ -123,10 +123,16 @@ class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
         lending = self.lending
         lending.start_waiting()
         conn: psycopg.Connection[Any] | None = None
+        refused = False
         try:
             conn = super().getconn(timeout)
+        except (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests):
+            refused = True
+            raise
         finally:
-            lending.stop_waiting(got=conn is not None, capacity=self.max_size)
+            lending.stop_waiting(
+                got=conn is not None, capacity=self.max_size, refused=refused
+            )
         return conn
 
     def putconn(self, conn: psycopg.Connection[Any]) -> None:

@@ -124,10 +124,16 @@ class AsyncStorePool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[An
         lending = self.lending
         lending.start_waiting()
         conn: psycopg.AsyncConnection[Any] | None = None
+        refused = False
         try:
             conn = await super().getconn(timeout)
+        except (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests):
+            refused = True
+            raise
         finally:
-            lending.stop_waiting(got=conn is not None, capacity=self.max_size)
+            lending.stop_waiting(
+                got=conn is not None, capacity=self.max_size, refused=refused
+            )
         return conn
 
     async def putconn(self, conn: psycopg.AsyncConnection[Any]) -> None:

@@ -146,6 +146,8 @@ class Lending:
 
     lent: int = 0
     waiting: int = 0
+    timeouts: int = 0
+    """Waits the pool refused (its timeout passed, or too many waited); not the cancelled ones."""
     full_at_last_refusal: bool = False
     """Whether every connection was lent when a caller last waited in vain."""
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
@@ -155,19 +157,22 @@ class Lending:
         with self._lock:
             self.waiting += 1
 
-    def stop_waiting(self, *, got: bool, capacity: int) -> None:
+    def stop_waiting(self, *, got: bool, capacity: int, refused: bool = False) -> None:
         """
         Count that the caller's wait ended, with a connection when *got*.
 
-        A wait that ended without one records whether all *capacity*
-        connections were lent at that moment: connections given back a
-        moment later must not make an exhausted pool look unreachable.
+        A wait the pool *refused* (a pool timeout) counts as a timeout and
+        records whether all *capacity* connections were lent at that
+        moment: connections given back a moment later must not make an
+        exhausted pool look unreachable. A wait that ended otherwise (a
+        cancelled task, a closed pool) is neither.
         """
         with self._lock:
             self.waiting -= 1
             if got:
                 self.lent += 1
-            else:
+            elif refused:
+                self.timeouts += 1
                 self.full_at_last_refusal = self.lent >= capacity
 
     def returned(self) -> None:
@@ -248,7 +253,11 @@ def pool_metrics(
         in_use=in_use,
         waiting=waiting,
         utilization_pct=round(100.0 * in_use / max_size, 1) if max_size else 0.0,
-        timeouts=stats.get("requests_errors", 0),
+        # psycopg_pool counts a cancelled wait among its errors too: a
+        # service whose clients hang up would look as if it ran out.
+        timeouts=stats.get("requests_errors", 0)
+        if lending is None
+        else lending.timeouts,
     )
 
 

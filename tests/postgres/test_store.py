@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -819,3 +820,32 @@ async def test_a_read_made_before_a_fresh_async_store_closed_never_opens_its_poo
             lambda conn: conn.execute("SELECT 1"), retry=False
         )
     assert store.pool.closed  # never opened: no connections, no workers left behind
+
+
+async def test_cancelled_waits_for_a_connection_are_not_pool_timeouts(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # Clients that hang up cancel their requests: a healthy pool must not
+    # look as if callers were failing with PoolExhaustedError.
+    async with AsyncPostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=1, timeout=0.3),
+    ) as store:
+        await store.migrate()
+        held = await store.pool.getconn()
+        try:
+            waiting = [asyncio.create_task(store.stream_version("s")) for _ in range(5)]
+            deadline = time.monotonic() + 10.0
+            while store._pool_metrics().waiting < 5:
+                assert time.monotonic() < deadline, "the calls never waited"
+                await asyncio.sleep(0.01)
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            assert store._pool_metrics().timeouts == 0
+            with pytest.raises(PoolExhaustedError):
+                await store.stream_version("s")
+            assert store._pool_metrics().timeouts == 1
+        finally:
+            await store.pool.putconn(held)

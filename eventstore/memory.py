@@ -218,8 +218,12 @@ class InMemoryEventStore(EventStore):
         stream, indexes = self._range(
             stream_id, from_version, to_version, backwards, limit
         )
-        for event in _recorded(self, stream, indexes):
-            yield event
+        # The loop of `_recorded`, not a call of it: one async generator
+        # per event read, not two.
+        for index in indexes:
+            if self._closed:
+                self._check_open()  # a read under way ends with its store
+            yield stream[index].to_recorded()
 
     def _range(
         self,

@@ -92,7 +92,54 @@ class _Pass:
 
     saved: LogPosition | None
     reached: LogPosition | None
+    retry: RetryPolicy
+    """The handler's retries in this pass: in a runner's, waits its stop event ends."""
     saved_at: float = attrs.field(factory=time.monotonic)
+
+
+class _Stopped(BaseException):
+    """
+    A runner's stop event was set while a failing handler waited to be retried.
+
+    A `BaseException`: no handler's error, so nothing parks or fails on it.
+    """
+
+
+def _stoppable(policy: RetryPolicy, stop: Event) -> RetryPolicy:
+    """
+    Return *policy* with its waits between attempts ended by *stop*.
+
+    A runner told to stop does not wait out a failing handler's retries
+    (with a long policy, minutes): the wait ends, `_Stopped` is raised, and
+    the pass ends as it does between two pages, what the handler has not
+    taken left for the next. A wait of the caller's own (injected into the
+    policy) runs, then *stop* is checked.
+    """
+    if True:  # ASYNC
+        wait = policy.async_sleep
+
+        async def sleep(seconds: float) -> None:
+            if wait is asyncio.sleep:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
+            else:
+                await wait(seconds)
+            if stop.is_set():
+                raise _Stopped
+
+        return attrs.evolve(policy, async_sleep=sleep)
+    else:
+        wait = policy.sleep  # type: ignore[unreachable]
+
+        def sleep(seconds: float) -> None:
+            if wait is time.sleep:
+                stop.wait(seconds)
+            else:
+                wait(seconds)
+            if stop.is_set():
+                raise _Stopped
+
+        return attrs.evolve(policy, sleep=sleep)
 
 
 @attrs.define
@@ -323,7 +370,13 @@ class AsyncSubscription:
                 )
             behind, _ = await self.store._log_behind(position, self.filter, BEHIND_CAP)
             report = _Reporter(progress, progress_every, behind)
-        this_pass = _Pass(saved=position, reached=position)
+        this_pass = _Pass(
+            saved=position,
+            reached=position,
+            retry=self.retry_policy
+            if stop is None
+            else _stoppable(self.retry_policy, stop),
+        )
         try:
             while True:
                 # Every backend's way: a store closed meanwhile ends the pass,
@@ -349,6 +402,12 @@ class AsyncSubscription:
                     if self._known is not None:
                         self._known = (this_pass.saved, self._known[1])
                     return self._handled - handled_before
+        except _Stopped:
+            # Told to stop while a failing handler waited for its retry:
+            # saved as between two pages; the event it failed on comes again.
+            await self._save(this_pass)
+            self._known = None
+            return self._handled - handled_before
         except _STORE_TROUBLE:
             # A conflict, an outage: the next pass reads the checkpoint from
             # the store; what this one handled and did not save comes again,
@@ -447,7 +506,9 @@ class AsyncSubscription:
         listening session it reads the log again, so a lost notification
         costs latency, never an event. A store that cannot be reached, or
         times out (a full pool, a statement timeout), is retried at the next
-        poll.
+        poll. Setting *stop* also ends a wait between a failing handler's
+        attempts: the event it failed on is neither parked nor failed, and
+        comes again at the next run.
 
         Raises:
             SubscriptionFailedError: As for `catch_up`; the runner then stops.
@@ -752,7 +813,7 @@ class AsyncSubscription:
         # (drains it, sorts it) must not change what is retried, isolated
         # or counted.
         if self.delivery is not Delivery.TRANSACTIONAL:
-            await self.retry_policy.acall(
+            await this_pass.retry.acall(
                 lambda: self._call_handler(list(events)),
                 retry_on=(Exception,),
                 give_up_on=(SubscriptionConflictError,),
@@ -762,7 +823,7 @@ class AsyncSubscription:
         async def work(conn: object) -> None:
             await self._call_handler(list(events), conn)
 
-        await self.retry_policy.acall(
+        await this_pass.retry.acall(
             lambda: self.store._deliver_in_transaction(
                 self.name, self.filter.member, this_pass.saved, new, work
             ),

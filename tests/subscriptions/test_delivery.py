@@ -149,6 +149,50 @@ def test_a_transactional_retry_projects_every_event_of_a_batch_the_handler_drain
     )
 
 
+def test_a_stop_ends_a_transactional_handlers_wait_for_its_retry(
+    store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
+) -> None:
+    # Stopped between two attempts, the runner ends at once; the failed
+    # batch's writes rolled back, and the next run projects it once.
+    _append(store, 6)
+    stop = threading.Event()
+    project = _project(projection)
+
+    def failing(events: list[RecordedEvent], conn: psycopg.Connection[Any]) -> None:
+        project(events, conn)
+        if any(event.data["n"] == 3 for event in events):
+            stop.set()
+            raise ValueError("not yet")
+
+    subscription = Subscription(
+        store,
+        "stopped-retrying",
+        failing,
+        delivery=Delivery.TRANSACTIONAL,
+        batch_size=2,
+        on_error=OnError.PARK,
+        retry_policy=RetryPolicy(
+            max_retries=3, base_delay=30.0, max_delay=30.0, jitter=False
+        ),
+    )
+    _wait(lambda: subscription.status().events_behind == 6)
+    runner = threading.Thread(target=subscription.run, args=(stop,))
+    started = time.monotonic()
+    runner.start()
+    runner.join(150)
+    assert time.monotonic() - started < 10, "the runner waited out the retries"
+    status = subscription.status()
+    assert (status.state, status.parked) == (SubscriptionState.STOPPED, 0)
+    assert sorted(_rows(postgres_dsn, projection)) == [("s-0", 1), ("s-1", 1)]
+    again = Subscription(
+        store, "stopped-retrying", project, delivery=Delivery.TRANSACTIONAL
+    )
+    assert again.catch_up() == 4
+    assert sorted(_rows(postgres_dsn, projection)) == sorted(
+        (f"s-{n % 5}", n // 5 + 1) for n in range(6)
+    )
+
+
 def test_transactional_delivery_moves_the_checkpoint_with_every_batch_whatever_the_interval(
     store: PostgresEventStore, postgres_dsn: str, projection: sql.Identifier
 ) -> None:

@@ -288,6 +288,53 @@ async def test_a_run_stopped_mid_pass_saves_what_its_handler_took(
     assert (await side.status(subscription)).position == log[1].position
 
 
+SLOW_RETRIES = RetryPolicy(max_retries=3, base_delay=30.0, max_delay=30.0, jitter=False)
+"""Waits no test could sit out: a runner that waits them is seen to hang."""
+
+
+@pytest.mark.parametrize("on_error", [OnError.PARK, OnError.STOP])
+async def test_a_stop_ends_a_failing_handlers_wait_for_its_retry(
+    side: Side, on_error: OnError
+) -> None:
+    for n in range(6):
+        await side.append("s", {"n": n})
+    log = await side.wait_for_log(6)
+    stop = asyncio.Event() if side.is_async else threading.Event()
+    failures = 0
+
+    def failing(events: list[RecordedEvent]) -> None:
+        nonlocal failures
+        if any(event.data["n"] == 3 for event in events):
+            failures += 1
+            stop.set()  # while the runner is about to wait for the retry
+            raise ValueError("not yet")
+
+    subscription = side.subscription(
+        "stopped-retrying",
+        failing,
+        batch_size=2,
+        checkpoint_interval=60,
+        on_error=on_error,
+        retry_policy=SLOW_RETRIES,
+    )
+    started = time.monotonic()
+    if side.is_async:
+        await asyncio.wait_for(subscription.run(stop), 60)
+    else:
+        await asyncio.wait_for(asyncio.to_thread(subscription.run, stop), 150)
+    assert time.monotonic() - started < 10, "the runner waited out the retries"
+    # The failing batch was neither parked nor failed: it comes again.
+    assert failures == 1
+    status = await side.status(subscription)
+    assert status.state is SubscriptionState.STOPPED
+    assert status.position == log[1].position
+    assert status.parked == 0
+    seen, collect = _collector()
+    again = side.subscription("stopped-retrying", collect, on_error=on_error)
+    assert await side.catch_up(again) == 4
+    assert [event.data["n"] for event in seen] == [2, 3, 4, 5]
+
+
 def test_a_failed_save_after_a_failing_event_keeps_the_handlers_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

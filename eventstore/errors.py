@@ -206,7 +206,14 @@ class StoreUnavailableError(EventStoreError, ConnectionError):
 
 
 class StoreTimeoutError(EventStoreError, TimeoutError):
-    """A statement or lock wait ran past its configured timeout; it was rolled back."""
+    """
+    A statement or lock wait ran past its configured timeout, or was cancelled; it was rolled back.
+
+    A cancel from another session (``pg_cancel_backend``, an operator) is
+    the same SQLSTATE as a statement timeout, so it is raised as this too;
+    the message carries the server's reason ("due to statement timeout",
+    "due to user request").
+    """
 
 
 class PoolExhaustedError(StoreTimeoutError):

@@ -511,6 +511,55 @@ def test_configured_timeouts_take_effect(
     assert store.append("s", _events(1, "after"), expected_version=1).version == 2
 
 
+def test_a_statement_cancelled_by_another_session_says_so_and_writes_nothing(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    # pg_cancel_backend raises the SQLSTATE of a statement timeout: the
+    # error is a StoreTimeoutError, and its message gives the server's reason.
+    store = make_store()
+    store.append("s", _events(1), expected_version=0)
+    caught: list[BaseException] = []
+
+    def blocked_append() -> None:
+        try:
+            store.append("s", _events(1, "blocked"), expected_version=1)
+        except BaseException as exc:  # the test's subject
+            caught.append(exc)
+
+    with (
+        psycopg.connect(postgres_dsn, autocommit=True) as admin,
+        psycopg.connect(postgres_dsn) as blocker,
+    ):
+        blocker.execute(
+            sql.SQL("SELECT * FROM {} WHERE stream_id = 's' FOR UPDATE").format(
+                sql.Identifier(postgres_schema, "streams")
+            )
+        )
+        appender = threading.Thread(target=blocked_append)
+        appender.start()
+        deadline = time.monotonic() + 30
+        waiting: list[tuple[Any, ...]] = []
+        while not waiting:
+            assert time.monotonic() < deadline, "the append never waited"
+            waiting = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND pid <> pg_backend_pid() AND datname = current_database()"
+            ).fetchall()
+            time.sleep(0.01)
+        admin.execute("SELECT pg_cancel_backend(%s)", waiting[0])
+        appender.join(30)
+        blocker.rollback()
+    assert not appender.is_alive()
+    assert len(caught) == 1
+    assert isinstance(caught[0], StoreTimeoutError)
+    assert isinstance(caught[0].__cause__, pg_errors.QueryCanceled)
+    assert "user request" in str(caught[0])
+    assert [e.data["n"] for e in store.read_stream("s")] == ["e0"]
+    assert store.append("s", _events(1, "after"), expected_version=1).version == 2
+
+
 def test_an_exhausted_pool_fails_fast_with_our_error_and_health_is_degraded(
     make_store: Callable[..., PostgresEventStore],
 ) -> None:

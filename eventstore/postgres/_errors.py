@@ -113,6 +113,12 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
         return StoreUnavailableError(f"the connection pool is closed: {detail}")
     if isinstance(exc, _TIMEOUTS):
         return StoreTimeoutError(f"PostgreSQL cancelled the statement: {detail}")
+    if _v1_event_id_key(exc):
+        return ConfigError(
+            "the schema predates migration 2, where event ids became unique per "
+            "stream: an id stored in another stream is refused; run "
+            f"PostgresEventStore.migrate(): {detail}"
+        )
     if isinstance(exc, pg_errors.UndefinedTable | pg_errors.InvalidSchemaName):
         return ConfigError(
             f"the event store tables are missing; run PostgresEventStore.migrate(): {detail}"
@@ -128,6 +134,16 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailableError(f"PostgreSQL is unavailable: {detail}")
     return EventStoreError(f"PostgreSQL error: {detail}")
+
+
+def _v1_event_id_key(exc: BaseException) -> bool:
+    # Migration 1's global key on event ids, which migration 2 replaces by
+    # (stream_id, event_id): a schema not migrated yet still has it.
+    return (
+        isinstance(exc, pg_errors.UniqueViolation)
+        and exc.diag.table_name == "events"
+        and exc.diag.constraint_name == "events_event_id_key"
+    )
 
 
 def doubts_the_server(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import errors as pg_errors
 from psycopg import sql
 
 from eventstore import (
@@ -111,6 +112,25 @@ def test_after_the_upgrade_ids_are_unique_per_stream_and_appends_go_on(
         store.append("order-1", [reused, NewEvent("order.more", {})])
     appended = store.append("order-1", [NewEvent("order.more", {})], expected_version=3)
     assert appended.version == 4
+
+
+def test_an_id_of_another_stream_on_a_v1_schema_not_migrated_says_to_migrate(
+    store_factory: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+) -> None:
+    # v1's global key on event ids refuses what v2 allows: the error must
+    # point at migrate(), not read as a failure of the server.
+    load_v1_fixture(postgres_dsn, postgres_schema)
+    store = store_factory()
+    (first,) = store.read_stream("order-1", limit=1)
+    reused = NewEvent("order.copied", {}, event_id=first.event_id)
+    with pytest.raises(ConfigError, match=r"migrate\(\)") as caught:
+        store.append("order-3", [reused], expected_version=0)
+    assert isinstance(caught.value.__cause__, pg_errors.UniqueViolation)
+    assert store.stream_version("order-3") == 0
+    store.migrate()
+    assert store.append("order-3", [reused], expected_version=0).version == 1
 
 
 @pytest.mark.parametrize("partitions", [None, 4])

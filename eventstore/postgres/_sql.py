@@ -542,11 +542,14 @@ _TEMPLATES = {
         "to_regclass(%(snapshots)s)) "
         "AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s))"
     ),
-    # The remainder the server's own partitioning gives each probe id.
+    # The remainder the server's own partitioning gives each probe id. The
+    # ids go as UTF-8 bytes: a pool passed in may use a client encoding in
+    # which some of them cannot be written.
     "partition_probe": (
         "SELECT (SELECT r FROM generate_series(0, %(partitions)s::int - 1) AS r "
-        "WHERE satisfies_hash_partition(to_regclass(%(events)s), %(partitions)s::int, r, t.id)) "
-        "FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS t(id, ord) ORDER BY t.ord"
+        "WHERE satisfies_hash_partition(to_regclass(%(events)s), %(partitions)s::int, r, "
+        "convert_from(t.id, 'UTF8'))) "
+        "FROM unnest(%(ids)s::bytea[]) WITH ORDINALITY AS t(id, ord) ORDER BY t.ord"
     ),
 }
 
@@ -635,7 +638,7 @@ def routing_params(schema: str) -> dict[str, Any]:
             table: qualified_table(schema, table)
             for table in ("streams", "events", "snapshots")
         },
-        "ids": list(PROBE_STREAM_IDS),
+        "ids": [stream_id.encode() for stream_id in PROBE_STREAM_IDS],
     }
 
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import psycopg_pool
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -201,6 +202,43 @@ def test_the_async_store_routes_the_same(
                 return [e.data["n"] async for e in store.read_stream(stream)]
 
     assert asyncio.run(run()) == list(range(8))
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_pool_passed_in_with_another_client_encoding_routes(
+    store_factory: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    flavour: str,
+) -> None:
+    # LATIN1 cannot write some of the probe's ids; the probe must not care.
+    store_factory(partitions=4).migrate()
+    stream = _stream_in(0, 4, prefix="zoë")
+    kwargs = {"client_encoding": "LATIN1", "autocommit": True}
+    dsn = _impatient(postgres_dsn)
+    if flavour == "sync":
+        with psycopg_pool.ConnectionPool(
+            dsn, kwargs=kwargs, min_size=1, max_size=2
+        ) as pool:
+            store = PostgresEventStore(pool=pool, schema=postgres_schema)
+            with _partition_locked(postgres_dsn, postgres_schema, 3):
+                for n in range(4):
+                    store.append(stream, [NewEvent("t", {"n": n})])
+                read = [e.data["n"] for e in store.read_stream(stream)]
+    else:
+
+        async def run() -> list[int]:
+            async with psycopg_pool.AsyncConnectionPool(
+                dsn, kwargs=kwargs, min_size=1, max_size=2
+            ) as pool:
+                store = AsyncPostgresEventStore(pool=pool, schema=postgres_schema)
+                with _partition_locked(postgres_dsn, postgres_schema, 3):
+                    for n in range(4):
+                        await store.append(stream, [NewEvent("t", {"n": n})])
+                    return [e.data["n"] async for e in store.read_stream(stream)]
+
+        read = asyncio.run(run())
+    assert read == list(range(4))
 
 
 def test_a_store_without_partitions_routes_on_a_partitioned_schema(

@@ -120,7 +120,10 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
     The schema is not created here; `PostgresEventStore.migrate` creates it.
     ``DROP SCHEMA … CASCADE`` after the test removes whatever the test put
     in it, so tests sharing the session's server never see each other's
-    data.
+    data. A session the test left holding the schema's tables (a
+    connection in a transaction it forgot) fails the teardown after 10 s,
+    with the sessions' pids and application names, instead of holding up
+    the whole run.
 
     Args:
         postgres_dsn: The session's server.
@@ -135,16 +138,46 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
     yield schema
     try:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            # A session the test left in a transaction on the schema would
+            # hold the drop, and the whole run, as long as it lives.
             conn.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    sql.Identifier(schema)
+                sql.SQL("SET lock_timeout = {}").format(
+                    sql.Literal(f"{int(_DROP_LOCK_TIMEOUT * 1000)}ms")
                 )
             )
+            try:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                        sql.Identifier(schema)
+                    )
+                )
+            except psycopg.errors.LockNotAvailable:
+                holders = conn.execute(_HOLDERS, (schema,)).fetchall()
+                reason = (
+                    f"sessions the test left holding its tables after "
+                    f"{_DROP_LOCK_TIMEOUT:g} s: "
+                    + "; ".join(
+                        f"pid {pid} ({name or 'no application_name'}, {state})"
+                        for pid, name, state in holders
+                    )
+                )
+            else:
+                return
     except psycopg.Error as exc:
         reason = _scrub(postgres_dsn, exc)
-    else:
-        return
     pytest.fail(f"could not drop the test schema {schema}: {reason}", pytrace=False)
+
+
+_DROP_LOCK_TIMEOUT = 10.0
+"""Seconds `postgres_schema`'s drop waits for the sessions a test left on its tables."""
+
+_HOLDERS = (
+    "SELECT a.pid, a.application_name, a.state FROM pg_stat_activity AS a "
+    "WHERE a.pid IN (SELECT l.pid FROM pg_locks AS l "
+    "JOIN pg_class AS c ON c.oid = l.relation "
+    "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = %s AND l.pid <> pg_backend_pid()) ORDER BY a.pid"
+)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -58,6 +59,47 @@ def test_an_unreachable_test_server_is_one_clear_setup_error_per_test(
     assert "psycopg.OperationalError" not in output
     assert "Traceback" not in output
     assert PASSWORD not in output
+
+
+LEAKING_TEST = """
+import threading
+
+import psycopg
+
+LEAKED = []
+
+
+def test_leaves_a_transaction_open(postgres_store, postgres_dsn, postgres_schema):
+    conn = psycopg.connect(postgres_dsn, application_name="the-leak")
+    conn.execute(f'SELECT count(*) FROM "{postgres_schema}".events')
+    LEAKED.append(conn)
+    ender = threading.Timer(40.0, conn.close)  # the run ends even if the drop waits
+    ender.daemon = True
+    ender.start()
+"""
+
+
+@pytest.mark.postgres
+def test_a_schema_held_by_a_session_the_test_left_fails_its_teardown_naming_it(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    (tmp_path / "test_leaks.py").write_text(LEAKING_TEST, encoding="utf-8")
+    started = time.monotonic()
+    done = subprocess.run(  # our own interpreter, our own test file
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"],
+        cwd=tmp_path,
+        env={**os.environ, "EVENTSTORE_TEST_DSN": postgres_dsn},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "ERROR at teardown of test_leaves_a_transaction_open" in output
+    assert "sessions the test left holding its tables after 10 s" in output
+    assert "the-leak, idle in transaction" in output
+    assert time.monotonic() - started < 35, "the drop waited for the leak to end"
 
 
 @pytest.mark.postgres

@@ -400,13 +400,30 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m examples.compliance", description=__doc__
     )
     parser.add_argument(
-        "--schema", default="compliance_demo", help="PostgreSQL schema to use"
+        "--schema",
+        help="PostgreSQL schema to use, new or empty (default: compliance_demo on "
+        "the embedded server, a new compliance_demo_<8 hex digits> per run on "
+        "EVENTSTORE_DSN's)",
     )
     args = parser.parse_args(argv)
+    if args.schema is None:
+        # The report checks this run's documents against the whole log and
+        # read model: on a server of yours, each run writes a schema of its own.
+        own_server = bool(os.environ.get("EVENTSTORE_DSN"))
+        args.schema = (
+            f"compliance_demo_{uuid.uuid4().hex[:8]}"
+            if own_server
+            else "compliance_demo"
+        )
 
     with open_store(args.schema) as (store, where):
         progress(f"using {where}, schema {args.schema!r}; migrating")
         store.migrate()
+        if store.read_all(limit=1):
+            parser.error(
+                f"schema {args.schema!r} already holds events (an earlier run's?): "
+                "give --schema a new name, or drop that schema"
+            )
         repo = DocumentRepository(store, registry)
         documents: list[str] = []  # every document this run creates
         report = [

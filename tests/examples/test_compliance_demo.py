@@ -163,3 +163,32 @@ def test_the_demos_read_model_agrees_with_the_aggregates_and_a_replay_rebuilds_i
     assert open_findings_in_table(postgres_dsn, postgres_schema) == first_build
     assert '"name": "open-findings"' in out.splitlines()[-1]
     assert "[demo] replaying the read model from the start of the log" in err
+
+
+@pytest.mark.postgres
+def test_a_second_run_on_your_server_writes_a_schema_of_its_own(
+    postgres_dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EVENTSTORE_DSN", postgres_dsn)
+    schemas = []
+    try:
+        for _ in range(2):
+            assert main([]) == 0
+            out, _err = capsys.readouterr()
+            found = re.search(r"\(schema (compliance_demo_[0-9a-f]{8})\)", out)
+            assert found is not None, out
+            schemas.append(found.group(1))
+        assert schemas[0] != schemas[1]
+        # Named again, a schema that holds a run's events is refused up front.
+        with pytest.raises(SystemExit) as refused:
+            main(["--schema", schemas[0]])
+        assert refused.value.code == 2
+        assert "already holds events" in capsys.readouterr().err
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
+                )

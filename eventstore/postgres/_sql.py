@@ -1026,6 +1026,10 @@ _STREAMS_OPTIONS = (
 MIN_PARTITIONS: Final = 2
 MAX_PARTITIONS: Final = 1024
 PARTITIONS_MIN_SERVER: Final = 170000
+LAYOUT_LOCKS_PER_PARTITION: Final = 27
+"""Locks creating the layout takes per partition (its three tables, their
+indexes and TOAST tables, and their types), counted in ``pg_locks`` on
+PostgreSQL 18 at N = 8 and 32."""
 """PostgreSQL 17 is the first to allow an identity column on a partitioned table."""
 
 

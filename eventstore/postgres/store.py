@@ -227,7 +227,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             StoreUnavailableError: The server could not be reached.
             ConfigError: The store asks for *partitions*, and the schema
                 exists with another layout (a layout is fixed when the schema
-                is created), or the server is older than PostgreSQL 17.
+                is created), the server is older than PostgreSQL 17, or its
+                lock table is too small to create that many partitions in
+                one transaction (``max_locks_per_transaction``).
             EventStoreError: The server refused a migration (e.g. no CREATE
                 privilege); nothing of it was applied.
 
@@ -281,7 +283,18 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 f"partitions need PostgreSQL 17 or newer (an identity column on a "
                 f"partitioned table); this server is {conn.info.server_version}"
             )
-        conn.execute(_sql.partitioned_layout(self._schema, partitions))
+        try:
+            conn.execute(_sql.partitioned_layout(self._schema, partitions))
+        except pg_errors.OutOfMemory as exc:
+            # The lock table, sized by the server's settings, not a passing
+            # state: asking again would fail the same way.
+            raise ConfigError(
+                f"creating {partitions} hash partitions locks about "
+                f"{_sql.LAYOUT_LOCKS_PER_PARTITION} relations per partition in one "
+                "transaction, more than this server's lock table holds: raise "
+                "max_locks_per_transaction (a restart), or ask for fewer "
+                f"partitions: {str(exc).strip()}"
+            ) from exc
         for version, description, _ in _sql.MIGRATIONS:
             if version <= _sql.PARTITIONED_LAYOUT_MIGRATION:
                 conn.execute(statements["record"], (version, description))

@@ -225,7 +225,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             StoreUnavailableError: The server could not be reached.
             ConfigError: The store asks for *partitions*, and the schema
                 exists with another layout (a layout is fixed when the schema
-                is created), or the server is older than PostgreSQL 17.
+                is created), the server is older than PostgreSQL 17, or its
+                lock table is too small to create that many partitions in
+                one transaction (``max_locks_per_transaction``).
             EventStoreError: The server refused a migration (e.g. no CREATE
                 privilege); nothing of it was applied.
 
@@ -279,7 +281,18 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 f"partitions need PostgreSQL 17 or newer (an identity column on a "
                 f"partitioned table); this server is {conn.info.server_version}"
             )
-        await conn.execute(_sql.partitioned_layout(self._schema, partitions))
+        try:
+            await conn.execute(_sql.partitioned_layout(self._schema, partitions))
+        except pg_errors.OutOfMemory as exc:
+            # The lock table, sized by the server's settings, not a passing
+            # state: asking again would fail the same way.
+            raise ConfigError(
+                f"creating {partitions} hash partitions locks about "
+                f"{_sql.LAYOUT_LOCKS_PER_PARTITION} relations per partition in one "
+                "transaction, more than this server's lock table holds: raise "
+                "max_locks_per_transaction (a restart), or ask for fewer "
+                f"partitions: {str(exc).strip()}"
+            ) from exc
         for version, description, _ in _sql.MIGRATIONS:
             if version <= _sql.PARTITIONED_LAYOUT_MIGRATION:
                 await conn.execute(statements["record"], (version, description))

@@ -20,6 +20,8 @@ from eventstore import (
     Snapshot,
 )
 from eventstore.postgres import PostgresEventStore
+from eventstore.postgres._sql import LATEST_MIGRATION, MAX_PARTITIONS
+from eventstore.testing.postgres_server import EmbeddedServer
 from tests.postgres.fixtures.make_v1_fixture import event_dict, snapshot_dict
 
 pytestmark = pytest.mark.postgres
@@ -245,3 +247,23 @@ def test_the_partitioned_layout_has_the_columns_the_migrations_make(
                 conn.execute(
                     sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(hashed))
                 )
+
+
+def test_partitions_more_than_the_servers_lock_table_holds_are_a_config_error() -> None:
+    # A small lock table (10 x 20 connections, and the slack of the server's
+    # shared memory, which holds 512 partitions): the most partitions, 1,024,
+    # take some 27,000 locks in the one migration transaction.
+    settings = {"max_locks_per_transaction": "10", "max_connections": "20"}
+    with EmbeddedServer.start(settings) as server:
+        with PostgresEventStore(
+            server.dsn, schema="many", partitions=MAX_PARTITIONS
+        ) as store:
+            with pytest.raises(
+                ConfigError, match="max_locks_per_transaction"
+            ) as caught:
+                store.migrate()
+            assert isinstance(caught.value.__cause__, pg_errors.OutOfMemory)
+        # Nothing of it was left: the schema can still be made another way.
+        with PostgresEventStore(server.dsn, schema="many", partitions=2) as store:
+            assert store.migrate() == LATEST_MIGRATION
+            assert store.health().partitions == 2

@@ -363,6 +363,11 @@ def _compare(
                     f"{new_version}; bump it and register an upcaster from "
                     f"version {new_version}:\n{changes}\n{diff}"
                 )
+            elif old != new:
+                allowed.append(
+                    f"- {name!r}: fields or enum members declared in another "
+                    "order (no stored payload changes)"
+                )
         else:
             without = missing_versions(
                 upcasters.get(name, []), old_version, new_version
@@ -413,7 +418,18 @@ def _removed_upcasters(
 
 
 def _shape(entry: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (entry.get("fields"), entry.get("nested"), entry.get("enums"))
+    # Payloads are JSON objects read by field name, and enum members are
+    # stored by value: declaring either in another order changes no payload.
+    def by_name(fields: list[Any] | None) -> list[Any]:
+        return sorted(fields or [], key=lambda field: str(field["name"]))
+
+    nested = entry.get("nested") or {}
+    enums = entry.get("enums") or {}
+    return (
+        by_name(entry.get("fields")),
+        {cls: by_name(fields) for cls, fields in nested.items()},
+        {cls: sorted(values, key=json.dumps) for cls, values in enums.items()},
+    )
 
 
 def _shape_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:

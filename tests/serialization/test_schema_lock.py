@@ -214,6 +214,45 @@ def test_nested_type_and_enum_changes_are_shape_changes(tmp_path: Path) -> None:
     )
 
 
+def test_fields_and_enum_members_declared_in_another_order_are_no_shape_change(
+    tmp_path: Path,
+) -> None:
+    # Payloads are read by field name and enums by value: the order is free.
+    path = tmp_path / "lock.json"
+    registry = build_registry()
+    assert_schema_lock(registry, path)
+    locked = json.loads(path.read_text())
+    document = locked["types"]["document"]
+    document["fields"].reverse()
+    document["nested"]["Author"].reverse()
+    document["enums"]["Status"].reverse()
+    path.write_text(json.dumps(locked))
+    # Allowed: the lock only wants rewriting, as for a new type.
+    with pytest.raises(AssertionError, match="declared in another order"):
+        assert_schema_lock(registry, path)
+    assert_schema_lock(registry, path, update=True)
+    assert_schema_lock(registry, path)
+
+
+@attrs.frozen
+class InvoiceReordered:
+    total: int
+    number: str
+
+
+def test_a_class_with_its_fields_reordered_reads_every_payload_and_passes_the_lock(
+    lock: Path,
+) -> None:
+    stored = registry_with(InvoiceV1).encode(InvoiceV1("A-1", 40))
+    reordered = registry_with(InvoiceReordered)
+    assert reordered.decode(
+        stored.type, stored.schema_version, stored.data
+    ) == InvoiceReordered(40, "A-1")
+    with pytest.raises(AssertionError, match="declared in another order"):
+        assert_schema_lock(reordered, lock)
+    assert_schema_lock(reordered, lock, update=True)
+
+
 def test_removing_a_rename_upcaster_from_the_lock_fails(lock: Path) -> None:
     renamed = Registry()
     renamed.add(InvoiceV1, "bill")

@@ -95,10 +95,18 @@ def registry_strategies(
     }
 
 
+_MAX_NESTING = 3
+"""How deep a class may hold itself (through Optional, a collection or a union)."""
+
+
 class _Builder:
     def __init__(self, overrides: Overrides) -> None:
         self._overrides = overrides
+        # Each class's strategy once it is known not to hold itself.
         self._attrs: dict[type, st.SearchStrategy[Any]] = {}
+        # The classes whose strategies are being built, outermost first.
+        self._building: list[type] = []
+        self._recursive: set[type] = set()
 
     def attrs_strategy(self, node: AttrsNode) -> st.SearchStrategy[Any]:
         cls = node.cls
@@ -107,18 +115,28 @@ class _Builder:
         known = self._attrs.get(cls)
         if known is not None:
             return known
-        # deferred: a class may contain itself (through Optional or a collection).
-        self._attrs[cls] = st.deferred(lambda: built)
-        kwargs = {}
-        for field in node.fields:
-            if field.transient or not field.init:
-                continue
-            override = self._overrides.get((cls, field.name))
-            kwargs[field.alias] = (
-                override if override is not None else self.node_strategy(field.node)
-            )
+        if cls in self._building:
+            self._recursive.update(self._building[self._building.index(cls) :])
+            if self._building.count(cls) >= _MAX_NESTING:
+                # Bounded trees: an unbounded recursion overruns hypothesis's
+                # budget for most examples. Nothing here makes an Optional
+                # None and a collection empty, one level up.
+                return st.nothing()
+        self._building.append(cls)
+        try:
+            kwargs = {}
+            for field in node.fields:
+                if field.transient or not field.init:
+                    continue
+                override = self._overrides.get((cls, field.name))
+                kwargs[field.alias] = (
+                    override if override is not None else self.node_strategy(field.node)
+                )
+        finally:
+            self._building.pop()
         built = st.builds(cls, **kwargs)
-        self._attrs[cls] = built
+        if cls not in self._recursive:
+            self._attrs[cls] = built
         return built
 
     def node_strategy(self, node: Node) -> st.SearchStrategy[Any]:  # noqa: PLR0911 - one branch per kind
@@ -140,13 +158,18 @@ class _Builder:
             return st.sampled_from(members)
         if isinstance(node, SeqNode):
             item = self.node_strategy(node.item)
+            size = _size_of(item)
             if node.container is frozenset:
-                return st.frozensets(item, max_size=_MAX_SIZE)
-            return st.lists(item, max_size=_MAX_SIZE).map(node.container)
+                return st.frozensets(item, max_size=size)
+            return st.lists(item, max_size=size).map(node.container)
         if isinstance(node, TupleNode):
             return st.tuples(*(self.node_strategy(item) for item in node.items))
         if isinstance(node, DictNode):
-            return st.dictionaries(
-                _TEXT, self.node_strategy(node.value), max_size=_MAX_SIZE
-            )
+            value = self.node_strategy(node.value)
+            return st.dictionaries(_TEXT, value, max_size=_size_of(value))
         return st.one_of(*(self.node_strategy(member) for member in node.members))
+
+
+def _size_of(items: st.SearchStrategy[Any]) -> int:
+    # A collection of a class nested as deep as it may be stays empty.
+    return 0 if items.is_empty else _MAX_SIZE

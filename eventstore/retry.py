@@ -8,7 +8,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeAlias, TypeVar, cast
+from typing import Any, Final, ParamSpec, TypeAlias, TypeVar, cast
 
 import attrs
 import tenacity
@@ -45,6 +45,10 @@ def _retry_count(
         raise ConfigError(
             f"RetryPolicy.{attribute.name} must be an int >= 0, got {value!r}"
         )
+
+
+_AWAITABLE: Final = object()
+"""What a decorated function's first attempt stands for when it returned an awaitable."""
 
 
 @attrs.frozen
@@ -235,7 +239,10 @@ class RetryPolicy:
         Decorate *fn* so that a `ConcurrencyError` re-runs it, per this policy.
 
         An ``async def`` is retried with `acall`, awaiting *async_sleep*
-        between attempts. Each conflict is logged at WARNING on the
+        between attempts, and so is a plain function that returns an
+        awaitable (an ``async def`` behind a decorator that does not know
+        coroutines): the decorated call then returns an awaitable that
+        awaits it, retried. Each conflict is logged at WARNING on the
         ``eventstore.retry`` logger.
         """
         log = functools.partial(log_conflict, _log, max_attempts=self.max_attempts)
@@ -256,7 +263,26 @@ class RetryPolicy:
 
         @functools.wraps(fn)
         def retried(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.call(functools.partial(fn, *args, **kwargs), on_error=log)
+            made: list[Awaitable[Any]] = []
+
+            def attempt() -> Any:
+                outcome = fn(*args, **kwargs)
+                if inspect.isawaitable(outcome):
+                    # An async def behind a decorator that is not: its
+                    # errors come when it is awaited, so the retries must
+                    # await it too.
+                    made.append(outcome)
+                    return _AWAITABLE
+                return outcome
+
+            result = self.call(attempt, on_error=log)
+            if result is not _AWAITABLE:
+                return cast(T, result)
+
+            def next_attempt() -> Awaitable[Any]:
+                return made.pop() if made else cast(Awaitable[Any], fn(*args, **kwargs))
+
+            return cast(T, self.acall(next_attempt, on_error=log))
 
         return retried
 

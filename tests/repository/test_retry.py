@@ -1,3 +1,4 @@
+import functools
 import logging
 from typing import Any
 
@@ -275,3 +276,30 @@ async def test_the_policy_decorates_an_object_whose_call_is_async() -> None:
     retried = RetryPolicy(async_sleep=sleep)(approve)
     assert await retried("d1") == "d1 approved"
     assert (approve.calls, len(slept)) == (2, 1)
+
+
+async def test_the_policy_retries_an_async_def_behind_a_decorator_that_knows_no_coroutines() -> (
+    None
+):
+    # A tracing or logging decorator written for plain functions hides the
+    # async def: the conflicts come only when the awaitable is awaited.
+    attempts = 0
+
+    def traced(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    @RetryPolicy(max_retries=3, base_delay=0.0, max_delay=0.0, jitter=False)
+    @traced
+    async def service(stream_id: str) -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise ConcurrencyError(stream_id, 1, 2)
+        return f"saved {stream_id}"
+
+    assert await service("s") == "saved s"
+    assert attempts == 3

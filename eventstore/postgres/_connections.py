@@ -20,6 +20,7 @@ import attrs
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import make_conninfo
+from psycopg_pool.base import AttemptWithBackoff
 
 from eventstore.errors import (
     EventStoreError,
@@ -37,6 +38,7 @@ from eventstore.postgres._errors import (
 )
 from eventstore.postgres._idle_check import IdleCheck
 from eventstore.postgres._pool import (
+    CappedBackoff,
     Lending,
     Work,
     answer_wait,
@@ -117,6 +119,15 @@ class StorePool(psycopg_pool.ConnectionPool[psycopg.Connection[Any]]):
         """
         with CutOff(conn, self.answer_wait):
             super().check_connection(conn)
+
+    def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        # psycopg_pool's own hook for (re)connecting: the same, with waits
+        # between attempts capped (`CappedBackoff`).
+        if attempt is None:
+            attempt = CappedBackoff(timeout=self.reconnect_timeout)
+        super()._add_connection(attempt, growing)
 
     def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
         """Lend a connection (see `psycopg_pool.ConnectionPool.getconn`), counting it."""

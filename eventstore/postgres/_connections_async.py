@@ -19,6 +19,7 @@ import attrs
 import psycopg
 import psycopg_pool
 from psycopg.conninfo import make_conninfo
+from psycopg_pool.base import AttemptWithBackoff
 
 from eventstore.errors import (
     EventStoreError,
@@ -37,6 +38,7 @@ from eventstore.postgres._errors import (
 from eventstore.postgres._idle_check import AsyncIdleCheck
 from eventstore.postgres._pool import (
     AsyncWork,
+    CappedBackoff,
     Lending,
     answer_wait,
     called,
@@ -116,6 +118,15 @@ class AsyncStorePool(psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[An
         """
         with AsyncCutOff(conn, self.answer_wait):
             await super().check_connection(conn)
+
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        # psycopg_pool's own hook for (re)connecting: the same, with waits
+        # between attempts capped (`CappedBackoff`).
+        if attempt is None:
+            attempt = CappedBackoff(timeout=self.reconnect_timeout)
+        await super()._add_connection(attempt, growing)
 
     async def getconn(
         self, timeout: float | None = None

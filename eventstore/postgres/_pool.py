@@ -11,6 +11,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import attrs
 import psycopg
+from psycopg_pool.base import AttemptWithBackoff
 
 from eventstore.health import PoolMetrics
 from eventstore.postgres.config import PoolConfig
@@ -25,6 +26,7 @@ AsyncWork: TypeAlias = Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]
 
 __all__ = [
     "AsyncWork",
+    "CappedBackoff",
     "Lending",
     "Work",
     "answer_wait",
@@ -37,6 +39,26 @@ __all__ = [
     "pool_setting",
     "saturated_by_stats",
 ]
+
+
+class CappedBackoff(AttemptWithBackoff):
+    """
+    psycopg_pool's reconnection backoff, its waits capped at `MAX_DELAY` seconds.
+
+    While the server is down the pool tries each lost connection again
+    after 1, 2, 4, 8 … seconds, each attempt holding a place of the pool:
+    with every place waiting, a call cannot open another, so after an outage
+    of a minute the store stayed unavailable for up to another half minute
+    with the server back. Capped, the pool is whole again within about
+    `MAX_DELAY` of the server's return, at the cost of one connection
+    attempt per lost connection every `MAX_DELAY` seconds meanwhile.
+    """
+
+    MAX_DELAY = 2.0
+
+    def update_delay(self, now: float) -> None:
+        super().update_delay(now)
+        self.delay = min(self.delay, self.MAX_DELAY)
 
 
 def connection_kwargs(

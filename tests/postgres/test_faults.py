@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,11 +16,12 @@ from eventstore import (
     AppendRequest,
     ConcurrencyError,
     EventStoreError,
+    HealthReport,
     HealthStatus,
     NewEvent,
     StoreUnavailableError,
 )
-from eventstore.postgres import PoolConfig, PostgresEventStore
+from eventstore.postgres import AsyncPostgresEventStore, PoolConfig, PostgresEventStore
 from eventstore.testing.logwait import wait_for_position
 from eventstore.testing.postgres_server import EmbeddedServer
 from tests import server_faults
@@ -120,6 +124,59 @@ def test_a_stopped_server_is_unavailable_and_the_store_recovers_when_it_returns(
         assert store.append("s", [NewEvent("t", {})], expected_version=1).version == 2
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_full_pool_is_whole_again_soon_after_a_longer_outage(
+    restartable_server: EmbeddedServer, flavour: str
+) -> None:
+    # psycopg_pool re-opens each lost connection after 1, 2, 4, 8 … s, each
+    # holding a place of the pool: after 9 s down its next attempt came some
+    # 6 s after the server was back, and until then every call failed.
+    outage, settings = 9.0, PoolConfig(min_size=2, max_size=2, timeout=1.0)
+    schema = f"outage_{flavour}"
+
+    async def health(store: Any) -> HealthStatus:
+        report: HealthReport = await store.health()
+        return report.status
+
+    def status(store: Any) -> HealthStatus:
+        if flavour == "sync":
+            report: HealthReport = store.health()
+            return report.status
+        return loop.run_until_complete(health(store))
+
+    loop = asyncio.new_event_loop()
+    if flavour == "sync":
+        store: Any = PostgresEventStore(
+            restartable_server.dsn, schema=schema, pool_config=settings
+        )
+        store.migrate()
+    else:
+        store = AsyncPostgresEventStore(
+            restartable_server.dsn, schema=schema, pool_config=settings
+        )
+        loop.run_until_complete(store.migrate())
+    try:
+        assert status(store) is HealthStatus.OK
+        restartable_server.stop()
+        stopped = time.monotonic()
+        try:
+            while time.monotonic() - stopped < outage:
+                assert status(store) is HealthStatus.UNAVAILABLE
+                time.sleep(0.5)
+        finally:
+            restartable_server.start_again()
+        back = time.monotonic()
+        while status(store) is not HealthStatus.OK:
+            assert time.monotonic() - back < 4.0, "the pool waited out its backoff"
+            time.sleep(0.1)
+    finally:
+        if flavour == "sync":
+            store.close()
+        else:
+            loop.run_until_complete(store.close())
+        loop.close()
 
 
 def test_a_unique_violation_on_a_key_not_the_stores_is_no_conflict(

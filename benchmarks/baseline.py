@@ -11,7 +11,8 @@ on a kept cursor; one statement per append; a 10-event batch is one ``COPY``
 (on this machine 9,200 events/s against 7,300 for a prepared 10-row
 ``INSERT … VALUES`` and 6,800 for ``INSERT … SELECT unnest(…)``, medians of
 7 interleaved runs); reads through binary cursors into plain tuples, jsonb
-decoded by the same function eventstore uses. The version a writer expects
+decoded by the same function eventstore uses, sessions in UTC as
+eventstore's, a stream's read without the stream id its caller knows. The version a writer expects
 is enforced only by the primary key: it skips what eventstore does on top
 (expected-version check against a streams table, idempotent retries by
 event id, commit-safe global-log order, argument and JSON validation).
@@ -44,20 +45,30 @@ _READ_COLUMNS = (
     "position, stream_id, version, event_id, type, schema_version, data, metadata, "
     "recorded_at"
 )
+# A stream's read leaves out the stream id, which its caller knows, as
+# eventstore's does.
+_STREAM_READ_COLUMNS = (
+    "position, version, event_id, type, schema_version, data, metadata, recorded_at"
+)
+
+SESSION_SETUP = "SET TimeZone = 'UTC'"
+"""Timestamps arrive in UTC and need no zone conversion per row, as on eventstore's sessions."""
 
 
-def _load_json(data: str | bytes) -> Any:
-    # The decoding eventstore uses (eventstore._json): json.loads minus its
-    # encoding sniffing and whitespace regexes, 2.7 against 6.4 us per value
-    # here. Any plain-psycopg program can do the same, so the baseline does.
-    return load_json(data.decode() if isinstance(data, bytes) else data)
+def configure(conn: psycopg.Connection[Any]) -> None:
+    """Set a baseline connection up as eventstore sets its own: UTC, and its JSON decoder."""
+    # The decoding eventstore uses (eventstore._json), given the jsonb
+    # loader's bytes directly: json.loads minus its encoding sniffing and
+    # whitespace regexes. Any plain-psycopg program can do the same.
+    set_json_loads(load_json, conn)
+    conn.execute(SESSION_SETUP)
 
 
 class Baseline:
     """The baseline's statements for one table in *schema*."""
 
     def __init__(self, conn: psycopg.Connection[Any], schema: str) -> None:
-        set_json_loads(_load_json, conn)
+        configure(conn)
         table = sql.Identifier(schema, "events")
         conn.execute(
             sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
@@ -76,7 +87,8 @@ class Baseline:
         )
         self.copy = render(f"COPY {{table}} ({_COLUMNS}) FROM STDIN")
         self.read_stream = render(
-            f"SELECT {_READ_COLUMNS} FROM {{table}} WHERE stream_id = %s ORDER BY version"
+            f"SELECT {_STREAM_READ_COLUMNS} FROM {{table}} WHERE stream_id = %s "
+            "ORDER BY version"
         )
         self.read_page = render(
             f"SELECT {_READ_COLUMNS} FROM {{table}} WHERE position > %s "

@@ -19,7 +19,8 @@ import psycopg
 import psycopg_pool
 from psycopg.types.json import set_json_loads
 
-from benchmarks.baseline import Baseline, _load_json, row
+from benchmarks.baseline import SESSION_SETUP, Baseline, row
+from eventstore._json import load_json
 
 GUARANTEES = (
     "the baseline's statements, table and guarantees (above), awaited on "
@@ -32,12 +33,13 @@ GUARANTEES = (
 async def connect(dsn: str) -> psycopg.AsyncConnection[Any]:
     """Open an autocommit connection that decodes jsonb as the sync baseline does."""
     conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-    set_json_loads(_load_json, conn)
+    await _configure(conn)
     return conn
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    set_json_loads(_load_json, conn)
+    set_json_loads(load_json, conn)
+    await conn.execute(SESSION_SETUP)
 
 
 def pool(dsn: str, size: int) -> psycopg_pool.AsyncConnectionPool[Any]:

@@ -12,6 +12,7 @@ rotates, so drift on a shared machine hits every side alike.
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -228,17 +229,28 @@ def interleave_sides(
     each side goes first, last and in between equally often.
     """
     names = list(sides)
-    if warmup:
-        for name in names:
-            sides[name](-1)
     rates: dict[str, list[float]] = {name: [] for name in names}
-    for rep in range(repetitions):
-        shift = rep % len(names)
-        order = names[shift:] + names[:shift]
-        if (rep // len(names)) % 2:
-            order.reverse()
-        for name in order:
-            rates[name].append(work / sides[name](rep))
+    # Every side starts each repetition from a collected heap, and the
+    # objects alive before the workload are frozen out of the collector's
+    # sight: a full collection that one side's garbage made due, or that
+    # scans the whole suite's heap, then falls on no side by chance (it
+    # halved single reads at random before).
+    gc.collect()
+    gc.freeze()
+    try:
+        if warmup:
+            for name in names:
+                sides[name](-1)
+        for rep in range(repetitions):
+            shift = rep % len(names)
+            order = names[shift:] + names[:shift]
+            if (rep // len(names)) % 2:
+                order.reverse()
+            for name in order:
+                gc.collect()
+                rates[name].append(work / sides[name](rep))
+    finally:
+        gc.unfreeze()
     return {name: Figure.of(samples) for name, samples in rates.items()}
 
 

@@ -75,7 +75,7 @@ def read_stream(ctx: Context) -> Result:
                 base_cursor.execute(base.read_stream, ("long",), prepare=True)
                 rows = base_cursor.fetchall()
                 seen["baseline"] = len(rows)
-                seen["baseline_last"] = rows[-1][6]["n"]
+                seen["baseline_last"] = rows[-1][5]["n"]
 
         return stopwatch(work)
 

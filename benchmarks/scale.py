@@ -565,7 +565,7 @@ def read_stream(
                 for _ in range(reads):
                     binary.execute(base.read_stream, ("long-0",), prepare=True)
                     rows = binary.fetchall()
-                    seen[key] = (len(rows), rows[-1][2], rows[-1][6]["n"])
+                    seen[key] = (len(rows), rows[-1][1], rows[-1][5]["n"])
 
             return stopwatch(work)
 

@@ -26,7 +26,7 @@ from benchmarks import peers, reads
 from benchmarks.baseline import append_batch, append_one
 from benchmarks.context import DATA, Context, checked, event, result
 from benchmarks.harness import Result, Timed, interleave_sides, stopwatch
-from eventstore import ConcurrencyError
+from eventstore import ConcurrencyError, RecordedEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.testing import read_log
 
@@ -86,14 +86,9 @@ def new_streams(ctx: Context) -> Result:
     )
 
     def check() -> None:
-        expected = {
-            f"e{rep}-{i}" for rep in range(-1, ctx.repetitions) for i in range(count)
-        }
+        expected = new_stream_ids(ctx.repetitions, count)
         for store in stores:
-            # Every append stored, once: one event at version 1 per stream.
-            log = read_log(store, len(expected))
-            assert {e.stream_id for e in log} == expected, "streams of the log"
-            assert {e.version for e in log} == {1}, "a stream not at version 1"
+            check_new_streams(read_log(store, len(expected)), expected)
             _refused(
                 partial(store.append, f"e0-{count - 1}", [event()], expected_version=0),
                 ConcurrencyError,
@@ -286,6 +281,17 @@ def batches(ctx: Context) -> Result:
 
 # The eventstore sides of the append workloads, shared with the async
 # workloads (benchmarks.asyncs), whose sync column is the same code.
+
+
+def new_stream_ids(repetitions: int, count: int) -> set[str]:
+    """The streams `new_streams_writer` appends to, warm-up included."""
+    return {f"e{rep}-{i}" for rep in range(-1, repetitions) for i in range(count)}
+
+
+def check_new_streams(log: list[RecordedEvent], expected: set[str]) -> None:
+    """Check that *log* holds every append to new streams once: one event at version 1 per stream."""
+    assert {e.stream_id for e in log} == expected, "streams of the log"
+    assert {e.version for e in log} == {1}, "a stream not at version 1"
 
 
 def new_streams_writer(store: PostgresEventStore, count: int) -> Timed:

@@ -26,6 +26,20 @@ def test_two(postgres_store):
 """
 
 
+def _run_pytest(cwd: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run pytest on the test files in *cwd*; return its exit code and output."""
+    done = subprocess.run(  # our own interpreter, our own test file
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
 def test_an_unreachable_test_server_is_one_clear_setup_error_per_test(
     tmp_path: Path,
 ) -> None:
@@ -37,17 +51,8 @@ def test_an_unreachable_test_server_is_one_clear_setup_error_per_test(
             **os.environ,
             "EVENTSTORE_TEST_DSN": f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/app",
         }
-        done = subprocess.run(  # our own interpreter, our own test file
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+        returncode, output = _run_pytest(tmp_path, env)
+    assert returncode == 1, output
     assert "2 errors" in output
     assert output.count("ERROR at setup of test_one") == 1
     assert output.count("ERROR at setup of test_two") == 1
@@ -85,17 +90,10 @@ def test_a_schema_held_by_a_session_the_test_left_fails_its_teardown_naming_it(
 ) -> None:
     (tmp_path / "test_leaks.py").write_text(LEAKING_TEST, encoding="utf-8")
     started = time.monotonic()
-    done = subprocess.run(  # our own interpreter, our own test file
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rA"],
-        cwd=tmp_path,
-        env={**os.environ, "EVENTSTORE_TEST_DSN": postgres_dsn},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    returncode, output = _run_pytest(
+        tmp_path, {**os.environ, "EVENTSTORE_TEST_DSN": postgres_dsn}
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    assert returncode == 1, output
     assert "ERROR at teardown of test_leaves_a_transaction_open" in output
     assert "sessions the test left holding its tables after 10 s" in output
     assert "the-leak, idle in transaction" in output

@@ -34,6 +34,7 @@ from eventstore.postgres._errors import (
     DRIVER_ERRORS,
     doubts_the_server,
     translate,
+    unencodable,
     unreachable,
 )
 from eventstore.postgres._idle_check import IdleCheck
@@ -297,6 +298,13 @@ class Connections:
                 self._suspect = False
                 try:
                     return work(conn)
+                except UnicodeEncodeError as exc:
+                    # psycopg writing text in a caller pool's encoding: a
+                    # value of the call's, not the server's trouble.
+                    if conn.info.encoding == "utf-8":
+                        raise
+                    encoding = conn.info.parameter_status("client_encoding")
+                    raise unencodable(exc, encoding or conn.info.encoding) from exc
                 finally:
                     self.pool.putconn(conn)
             except DRIVER_ERRORS as exc:

@@ -33,6 +33,7 @@ from eventstore.postgres._errors import (
     DRIVER_ERRORS,
     doubts_the_server,
     translate,
+    unencodable,
     unreachable,
 )
 from eventstore.postgres._idle_check import AsyncIdleCheck
@@ -310,6 +311,13 @@ class AsyncConnections:
                 self._suspect = False
                 try:
                     return await work(conn)
+                except UnicodeEncodeError as exc:
+                    # psycopg writing text in a caller pool's encoding: a
+                    # value of the call's, not the server's trouble.
+                    if conn.info.encoding == "utf-8":
+                        raise
+                    encoding = conn.info.parameter_status("client_encoding")
+                    raise unencodable(exc, encoding or conn.info.encoding) from exc
                 finally:
                     await self.pool.putconn(conn)
             except DRIVER_ERRORS as exc:

@@ -30,6 +30,7 @@ __all__ = [
     "doubts_the_server",
     "passes_whatever_the_event",
     "translate",
+    "unencodable",
     "unreachable",
 ]
 
@@ -68,6 +69,27 @@ def unreachable(
     """
     detail = scrub(str(exc).strip() or type(exc).__name__)
     return StoreUnavailableError(f"cannot connect to PostgreSQL: {detail}")
+
+
+def unencodable(exc: UnicodeEncodeError, client_encoding: str) -> InvalidArgumentError:
+    """
+    Return the error for a value that a connection's client encoding cannot carry.
+
+    The store's own pool talks UTF8; a pool passed in may use another
+    encoding (LATIN1 …), and psycopg then cannot write text outside it:
+    nothing of the call is sent (a transaction it opened rolls back).
+
+    Args:
+        exc: What psycopg raised dumping the value.
+        client_encoding: The connection's ``client_encoding``.
+
+    """
+    text = exc.object[exc.start : exc.end]
+    return InvalidArgumentError(
+        f"{text!r} cannot be sent over a connection whose client_encoding is "
+        f"{client_encoding}; pass a pool whose connections use UTF8, as the "
+        "store's own pool does"
+    )
 
 
 def translate(  # noqa: PLR0911  # one return per error family reads best as a flat list

@@ -19,9 +19,12 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 
 from eventstore import (
+    AppendRequest,
     ConcurrencyError,
     ConfigError,
+    EventStoreError,
     HealthStatus,
+    InvalidArgumentError,
     NewEvent,
     PoolExhaustedError,
     RecordedEvent,
@@ -300,6 +303,72 @@ def test_a_caller_owned_pool_is_used_and_left_open(
         assert not pool.closed
         with pool.connection() as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_text_a_caller_pools_encoding_cannot_carry_is_an_invalid_argument(
+    postgres_dsn: str, postgres_schema: str, flavour: str
+) -> None:
+    # The pool's connections write LATIN1, which has no euro sign: psycopg
+    # raised UnicodeEncodeError, from no hierarchy of ours.
+    kwargs = {"client_encoding": "LATIN1", "autocommit": True}
+    bad: list[Callable[[Any], Any]] = [
+        lambda store: store.append("s-€", _events(1), expected_version=0),
+        lambda store: store.append("s", [NewEvent("t", {"x": "€"})]),
+        lambda store: store.append_many(
+            [
+                AppendRequest("s", _events(1), expected_version=0),
+                AppendRequest("t-€", _events(1), expected_version=0),
+            ]
+        ),
+        lambda store: store.stream_version("s-€"),
+    ]
+
+    def check(error: BaseException) -> None:
+        assert isinstance(error, InvalidArgumentError), repr(error)
+        assert "LATIN1" in str(error)
+        assert "'€'" in str(error)
+        assert isinstance(error.__cause__, UnicodeEncodeError)
+
+    if flavour == "sync":
+        with psycopg_pool.ConnectionPool(
+            postgres_dsn, kwargs=kwargs, min_size=1, max_size=1
+        ) as pool:
+            store = PostgresEventStore(pool=pool, schema=postgres_schema)
+            store.migrate()
+            for call in bad:
+                with pytest.raises(EventStoreError) as info:
+                    call(store)
+                check(info.value)
+            with pytest.raises(EventStoreError) as info:
+                list(store.read_stream("s-€"))
+            check(info.value)
+            # Nothing was written, and the pool's connection still works.
+            assert store.stream_version("s") == 0
+            assert store.read_all() == []
+            store.append("zoë", _events(1), expected_version=0)
+            assert store.stream_version("zoë") == 1
+    else:
+
+        async def run() -> None:
+            async with psycopg_pool.AsyncConnectionPool(
+                postgres_dsn, kwargs=kwargs, min_size=1, max_size=1
+            ) as pool:
+                store = AsyncPostgresEventStore(pool=pool, schema=postgres_schema)
+                await store.migrate()
+                for call in bad:
+                    with pytest.raises(EventStoreError) as info:
+                        await call(store)
+                    check(info.value)
+                with pytest.raises(EventStoreError) as info:
+                    [e async for e in store.read_stream("s-€")]
+                check(info.value)
+                assert await store.stream_version("s") == 0
+                assert await store.read_all() == []
+                await store.append("zoë", _events(1), expected_version=0)
+                assert await store.stream_version("zoë") == 1
+
+        asyncio.run(run())
 
 
 # --- appends ---------------------------------------------------------------

@@ -12,6 +12,7 @@ business, not this module's.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, Final, TypeVar
 
@@ -22,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool.base import AttemptWithBackoff
 
 from eventstore.errors import (
+    ConfigError,
     EventStoreError,
     StoreClosedError,
     StoreUnavailableError,
@@ -215,6 +217,8 @@ class AsyncConnections:
             # A pool the store opened is opened by its first call: an async
             # pool opens in a coroutine, and a constructor cannot await.
             self._unopened = False
+            # The event loop it opened on: its workers and timers live there.
+            self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def open(
@@ -299,7 +303,9 @@ class AsyncConnections:
             if self._unopened:
                 # Once: a call that comes while this one awaits finds it open.
                 self._unopened = False
+                self._loop = asyncio.get_running_loop()
                 await self.pool.open()
+            self._check_loop()
         for attempt in range(1, attempts + 1):
             if self._suspect:
                 await self._refuse_if_unreachable(timeout)
@@ -375,9 +381,24 @@ class AsyncConnections:
         self.closed = True
         if True:  # ASYNC
             self._unopened = False
+            self._check_loop()
             await self._idle_check.stop()
         if self.owned:
             await self.pool.close()
+
+    if True:  # ASYNC
+
+        def _check_loop(self) -> None:
+            """Raise `ConfigError` unless this runs on the event loop the store's own pool opened on."""
+            if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+                # psycopg_pool's workers and timers stay on the loop it opened
+                # on: calls from another seem to work until that loop is
+                # gone, and close() then fails with "Event loop is closed".
+                raise ConfigError(
+                    "this AsyncPostgresEventStore opened its pool on another event "
+                    "loop; use and close a store on the loop it first ran on (one "
+                    "store per loop, e.g. per test with per-test loops)"
+                )
 
     def _doubt_server(self) -> None:
         self._suspect = True

@@ -940,6 +940,24 @@ async def test_a_read_made_before_a_fresh_async_store_closed_never_opens_its_poo
     assert store.pool.closed  # never opened: no connections, no workers left behind
 
 
+def test_an_async_store_used_on_a_second_event_loop_says_so(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # Per-test event loops around one store: the second loop's calls seemed
+    # to work, and close() failed with a bare "Event loop is closed".
+    store = AsyncPostgresEventStore(postgres_dsn, schema=postgres_schema)
+
+    async def first() -> None:
+        await store.migrate()
+        await store.append("s", _events(1), expected_version=0)
+
+    asyncio.run(first())
+    for call in (store.stream_version("s"), store.close()):
+        with pytest.raises(ConfigError, match="another event loop"):
+            asyncio.run(call)
+    assert store.closed
+
+
 async def test_cancelled_waits_for_a_connection_are_not_pool_timeouts(
     postgres_dsn: str, postgres_schema: str
 ) -> None:

@@ -2,8 +2,9 @@
 Benchmark: encode + decode round trips of a 20-field nested event.
 
 Run ``python -m benchmarks.serializer [--quick]``. Prints round trips per
-second (median of the repetitions, with min and max); `run` returns the same
-figures for the benchmark harness.
+second (median of the repetitions, with min and max), against a codec
+written by hand for the class, timed in the same interleaved repetitions;
+`run` returns the same figures for the benchmark harness.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import enum
-import statistics
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import attrs
 
+from benchmarks.harness import interleave_sides, stopwatch
 from eventstore.serialization import Registry
 from eventstore.serialization._converter import _s_uuid as _fast_uuid
 
@@ -218,55 +218,91 @@ def run(quick: bool) -> dict[str, Any]:
     """
     Measure round trips/s; return median, min, max and the settings used.
 
-    Each repetition also times a check-free codec written by hand for this
+    The repetitions also time a check-free codec written by hand for this
     one class (`_hand_encode`, `_hand_decode`): a ceiling that no serializer
-    of these attrs objects passes on this machine, measured in the same
-    repetitions so that the machine's drift hits both alike.
+    of these attrs objects passes on this machine. Every side runs through
+    the harness's `interleave_sides`, as the other workloads do: one
+    unmeasured warm-up each, the order rotated every repetition, each
+    repetition from a collected, frozen heap. The last object each side
+    produced is compared with the event (or its payload) afterwards, and
+    ``check_error`` says which were wrong, if any.
     """
     registry = make_registry()
     event = make_event()
     payload = registry.encode(event)
-    assert registry.decode(payload.type, payload.schema_version, payload.data) == event
-    assert _hand_encode(event) == payload.data
-    assert _hand_decode(payload.data) == event
     repetitions = 5 if quick else 7
     count = 2_000 if quick else 20_000
     encode = registry.encode
     decode = registry.decode
     type_name, version, data = payload.type, payload.schema_version, payload.data
-    rates, encode_rates, decode_rates, ceiling_rates = [], [], [], []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        for _ in range(count):
-            p = encode(event)
-            decode(p.type, p.schema_version, p.data)
-        rates.append(count / (time.perf_counter() - start))
-        start = time.perf_counter()
-        for _ in range(count):
-            _hand_decode(_hand_encode(event))
-        ceiling_rates.append(count / (time.perf_counter() - start))
-        start = time.perf_counter()
-        for _ in range(count):
-            encode(event)
-        encode_rates.append(count / (time.perf_counter() - start))
-        start = time.perf_counter()
-        for _ in range(count):
-            decode(type_name, version, data)
-        decode_rates.append(count / (time.perf_counter() - start))
+    last: dict[str, Any] = {}
+
+    def round_trips(rep: int) -> float:
+        def work() -> None:
+            for _ in range(count):
+                p = encode(event)
+                last["round trip"] = decode(p.type, p.schema_version, p.data)
+
+        return stopwatch(work)
+
+    def hand_codec(rep: int) -> float:
+        def work() -> None:
+            for _ in range(count):
+                last["hand codec"] = _hand_decode(_hand_encode(event))
+
+        return stopwatch(work)
+
+    def encodes(rep: int) -> float:
+        def work() -> None:
+            for _ in range(count):
+                last["encode"] = encode(event)
+
+        return stopwatch(work)
+
+    def decodes(rep: int) -> float:
+        def work() -> None:
+            for _ in range(count):
+                last["decode"] = decode(type_name, version, data)
+
+        return stopwatch(work)
+
+    figures = interleave_sides(
+        repetitions,
+        count,
+        {
+            "eventstore": round_trips,
+            "ceiling": hand_codec,
+            "encode": encodes,
+            "decode": decodes,
+        },
+    )
+    wrong = [
+        side for side in ("round trip", "hand codec", "decode") if last[side] != event
+    ]
+    if last["encode"] != payload:
+        wrong.append("encode")
+    if _hand_encode(event) != payload.data:
+        wrong.append("the hand codec's encoding")
+    ours, ceiling = figures["eventstore"], figures["ceiling"]
     return {
         "name": "serializer_roundtrip_20_fields",
         "unit": "round trips/s",
-        "median": statistics.median(rates),
-        "min": min(rates),
-        "max": max(rates),
-        "encode_median": statistics.median(encode_rates),
-        "decode_median": statistics.median(decode_rates),
-        "ceiling_median": statistics.median(ceiling_rates),
-        "share_of_ceiling": statistics.median(
-            [ours / ceiling for ours, ceiling in zip(rates, ceiling_rates, strict=True)]
-        ),
+        "median": ours.median,
+        "min": ours.min,
+        "max": ours.max,
+        "samples": ours.samples,
+        "encode_median": figures["encode"].median,
+        "decode_median": figures["decode"].median,
+        "ceiling_median": ceiling.median,
+        "ceiling_min": ceiling.min,
+        "ceiling_max": ceiling.max,
+        "ceiling_samples": ceiling.samples,
+        # The ratio of the medians, as every other workload's.
+        "share_of_ceiling": ours.median / ceiling.median,
         "repetitions": repetitions,
         "iterations": count,
+        # None, or which sides did not give back the event (or its payload).
+        "check_error": f"wrong result: {', '.join(wrong)}" if wrong else None,
     }
 
 
@@ -274,6 +310,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     result = run(parser.parse_args().quick)
+    if result["check_error"] is not None:
+        raise SystemExit(result["check_error"])
     print(
         f"encode+decode, 20-field nested event: {result['median']:,.0f} round trips/s "
         f"(median of {result['repetitions']}; min {result['min']:,.0f}, "

@@ -332,9 +332,18 @@ _STREAM_TEMPLATES = {
         "AND version >= %(low)s AND version <= %(high)s ORDER BY version DESC LIMIT %(limit)s"
     ),
     # --- snapshots ---
+    # One save of a stream's snapshots at a time (a transaction-scoped
+    # advisory lock on the table and the stream, taken before the row is
+    # written, as the INSERT reads its row from the lock's CTE): the prune
+    # after it then sees every save committed before it. Unserialised, each
+    # of several concurrent saves pruned without the others' new rows, and
+    # a stream kept up to one snapshot per save instead of K.
     "save_snapshot": (
+        "WITH serial AS (SELECT pg_advisory_xact_lock(hashtext(%(table)s), "
+        "hashtext(%(stream_id)s))) "
         "INSERT INTO {snapshots} AS s (stream_id, version, type, schema_version, state) "
-        "VALUES (%(stream_id)s, %(version)s, %(type)s, %(schema_version)s, %(state)s::jsonb) "
+        "SELECT %(stream_id)s, %(version)s::bigint, %(type)s, %(schema_version)s::integer, "
+        "%(state)s::jsonb FROM serial "
         "ON CONFLICT (stream_id, version) DO UPDATE SET type = EXCLUDED.type, "
         "schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, "
         "recorded_at = EXCLUDED.recorded_at"
@@ -618,6 +627,8 @@ class Statements:
     partition_probe: bytes
     events_table: str
     """The qualified name of the events table, as ``to_regclass`` reads it."""
+    snapshots_table: str
+    """The qualified name of the snapshots table (a key of its saves' lock)."""
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
@@ -627,6 +638,7 @@ class Statements:
             stream=StreamStatements.for_tables(schema),
             **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
             events_table=qualified_table(schema, "events"),
+            snapshots_table=qualified_table(schema, "snapshots"),
         )
 
 
@@ -835,9 +847,15 @@ def layout_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[int | None, int | N
     return version, None if partitions is None else max(int(partitions), 1)
 
 
-def snapshot_params(snapshot: EncodedSnapshot, keep: int) -> dict[str, Any]:
-    """Return the parameters of ``save_snapshot`` and ``prune_snapshots``."""
+def snapshot_params(snapshot: EncodedSnapshot, keep: int, table: str) -> dict[str, Any]:
+    """
+    Return the parameters of ``save_snapshot`` and ``prune_snapshots``.
+
+    *table*: the snapshots table's qualified name (`Statements.snapshots_table`),
+    the first key of the lock that serialises a stream's saves.
+    """
     return {
+        "table": table,
         "stream_id": snapshot.stream_id,
         "version": snapshot.version,
         "type": snapshot.type,

@@ -532,7 +532,9 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
         raise ConcurrencyError(append.stream_id, append.expected_version, actual)
 
     def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
-        params = _sql.snapshot_params(snapshot, self._snapshots_to_keep)
+        params = _sql.snapshot_params(
+            snapshot, self._snapshots_to_keep, self._sql.snapshots_table
+        )
         statements = self._statements_for(snapshot.stream_id)
 
         def run(conn: _Connection) -> None:

@@ -538,7 +538,9 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
         raise ConcurrencyError(append.stream_id, append.expected_version, actual)
 
     async def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
-        params = _sql.snapshot_params(snapshot, self._snapshots_to_keep)
+        params = _sql.snapshot_params(
+            snapshot, self._snapshots_to_keep, self._sql.snapshots_table
+        )
         statements = await self._statements_for(snapshot.stream_id)
 
         async def run(conn: _Connection) -> None:

@@ -16,6 +16,7 @@ from eventstore import (
     ConcurrencyError,
     NewEvent,
     RetryPolicy,
+    Snapshot,
 )
 from eventstore.postgres import AsyncPostgresEventStore, PoolConfig
 from eventstore.testing import async_assert_one_winner_per_round
@@ -220,3 +221,41 @@ async def test_a_slow_append_does_not_block_other_tasks(
             async with asyncio.timeout(DEADLINE):
                 result = await slow
         assert result.version == 1
+
+
+SAVERS = 16
+
+
+async def test_concurrent_snapshot_saves_of_one_stream_keep_only_the_newest_two(
+    store: AsyncEventStore,
+) -> None:
+    # As on the sync store: 16 tasks saving snapshots of one stream at once,
+    # 8 rounds; after each, only the newest two are kept.
+    await store.append("s", [NewEvent("e", {}) for _ in range(SAVERS * 8)])
+    for rnd in range(8):
+        barrier = asyncio.Barrier(SAVERS)
+
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    _save_snapshot_at(store, rnd * SAVERS + i + 1, barrier)
+                    for i in range(SAVERS)
+                )
+            ),
+            DEADLINE,
+        )
+        newest = (rnd + 1) * SAVERS
+        kept = [
+            snapshot.version
+            for version in (newest, newest - 1, newest - 2)
+            if (snapshot := await store.load_snapshot("s", max_version=version))
+            is not None
+        ]
+        assert kept == [newest, newest - 1], f"round {rnd}: {kept}"
+
+
+async def _save_snapshot_at(
+    store: AsyncEventStore, version: int, barrier: asyncio.Barrier
+) -> None:
+    await barrier.wait()
+    await store.save_snapshot(Snapshot("s", version, "t", 1, {"v": version}))

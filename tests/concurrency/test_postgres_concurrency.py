@@ -20,6 +20,7 @@ from eventstore import (
     ConcurrencyError,
     LogPosition,
     NewEvent,
+    Snapshot,
 )
 from eventstore.postgres import PoolConfig, PostgresEventStore
 from eventstore.testing.concurrency import assert_one_winner_per_round
@@ -447,3 +448,62 @@ def test_appends_on_a_pool_passed_in_that_defaults_to_repeatable_read_are_rerun(
             _race_unconditional_appends(store, threads=4)
     finally:
         pool.close()
+
+
+SAVERS = 16
+SNAPSHOT_ROUNDS = 8
+
+
+def test_concurrent_snapshot_saves_of_one_stream_keep_only_the_newest_two(
+    make_store: Callable[..., PostgresEventStore],
+) -> None:
+    # Each save prunes what is older than the newest two; unserialised, the
+    # prunes of concurrent saves each missed the others' rows, and a round of
+    # 16 saves left up to 17.
+    store = make_store(min_size=SAVERS, max_size=SAVERS)
+    store.append("s", [NewEvent("e", {}) for _ in range(SAVERS * SNAPSHOT_ROUNDS)])
+    for rnd in range(SNAPSHOT_ROUNDS):
+        barrier = threading.Barrier(SAVERS, timeout=DEADLINE)
+        errors: list[BaseException] = []
+
+        threads = [
+            threading.Thread(
+                target=_save_snapshot_at,
+                args=(store, rnd * SAVERS + i + 1, barrier, errors),
+            )
+            for i in range(SAVERS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        assert not errors, f"round {rnd}: {errors!r}"
+        newest = (rnd + 1) * SAVERS
+        kept = store.load("s", use_snapshot=True).snapshot
+        assert kept is not None
+        assert kept.version == newest
+        assert _snapshot_versions(store, "s") == [newest - 1, newest], f"round {rnd}"
+
+
+def _save_snapshot_at(
+    store: PostgresEventStore,
+    version: int,
+    barrier: threading.Barrier,
+    errors: list[BaseException],
+) -> None:
+    try:
+        barrier.wait()
+        store.save_snapshot(Snapshot("s", version, "t", 1, {"v": version}))
+    except BaseException as exc:  # reported by the test, with the round
+        errors.append(exc)
+
+
+def _snapshot_versions(store: PostgresEventStore, stream_id: str) -> list[int]:
+    with store.pool.connection() as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT version FROM {} WHERE stream_id = %s ORDER BY version"
+            ).format(sql.Identifier(store.schema, "snapshots")),
+            (stream_id,),
+        ).fetchall()
+    return [row[0] for row in rows]

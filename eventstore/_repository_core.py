@@ -96,6 +96,10 @@ class RepositoryCore(Generic[A]):
             raise InvalidArgumentTypeError(
                 f"retry_policy must be a RetryPolicy, got {type(retry_policy).__name__}"
             )
+        if not isinstance(registry, Registry):
+            raise InvalidArgumentTypeError(
+                f"registry must be a Registry, got {type(registry).__name__}"
+            )
         self.store = store
         self.registry = registry
         if stream_prefix is not None:
@@ -342,7 +346,19 @@ def plan_save(
 
     Raises:
         ConfigError: The repositories use different stores.
+        InvalidArgumentTypeError: An item is not a ``(repository, aggregate)``
+            pair, or an aggregate not of its repository's type.
     """
+    for item in items:
+        if not (
+            isinstance(item, tuple | list)
+            and len(item) == 2  # a pair
+            and isinstance(item[0], RepositoryCore)
+        ):
+            raise InvalidArgumentTypeError(
+                "save_together takes (repository, aggregate) pairs, got "
+                f"{type(item).__name__} {item!r}"
+            )
     requests: list[AppendRequest] = []
     saving: list[tuple[int, int]] = []
     first = items[0][0] if items else None

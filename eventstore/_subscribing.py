@@ -366,3 +366,23 @@ def refuse_awaitable(function: object, outcome: object) -> None:
 def check_batch_size(value: object) -> int:
     """Return *value* as a batch size: an int from 1 to `MAX_BATCH_SIZE`."""
     return check_int(value, "batch_size", minimum=1, maximum=MAX_BATCH_SIZE)
+
+
+def check_progress(progress: object, every: object) -> None:
+    """
+    Refuse, before a catch-up handles anything, a *progress* callback or interval it cannot use.
+
+    Raises:
+        InvalidArgumentTypeError: *progress* is neither ``None`` nor callable.
+        InvalidArgumentError: *every* is not a number of seconds >= 0.
+    """
+    if progress is None:
+        return
+    if not callable(progress):
+        raise InvalidArgumentTypeError(
+            f"progress must be callable or None, got {progress!r}"
+        )
+    if not isinstance(every, int | float) or isinstance(every, bool) or not every >= 0:
+        raise InvalidArgumentError(
+            f"progress_every must be a number of seconds >= 0, got {every!r}"
+        )

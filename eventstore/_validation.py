@@ -10,8 +10,8 @@ encoded to JSON text (which both backends store).
 from __future__ import annotations
 
 import json
-import math
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -29,6 +29,15 @@ from eventstore.snapshots import Snapshot
 MAX_NAME_LENGTH = 255
 """Longest stream id or type name, in characters."""
 
+MAX_JSON_DEPTH = 256
+"""Most levels of objects and arrays in an event's data, metadata or a snapshot's state."""
+
+MAX_JSON_BYTES = 268_435_455
+"""Longest JSON text of one value, in UTF-8 bytes: PostgreSQL's jsonb limit (256 MiB - 1)."""
+
+MAX_SECONDS = threading.TIMEOUT_MAX
+"""Longest wait the platform's locks and events take (about 292 years)."""
+
 
 def _not_json(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
@@ -42,7 +51,7 @@ _ENCODER = json.JSONEncoder(
 )
 # JSONEncoder.encode builds a new C encoder on every call; building it once
 # halves the cost of encoding a small event. Same settings as _ENCODER; no
-# cycle markers (a cycle ends in RecursionError, which is refused all the same).
+# cycle markers (_check_keys refuses a cycle first, as nesting too deep).
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 _C_ENCODE = (
     None
@@ -232,7 +241,8 @@ def encode_json_object(value: object, what: str) -> str:
         InvalidArgumentTypeError: Not a mapping, a non-str key anywhere, or a
             value JSON cannot hold (a set, bytes, an object).
         InvalidArgumentError: NaN or an infinity, a NUL character, a lone
-            surrogate, or a reference cycle.
+            surrogate, nesting deeper than `MAX_JSON_DEPTH` levels (a
+            reference cycle too), or more than `MAX_JSON_BYTES` of JSON.
     """
     if type(value) is dict:
         if not value:
@@ -244,10 +254,7 @@ def encode_json_object(value: object, what: str) -> str:
         raise InvalidArgumentTypeError(
             f"{what} must be a mapping (a JSON object), got {_describe(value)}"
         )
-    try:
-        _check_keys(obj, what)
-    except RecursionError as exc:  # a reference cycle, or nesting past Python's limit
-        raise InvalidArgumentError(f"{what} is not JSON: {exc}") from exc
+    _check_keys(obj, what, 1)
     try:
         text = _to_json(obj)
     except TypeError as exc:
@@ -256,17 +263,33 @@ def encode_json_object(value: object, what: str) -> str:
         raise InvalidArgumentError(f"{what} is not JSON: {exc}") from exc
     if "\\u0000" in text and _ESCAPED_NUL.search(text):
         raise InvalidArgumentError(f"{what} contains a NUL character")
-    if not text.isascii():
+    if text.isascii():
+        size = len(text)
+    else:
         try:
-            text.encode("utf-8")
+            size = len(text.encode("utf-8"))
         except UnicodeEncodeError as exc:
             raise InvalidArgumentError(f"{what} contains a lone surrogate") from exc
+    if size > MAX_JSON_BYTES:
+        # Both backends refuse it: PostgreSQL's jsonb cannot hold it.
+        raise InvalidArgumentError(
+            f"{what} is {size:,} bytes of JSON; at most {MAX_JSON_BYTES:,} "
+            "(PostgreSQL's jsonb limit) can be stored"
+        )
     return text
 
 
-def _check_keys(value: Any, what: str) -> None:
+def _check_keys(value: Any, what: str, depth: int) -> None:
     # json.dumps silently turns int, float, bool and None keys into strings,
     # which would come back as other keys than went in: refuse them instead.
+    # And a fixed depth limit (which also ends a reference cycle): nesting
+    # allowed up to Python's recursion limit from the caller's stack could
+    # be stored, then fail every reader deeper in a stack with RecursionError.
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidArgumentError(
+            f"{what} nests objects and arrays more than {MAX_JSON_DEPTH} levels "
+            "deep (or holds a reference cycle)"
+        )
     if isinstance(value, dict):
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
@@ -274,11 +297,11 @@ def _check_keys(value: Any, what: str) -> None:
                     f"{what} has a non-str key {_describe(key)}; JSON keys are strings"
                 )
             if type(item) not in _SCALARS:
-                _check_keys(item, what)
+                _check_keys(item, what, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
             if type(item) not in _SCALARS:
-                _check_keys(item, what)
+                _check_keys(item, what, depth + 1)
 
 
 def encode_event(event: object) -> EncodedEvent:
@@ -416,14 +439,13 @@ def check_seconds(
     error: type[Exception] = ConfigError,
     zero: bool = False,
 ) -> float:
-    """Return *value* as a positive (or, with *zero*, also 0), finite number of seconds, or raise *error*."""
+    """Return *value* as a positive (or, with *zero*, also 0) number of seconds up to `MAX_SECONDS`, or raise *error*."""
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
+        or not 0 <= value <= MAX_SECONDS
         or (value == 0 and not zero)
     ):
         kind = "a number of seconds >= 0" if zero else "a positive number of seconds"
-        raise error(f"{what} must be {kind}, got {value!r}")
+        raise error(f"{what} must be {kind} up to {MAX_SECONDS:.0f}, got {value!r}")
     return float(value)

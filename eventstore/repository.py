@@ -91,8 +91,8 @@ class Repository(RepositoryCore[A]):
             aggregate type, or one that cannot be built blank (the message
             names the fields and the fix); a snapshot type the registry
             does not know.
-        InvalidArgumentTypeError: *store* is not an `EventStore`, or
-            *retry_policy* not a `RetryPolicy`.
+        InvalidArgumentTypeError: *store* is not an `EventStore`,
+            *registry* not a `Registry`, or *retry_policy* not a `RetryPolicy`.
     """
 
     store: EventStore
@@ -350,6 +350,8 @@ def save_together(
     Raises:
         ConcurrencyError: An aggregate's stream moved on; nothing was saved.
         ConfigError: The repositories use different stores.
+        InvalidArgumentTypeError: An item is not a ``(repository,
+            aggregate)`` pair, or an aggregate not of its repository's type.
     """
     plan = plan_save(items, metadata)
     outcome: list[AppendResult | None] = [None] * len(items)

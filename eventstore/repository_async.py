@@ -90,8 +90,8 @@ class AsyncRepository(RepositoryCore[A]):
             aggregate type, or one that cannot be built blank (the message
             names the fields and the fix); a snapshot type the registry
             does not know.
-        InvalidArgumentTypeError: *store* is not an `AsyncEventStore`, or
-            *retry_policy* not a `RetryPolicy`.
+        InvalidArgumentTypeError: *store* is not an `AsyncEventStore`,
+            *registry* not a `Registry`, or *retry_policy* not a `RetryPolicy`.
     """
 
     store: AsyncEventStore
@@ -359,6 +359,8 @@ async def async_save_together(
     Raises:
         ConcurrencyError: An aggregate's stream moved on; nothing was saved.
         ConfigError: The repositories use different stores.
+        InvalidArgumentTypeError: An item is not a ``(repository,
+            aggregate)`` pair, or an aggregate not of its repository's type.
     """
     plan = plan_save(items, metadata)
     outcome: list[AppendResult | None] = [None] * len(items)

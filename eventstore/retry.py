@@ -13,6 +13,7 @@ from typing import Any, Final, ParamSpec, TypeAlias, TypeVar, cast
 import attrs
 import tenacity
 
+from eventstore._validation import MAX_SECONDS
 from eventstore.errors import ConcurrencyError, ConfigError
 
 __all__ = ["AsyncAttempt", "Attempt", "RetryPolicy"]
@@ -32,9 +33,14 @@ _log = logging.getLogger("eventstore.retry")
 def _non_negative(
     _instance: object, attribute: attrs.Attribute[float], value: float
 ) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_SECONDS
+    ):
         raise ConfigError(
-            f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}"
+            f"RetryPolicy.{attribute.name} must be a number of seconds from 0 to "
+            f"{MAX_SECONDS:.0f}, got {value!r}"
         )
 
 

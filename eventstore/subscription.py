@@ -26,6 +26,7 @@ from eventstore._subscribing import (
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
+    check_progress,
     refuse_awaitable,
     refuse_coroutine_function,
     seconds_since,
@@ -38,7 +39,6 @@ from eventstore._validation import (
 )
 from eventstore.errors import (
     ConfigError,
-    InvalidArgumentError,
     InvalidArgumentTypeError,
     PoolExhaustedError,
     StoreClosedError,
@@ -202,7 +202,8 @@ class Subscription:
             it with every batch, whatever this says.
 
     Raises:
-        InvalidArgumentError: A bad name, filter or batch size.
+        InvalidArgumentError: A bad name, filter or batch size, a handler
+            that is not callable, a *retry_policy* that is not a `RetryPolicy`.
         ConfigError: A bad poll interval, transactional delivery on a store
             without transactions (every store but PostgreSQL's), or
             `OnError.PARK` on a store that cannot park events.
@@ -268,6 +269,10 @@ class Subscription:
         self.batch_size = check_batch_size(batch_size)
         self.delivery = delivery
         self.on_error = on_error
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise InvalidArgumentTypeError(
+                f"retry_policy must be a RetryPolicy or None, got {retry_policy!r}"
+            )
         self.retry_policy = RetryPolicy() if retry_policy is None else retry_policy
         self.poll_interval = check_seconds(poll_interval, "poll_interval")
         self.checkpoint_interval = check_seconds(
@@ -320,7 +325,11 @@ class Subscription:
                 fails then too: then where it was last saved), and the
                 handler's last error is the ``__cause__``.
             SubscriptionConflictError: Another runner moved the checkpoint.
+            InvalidArgumentError: *progress* is not callable, or
+                *progress_every* not a number of seconds >= 0 (before
+                anything is handled).
         """
+        check_progress(progress, progress_every)
         return self._catch_up(progress, progress_every, None, None)
 
     def _catch_up(
@@ -338,14 +347,6 @@ class Subscription:
         handled_before = self._handled
         report = None
         if progress is not None:
-            if (
-                not isinstance(progress_every, int | float)
-                or isinstance(progress_every, bool)
-                or not progress_every >= 0
-            ):
-                raise InvalidArgumentError(
-                    f"progress_every must be a number of seconds >= 0, got {progress_every!r}"
-                )
             behind, _ = self.store._log_behind(position, self.filter, BEHIND_CAP)
             report = _Reporter(progress, progress_every, behind)
         this_pass = _Pass(
@@ -452,9 +453,14 @@ class Subscription:
                 ``on_reset()``, before the checkpoint moves.
 
         Raises:
-            InvalidArgumentError: *to* is not a `LogPosition` or ``None``.
+            InvalidArgumentError: *to* is not a `LogPosition` or ``None``, or
+                *on_reset* is not callable.
         """
         check_log_position(to)
+        if on_reset is not None and not callable(on_reset):
+            raise InvalidArgumentTypeError(
+                f"on_reset must be callable or None, got {on_reset!r}"
+            )
         self.store._check_open()  # before on_reset clears anything
         self._known = None
         work = None

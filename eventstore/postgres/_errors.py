@@ -92,7 +92,7 @@ def unencodable(exc: UnicodeEncodeError, client_encoding: str) -> InvalidArgumen
     )
 
 
-def translate(  # noqa: PLR0911  # one return per error family reads best as a flat list
+def translate(  # noqa: PLR0911, PLR0912  # one return per error family reads best as a flat list
     exc: BaseException,
     *,
     scrub: Callable[[str], str],
@@ -147,6 +147,12 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
         )
     if isinstance(exc, pg_errors.DataError):
         return InvalidArgumentError(f"PostgreSQL refused a value: {detail}")
+    if _limit_exceeded(exc):
+        # psycopg files class 54 under OperationalError, as if the server
+        # were in trouble; it is the statement's values, refused every time.
+        return InvalidArgumentError(
+            f"PostgreSQL refused a value as too large: {detail}"
+        )
 
     if _rolled_back(exc):
         return StoreUnavailableError(
@@ -156,6 +162,12 @@ def translate(  # noqa: PLR0911  # one return per error family reads best as a f
     if isinstance(exc, _UNAVAILABLE):
         return StoreUnavailableError(f"PostgreSQL is unavailable: {detail}")
     return EventStoreError(f"PostgreSQL error: {detail}")
+
+
+def _limit_exceeded(exc: BaseException) -> bool:
+    # Class 54, program limit exceeded: a jsonb value or an array too large,
+    # a statement too complex.
+    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("54")
 
 
 def _v1_event_id_key(exc: BaseException) -> bool:

@@ -60,12 +60,19 @@ def check_schema_name(schema: object) -> str:
     Return *schema* if it is a safe schema name.
 
     Raises:
-        ConfigError: Not ``[A-Za-z_][A-Za-z0-9_]*``, or longer than 63 bytes.
+        ConfigError: Not ``[A-Za-z_][A-Za-z0-9_]*``, longer than 63 bytes,
+            or starting with ``pg_``, which PostgreSQL keeps for its own.
 
     """
     if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
         raise ConfigError(
             f"schema name must match [A-Za-z_][A-Za-z0-9_]*, got {schema!r}"
+        )
+    if schema.startswith("pg_"):
+        # CREATE SCHEMA refuses it ("unacceptable schema name"); quoted, as
+        # the store writes names, "PG_…" is an ordinary name.
+        raise ConfigError(
+            f"schema names starting with pg_ are PostgreSQL's own, got {schema!r}"
         )
     if len(schema.encode()) > _MAX_IDENTIFIER_BYTES:
         raise ConfigError(

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from eventstore._validation import MAX_SECONDS
 from eventstore.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "PoolConfig", "PoolConfigWarning"]
@@ -51,20 +52,32 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+MAX_SERVER_TIMEOUT = 2_147_483.647
+"""Longest ``statement_timeout`` or ``lock_timeout`` PostgreSQL takes, in seconds (INT_MAX ms)."""
+
+
 def _check_seconds(
     instance: PoolConfig, attribute: attrs.Attribute[float], value: float
 ) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    if not _is_number(value) or not 0 < value <= MAX_SECONDS:
         raise ConfigError(
-            f"{attribute.name} must be a positive, finite number of seconds, got {value!r}"
+            f"{attribute.name} must be a positive number of seconds up to "
+            f"{MAX_SECONDS:.0f}, got {value!r}"
         )
 
 
-def _check_optional_seconds(
+def _check_server_timeout(
     instance: PoolConfig, attribute: attrs.Attribute[float | None], value: float | None
 ) -> None:
-    if value is not None:
-        _check_seconds(instance, attribute, value)  # type: ignore[arg-type]  # same check once None is ruled out
+    # A longer one makes the server refuse every connection the pool opens
+    # ("invalid value for parameter"), which looks like an outage.
+    if value is not None and (
+        not _is_number(value) or not 0 < value <= MAX_SERVER_TIMEOUT
+    ):
+        raise ConfigError(
+            f"{attribute.name} must be None or a positive number of seconds up to "
+            f"{MAX_SERVER_TIMEOUT:,} (PostgreSQL's limit), got {value!r}"
+        )
 
 
 def _check_max_waiting(
@@ -123,9 +136,11 @@ class PoolConfig:
         max_idle: Seconds an idle connection above *min_size* is kept.
         max_lifetime: Seconds after which a connection is replaced.
         statement_timeout: Seconds a statement may run before it is
-            cancelled (`StoreTimeoutError`); ``None``: the server's setting.
+            cancelled (`StoreTimeoutError`), up to `MAX_SERVER_TIMEOUT`
+            (PostgreSQL's limit); ``None``: the server's setting.
         lock_timeout: Seconds a statement may wait for a lock
-            (`StoreTimeoutError`); ``None``: the server's setting.
+            (`StoreTimeoutError`), up to `MAX_SERVER_TIMEOUT`; ``None``:
+            the server's setting.
         application_name: Shown in ``pg_stat_activity``.
         prepared_statements: Most statements each connection keeps prepared
             (psycopg's ``prepared_max``, whose own default is 100), 1 to
@@ -150,10 +165,10 @@ class PoolConfig:
     max_idle: float = attrs.field(default=600.0, validator=_check_seconds)
     max_lifetime: float = attrs.field(default=3600.0, validator=_check_seconds)
     statement_timeout: float | None = attrs.field(
-        default=None, validator=_check_optional_seconds
+        default=None, validator=_check_server_timeout
     )
     lock_timeout: float | None = attrs.field(
-        default=None, validator=_check_optional_seconds
+        default=None, validator=_check_server_timeout
     )
     application_name: str = attrs.field(
         default="eventstore", validator=_check_application_name

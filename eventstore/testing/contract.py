@@ -32,6 +32,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from eventstore._validation import MAX_JSON_DEPTH
 from eventstore.errors import (
     ConcurrencyError,
     DuplicateEventError,
@@ -181,6 +182,9 @@ _BAD_DATA: list[tuple[object, type[Exception]]] = [
     (None, InvalidArgumentTypeError),
     (_cyclic(), InvalidArgumentError),
     (_nested(100_000), InvalidArgumentError),
+    # One object more than the limit: the top one and 256 inside it.
+    (_nested(MAX_JSON_DEPTH), InvalidArgumentError),
+    ({"x": [_nested(MAX_JSON_DEPTH - 1)]}, InvalidArgumentError),
 ]
 
 
@@ -549,6 +553,21 @@ class EventStoreContract:
             store.save_snapshot(Snapshot("s", 1, "t", 1, data))  # type: ignore[arg-type]  # bad on purpose
         assert store.stream_version("s") == 0
         assert store.load_snapshot("s") is None
+
+    def test_data_nested_as_deep_as_the_limit_is_stored_and_read_back(
+        self, store: EventStore
+    ) -> None:
+        # MAX_JSON_DEPTH levels of objects, the top one included: whatever
+        # depth the caller's stack is at, every reader can read them back.
+        deepest = _nested(MAX_JSON_DEPTH - 1)
+        store.append("s", [NewEvent("t", deepest, metadata=deepest)])
+        store.save_snapshot(Snapshot("s", 1, "t", 1, deepest))
+        (recorded,) = [e for e in store.read_stream("s")]
+        assert recorded.data == deepest
+        assert recorded.metadata == deepest
+        snapshot = store.load_snapshot("s")
+        assert snapshot is not None
+        assert snapshot.state == deepest
 
     def test_a_literal_backslash_u0000_in_text_is_fine(self, store: EventStore) -> None:
         data = {"path": "C:\\u0000\\dir", "escaped": "\\\\u0000"}

@@ -18,6 +18,7 @@ from eventstore import (
     EventStoreError,
     HealthReport,
     HealthStatus,
+    InvalidArgumentError,
     NewEvent,
     StoreUnavailableError,
 )
@@ -198,6 +199,22 @@ def test_a_unique_violation_on_a_key_not_the_stores_is_no_conflict(
             append()
         assert not isinstance(caught.value, ConcurrencyError), caught.value
         assert isinstance(caught.value.__cause__, pg_errors.UniqueViolation)
+    server_faults.remove(postgres_dsn, postgres_schema)
+    assert postgres_store.stream_version("s") == 0
+
+
+def test_a_value_past_a_server_limit_is_an_invalid_argument_not_an_outage(
+    postgres_store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
+) -> None:
+    # Class 54 (program limit exceeded: a jsonb value past 256 MiB, say),
+    # which psycopg files under OperationalError: it used to read as
+    # StoreUnavailableError, which a Repository re-sends in vain.
+    server_faults.fail_before_commit(
+        postgres_dsn, postgres_schema, server_faults.in_stream("s"), "54000"
+    )
+    with pytest.raises(InvalidArgumentError, match="too large") as caught:
+        postgres_store.append("s", [NewEvent("t", {})], expected_version=0)
+    assert isinstance(caught.value.__cause__, pg_errors.ProgramLimitExceeded)
     server_faults.remove(postgres_dsn, postgres_schema)
     assert postgres_store.stream_version("s") == 0
 

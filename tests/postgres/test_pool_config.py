@@ -100,8 +100,14 @@ def test_max_size_500_does_not_warn_but_501_does(
         ("timeout", "30"),
         ("max_idle", 0),
         ("max_lifetime", -5),
+        ("timeout", 1e10),  # past threading.TIMEOUT_MAX: OverflowError at a wait
+        ("max_idle", 1e300),
         ("statement_timeout", 0),
         ("lock_timeout", -0.5),
+        # Past INT_MAX ms the server refuses every connection the pool opens.
+        ("statement_timeout", 2_147_484.0),
+        ("lock_timeout", 3e6),
+        ("statement_timeout", float("inf")),
         ("max_waiting", -1),
         ("max_waiting", 1.5),
         ("application_name", 42),
@@ -121,6 +127,11 @@ def test_bad_values_are_refused_naming_the_field(field: str, value: object) -> N
 def test_timeouts_accept_fractions_and_none() -> None:
     config = PoolConfig(timeout=0.5, statement_timeout=0.25, lock_timeout=None)
     assert (config.timeout, config.statement_timeout) == (0.5, 0.25)
+
+
+def test_server_timeouts_go_up_to_postgresqls_own_limit() -> None:
+    config = PoolConfig(statement_timeout=2_147_483.647, lock_timeout=2_147_483.647)
+    assert config.lock_timeout == 2_147_483.647
 
 
 def test_from_env_reads_every_variable() -> None:

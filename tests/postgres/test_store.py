@@ -107,11 +107,24 @@ def _events(count: int, prefix: str = "e") -> list[NewEvent]:
         "é",
         "a" * 64,
         None,
+        "pg_events",  # the pg_ prefix is PostgreSQL's: CREATE SCHEMA refuses it
     ],
 )
 def test_bad_schema_names_are_refused_before_any_sql(schema: object) -> None:
     with pytest.raises(ConfigError, match="schema"):
         PostgresEventStore("host=/nonexistent", schema=schema)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["connect_timeout", "health_timeout"])
+def test_seconds_past_the_longest_wait_are_refused(field: str) -> None:
+    # 1e300 seconds passed, then raised OverflowError at the first wait.
+    options: dict[str, Any] = {field: 1e300}
+    with pytest.raises(ConfigError, match=field):
+        PostgresEventStore("host=/nonexistent", **options)
+
+
+def test_a_schema_name_starting_with_upper_case_pg_is_an_ordinary_name() -> None:
+    PostgresEventStore("host=/nonexistent", schema="PG_events").close()
 
 
 def test_a_63_byte_schema_name_is_fine(postgres_dsn: str) -> None:

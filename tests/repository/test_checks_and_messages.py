@@ -22,6 +22,7 @@ from eventstore import (
     Repository,
     UnknownTypeError,
     applies,
+    save_together,
 )
 from tests.repository.domain import (
     AsyncCounterRepository,
@@ -216,6 +217,29 @@ def test_a_repository_refuses_the_other_kind_of_store_and_a_bad_retry_policy() -
         InvalidArgumentTypeError, match="retry_policy must be a RetryPolicy"
     ):
         CounterRepository(sync_store, make_registry(), retry_policy=3)  # type: ignore[arg-type]
+    # A missing registry failed at the first save with AttributeError.
+    with pytest.raises(InvalidArgumentTypeError, match="registry must be a Registry"):
+        CounterRepository(sync_store, None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentTypeError, match="registry must be a Registry"):
+        CounterRepository(sync_store, None, snapshot_every=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [["repository alone"], [("one", "two", "three")], [(None, None)]],
+    ids=repr,
+)
+def test_save_together_refuses_what_is_not_repository_aggregate_pairs(
+    store: EventStore, items: list[Any]
+) -> None:
+    counter = Counter(id="c1")
+    counter.raise_event(Incremented(1))
+    repo = CounterRepository(store, make_registry())
+    with pytest.raises(
+        InvalidArgumentTypeError, match=r"\(repository, aggregate\) pairs"
+    ):
+        save_together([(repo, counter), *items])
+    assert store.stream_version("counter-c1") == 0
 
 
 @attrs.define

@@ -124,6 +124,10 @@ def test_the_policy_decorates_a_host_service_function(
         ({"base_delay": -0.1}, "base_delay"),
         ({"base_delay": "fast"}, "base_delay"),
         ({"max_delay": float("nan")}, "max_delay"),
+        # Infinite (or past threading.TIMEOUT_MAX): the sync sleep raised
+        # OverflowError, the async one waited forever.
+        ({"base_delay": float("inf"), "max_delay": float("inf")}, "base_delay"),
+        ({"max_delay": 1e10}, "max_delay"),
         ({"base_delay": 1.0, "max_delay": 0.5}, "max_delay"),
     ],
 )

@@ -594,6 +594,9 @@ def test_bad_arguments_are_refused(options: dict[str, Any]) -> None:
 def test_a_bad_poll_interval_or_store_is_refused() -> None:
     with pytest.raises(ConfigError):
         Subscription(InMemoryEventStore(), "s", lambda events: None, poll_interval=0)
+    # Past threading.TIMEOUT_MAX the memory store's wait raised OverflowError.
+    with pytest.raises(ConfigError, match="poll_interval"):
+        Subscription(InMemoryEventStore(), "s", lambda events: None, poll_interval=1e10)
     bad: Any
     for bad in (-1, float("nan"), "1", True):
         with pytest.raises(ConfigError, match="checkpoint_interval"):
@@ -792,6 +795,32 @@ async def test_reset_refuses_what_is_not_a_position(side: Side, bad: object) -> 
     subscription = side.subscription("r", lambda events: None)
     with pytest.raises(InvalidArgumentError):
         await side.call(subscription.reset(bad))
+
+
+def test_a_retry_policy_that_is_not_one_is_refused() -> None:
+    # It used to fail at the first handled batch, blamed on the handler.
+    bad: Any = "fast"
+    with pytest.raises(InvalidArgumentTypeError, match="retry_policy"):
+        Subscription(InMemoryEventStore(), "s", lambda events: None, retry_policy=bad)
+    with pytest.raises(InvalidArgumentTypeError, match="retry_policy"):
+        AsyncSubscription(
+            AsyncInMemoryEventStore(), "s", lambda events: None, retry_policy=bad
+        )
+
+
+async def test_progress_and_on_reset_that_cannot_be_called_are_refused_first(
+    side: Side,
+) -> None:
+    await side.append("s", {})
+    handled: list[RecordedEvent] = []
+    subscription = side.subscription("p", handled.extend)
+    with pytest.raises(InvalidArgumentTypeError, match="progress"):
+        await side.call(subscription.catch_up(progress=5))
+    # Refused before the handler ran or the checkpoint moved.
+    assert handled == []
+    assert (await side.status(subscription)).position is None
+    with pytest.raises(InvalidArgumentTypeError, match="on_reset"):
+        await side.call(subscription.reset(on_reset=5))
 
 
 @pytest.mark.parametrize("bad", [-1, "1", None, True])

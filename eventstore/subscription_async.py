@@ -120,8 +120,11 @@ def _stoppable(policy: RetryPolicy, stop: Event) -> RetryPolicy:
 
         async def sleep(seconds: float) -> None:
             if wait is asyncio.sleep:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for
+                # swallows a cancellation that comes as the wait ends (gh-86296).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), seconds)
+                    async with asyncio.timeout(seconds):
+                        await stop.wait()
             else:
                 await wait(seconds)
             if stop.is_set():
@@ -625,7 +628,8 @@ class AsyncSubscription:
         """Wait *timeout* seconds, or until *stop* is set."""
         if True:  # ASYNC
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see _stoppable
+                    await stop.wait()
         else:
             stop.wait(timeout)  # type: ignore[unreachable]
 

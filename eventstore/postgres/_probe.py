@@ -170,7 +170,11 @@ class AsyncServerProbe:
 
         attempt.when_done(wake)
         try:
-            await asyncio.wait_for(answered, wait)
+            # Not wait_for: on Python 3.11 it swallows a cancellation that
+            # comes as the answer does (gh-86296), and the cancelled call
+            # went on to write.
+            async with asyncio.timeout(wait):
+                await answered
         except TimeoutError:
             return no_answer_within(wait)
         return attempt.error

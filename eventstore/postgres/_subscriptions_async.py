@@ -488,7 +488,11 @@ async def _readable_within(fileno: int, seconds: float) -> bool:
 
         loop.add_reader(fileno, readable)
         try:
-            return bool(await asyncio.wait_for(ready, seconds))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows
+            # a cancellation that comes as the answer does (gh-86296), and a
+            # cancelled runner went on following the log.
+            async with asyncio.timeout(seconds):
+                return bool(await ready)
         except TimeoutError:
             return False
         finally:

@@ -971,6 +971,27 @@ def test_an_async_store_used_on_a_second_event_loop_says_so(
     assert store.closed
 
 
+async def test_a_first_call_cancelled_as_the_servers_answer_comes_writes_nothing(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # A store's first call asks the server directly, in a thread; on Python
+    # 3.11 asyncio.wait_for returned the answer to a task cancelled in the
+    # turn it came (gh-86296), and the cancelled append went on to write.
+    with PostgresEventStore(postgres_dsn, schema=postgres_schema) as migrating:
+        migrating.migrate()
+    fresh = AsyncPostgresEventStore(postgres_dsn, schema=postgres_schema)
+    try:
+        task = asyncio.create_task(fresh.append("s", _events(1)))
+        await asyncio.sleep(0)  # the task now awaits the probe's answer
+        time.sleep(0.5)  # the probe's thread answers while the loop is held
+        asyncio.get_running_loop().call_later(0, task.cancel)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await fresh.stream_version("s") == 0
+    finally:
+        await fresh.close()
+
+
 async def test_cancelled_waits_for_a_connection_are_not_pool_timeouts(
     postgres_dsn: str, postgres_schema: str
 ) -> None:

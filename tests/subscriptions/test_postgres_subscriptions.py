@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import resource
+import signal
 import threading
 import time
 import uuid
@@ -826,6 +827,53 @@ async def test_a_lock_whose_server_stops_answering_counts_as_lost_within_its_wai
                 assert lock.conn.closed
         # The probe's wait, then the release's (1 s): never TCP's minutes.
         assert time.monotonic() - started < 5.0
+
+
+async def test_a_runner_cancelled_as_its_lock_probe_is_answered_stops(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # On Python 3.11 asyncio.wait_for swallowed a cancellation that came in
+    # the turn the lock probe's answer did (gh-86296): run() went on
+    # following the log. The lock's backend is frozen so that the runner
+    # waits in its probe, then thawed so that the answer lands with the cancel.
+    async with AsyncPostgresEventStore(
+        postgres_dsn,
+        schema=postgres_schema,
+        pool_config=PoolConfig(min_size=1, max_size=2),
+    ) as store:
+        await store.migrate()
+        subscription = AsyncSubscription(
+            store, "probed", lambda events: None, poll_interval=0.05
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(subscription.run(stop))
+        deadline = time.monotonic() + 10.0
+        while subscription.state is not SubscriptionState.RUNNING:
+            assert time.monotonic() < deadline, "the runner never took its lock"
+            await asyncio.sleep(0.02)
+        async with await psycopg.AsyncConnection.connect(
+            postgres_dsn, autocommit=True
+        ) as conn:
+            cursor = await conn.execute(
+                "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE l.locktype = 'advisory' AND a.datname = current_database()"
+            )
+            ((pid,),) = await cursor.fetchall()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # Longer than LOCK_PROBE_EVERY: the runner's next turn probes.
+            await asyncio.sleep(_subscriptions_async.LOCK_PROBE_EVERY + 0.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)  # the answer is in the socket before the loop looks
+        asyncio.get_running_loop().call_later(0, task.cancel)
+        await asyncio.wait([task], timeout=5.0)
+        try:
+            assert task.done(), "run() went on after task.cancel()"
+            assert task.cancelled()
+        finally:
+            stop.set()
+            await asyncio.wait([task], timeout=5.0)
 
 
 def test_a_standby_asks_on_a_pooled_connection_and_opens_no_session_while_the_lock_is_held(

@@ -396,6 +396,38 @@ async def test_a_cancelled_async_catch_up_saves_what_its_handler_took(
         await store.close()
 
 
+@pytest.mark.parametrize("wait", ["poll", "retry"])
+async def test_a_run_cancelled_as_its_stop_is_set_raises_cancelled(wait: str) -> None:
+    # On Python 3.11 asyncio.wait_for returned normally when the task was
+    # cancelled in the turn its inner wait ended (gh-86296): run() swallowed
+    # the cancellation and returned None.
+    store = AsyncInMemoryEventStore()
+    failing = asyncio.Event()
+
+    def handler(events: list[RecordedEvent]) -> None:
+        failing.set()
+        raise ValueError("retried")
+
+    if wait == "retry":
+        await store.append("s", [NewEvent("t", {})])
+    policy = RetryPolicy(max_retries=5, base_delay=30.0, max_delay=30.0, jitter=False)
+    subscription = AsyncSubscription(
+        store, "s", handler, poll_interval=30.0, retry_policy=policy
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(subscription.run(stop))
+    if wait == "retry":
+        await asyncio.wait_for(failing.wait(), 5)  # now waiting to retry
+    for _ in range(10):  # a few turns: the runner reaches its wait
+        await asyncio.sleep(0)
+    assert not task.done()
+    stop.set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    await store.close()
+
+
 async def _cancel_mid_pass(store: Any) -> None:
     for n in range(6):
         await store.append("s", [NewEvent("t", {"n": n})])

@@ -139,6 +139,10 @@ class InMemoryEventStore(EventStore):
 
     def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
         with self._lock:
+            # Again under the lock, here as in every method below: a call past
+            # the public check when another thread closed the store would read
+            # its emptied tables as an empty store (version 0, no events).
+            self._check_open()
             # Check every request before writing any, so a refusal writes nothing.
             results = [self._plan(append) for append in appends]
             if None in results:
@@ -237,6 +241,7 @@ class InMemoryEventStore(EventStore):
         # The list only ever grows, so the slice it describes never changes
         # under a concurrent append.
         with self._lock:
+            self._check_open()
             stream = self._streams.get(stream_id, [])
             end = len(stream) if to_version is None else min(to_version, len(stream))
         start = from_version - 1
@@ -248,10 +253,12 @@ class InMemoryEventStore(EventStore):
     def _stream_version(self, stream_id: str) -> int:
         # Under the lock: a batch's events are added one by one while it is held.
         with self._lock:
+            self._check_open()
             return len(self._streams.get(stream_id, ()))
 
     def _read_all(self, after: LogPosition | None, limit: int) -> list[RecordedEvent]:
         with self._lock:
+            self._check_open()
             start = (
                 0
                 if after is None
@@ -262,6 +269,7 @@ class InMemoryEventStore(EventStore):
 
     def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
         with self._lock:
+            self._check_open()
             kept = self._snapshots.setdefault(snapshot.stream_id, {})
             kept[snapshot.version] = _StoredSnapshot(snapshot, datetime.now(UTC))
             for version in sorted(kept)[: -self._snapshots_to_keep]:
@@ -271,6 +279,7 @@ class InMemoryEventStore(EventStore):
         self, stream_id: str, max_version: int | None
     ) -> Snapshot | None:
         with self._lock:
+            self._check_open()
             kept = self._snapshots.get(stream_id, {})
             versions = [
                 version
@@ -281,6 +290,7 @@ class InMemoryEventStore(EventStore):
 
     def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         with self._lock:
+            self._check_open()
             return self._checkpoints.get((name, member))
 
     def _save_checkpoint(
@@ -293,6 +303,7 @@ class InMemoryEventStore(EventStore):
         durable: bool = True,
     ) -> None:
         with self._lock:
+            self._check_open()
             actual = self._checkpoints.get((name, member))
             if actual != expected:
                 raise SubscriptionConflictError(name, member, expected, actual)
@@ -306,6 +317,7 @@ class InMemoryEventStore(EventStore):
         work: TransactionWork | None,
     ) -> None:
         with self._lock:
+            self._check_open()
             if to is None:
                 self._checkpoints.pop((name, member), None)
             else:
@@ -322,6 +334,7 @@ class InMemoryEventStore(EventStore):
         still_parked: bool = False,
     ) -> None:
         with self._lock:
+            self._check_open()
             parked = self._parked_events.setdefault((name, member), {})
             before = parked.get(event.position)
             if still_parked and before is None:
@@ -337,6 +350,7 @@ class InMemoryEventStore(EventStore):
         self, name: str, member: str, after: LogPosition | None, limit: int
     ) -> list[ParkedEvent]:
         with self._lock:
+            self._check_open()
             parked = self._parked_events.get((name, member), {})
             later = sorted(p for p in parked if after is None or p > after)
             return [self._parked_event(parked[p]) for p in later[:limit]]
@@ -349,10 +363,12 @@ class InMemoryEventStore(EventStore):
 
     def _parked_count(self, name: str, member: str) -> int:
         with self._lock:
+            self._check_open()
             return len(self._parked_events.get((name, member), {}))
 
     def _unpark(self, name: str, member: str, stream_id: str, version: int) -> None:
         with self._lock:
+            self._check_open()
             parked = self._parked_events.get((name, member), {})
             for position, item in list(parked.items()):
                 if (item.stream_id, item.version) == (stream_id, version):

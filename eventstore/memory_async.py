@@ -137,6 +137,10 @@ class AsyncInMemoryEventStore(AsyncEventStore):
 
     async def _append(self, appends: Sequence[EncodedAppend]) -> list[AppendResult]:
         with self._lock:
+            # Again under the lock, here as in every method below: a call past
+            # the public check when another thread closed the store would read
+            # its emptied tables as an empty store (version 0, no events).
+            self._check_open()
             # Check every request before writing any, so a refusal writes nothing.
             results = [self._plan(append) for append in appends]
             if None in results:
@@ -242,6 +246,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         # The list only ever grows, so the slice it describes never changes
         # under a concurrent append.
         with self._lock:
+            self._check_open()
             stream = self._streams.get(stream_id, [])
             end = len(stream) if to_version is None else min(to_version, len(stream))
         start = from_version - 1
@@ -253,12 +258,14 @@ class AsyncInMemoryEventStore(AsyncEventStore):
     async def _stream_version(self, stream_id: str) -> int:
         # Under the lock: a batch's events are added one by one while it is held.
         with self._lock:
+            self._check_open()
             return len(self._streams.get(stream_id, ()))
 
     async def _read_all(
         self, after: LogPosition | None, limit: int
     ) -> list[RecordedEvent]:
         with self._lock:
+            self._check_open()
             start = (
                 0
                 if after is None
@@ -269,6 +276,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
 
     async def _save_snapshot(self, snapshot: EncodedSnapshot) -> None:
         with self._lock:
+            self._check_open()
             kept = self._snapshots.setdefault(snapshot.stream_id, {})
             kept[snapshot.version] = _StoredSnapshot(snapshot, datetime.now(UTC))
             for version in sorted(kept)[: -self._snapshots_to_keep]:
@@ -278,6 +286,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         self, stream_id: str, max_version: int | None
     ) -> Snapshot | None:
         with self._lock:
+            self._check_open()
             kept = self._snapshots.get(stream_id, {})
             versions = [
                 version
@@ -288,6 +297,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
 
     async def _load_checkpoint(self, name: str, member: str) -> LogPosition | None:
         with self._lock:
+            self._check_open()
             return self._checkpoints.get((name, member))
 
     async def _save_checkpoint(
@@ -300,6 +310,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         durable: bool = True,
     ) -> None:
         with self._lock:
+            self._check_open()
             actual = self._checkpoints.get((name, member))
             if actual != expected:
                 raise SubscriptionConflictError(name, member, expected, actual)
@@ -313,6 +324,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         work: AsyncTransactionWork | None,
     ) -> None:
         with self._lock:
+            self._check_open()
             if to is None:
                 self._checkpoints.pop((name, member), None)
             else:
@@ -329,6 +341,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         still_parked: bool = False,
     ) -> None:
         with self._lock:
+            self._check_open()
             parked = self._parked_events.setdefault((name, member), {})
             before = parked.get(event.position)
             if still_parked and before is None:
@@ -344,6 +357,7 @@ class AsyncInMemoryEventStore(AsyncEventStore):
         self, name: str, member: str, after: LogPosition | None, limit: int
     ) -> list[ParkedEvent]:
         with self._lock:
+            self._check_open()
             parked = self._parked_events.get((name, member), {})
             later = sorted(p for p in parked if after is None or p > after)
             return [self._parked_event(parked[p]) for p in later[:limit]]
@@ -356,12 +370,14 @@ class AsyncInMemoryEventStore(AsyncEventStore):
 
     async def _parked_count(self, name: str, member: str) -> int:
         with self._lock:
+            self._check_open()
             return len(self._parked_events.get((name, member), {}))
 
     async def _unpark(
         self, name: str, member: str, stream_id: str, version: int
     ) -> None:
         with self._lock:
+            self._check_open()
             parked = self._parked_events.get((name, member), {})
             for position, item in list(parked.items()):
                 if (item.stream_id, item.version) == (stream_id, version):

@@ -101,24 +101,41 @@ class _Stopped(BaseException):
     """
 
 
-def _stoppable(policy: RetryPolicy, stop: Event) -> RetryPolicy:
+def _wait_unless_ended(stop: Event, seconds: float, store: EventStore) -> None:
     """
-    Return *policy* with its waits between attempts ended by *stop*.
+    Wait *seconds*, or less: until *stop* is set or *store* is closed.
+
+    A closed store is seen within `_STOP_CHECK`: its close() has no way to
+    wake a runner's wait, and a runner waiting out a long poll kept its lock
+    and its sessions that long after the store had closed.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and not store.closed:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        stop.wait(min(left, _STOP_CHECK))
+
+
+def _stoppable(policy: RetryPolicy, stop: Event, store: EventStore) -> RetryPolicy:
+    """
+    Return *policy* with its waits between attempts ended by *stop* or a closed *store*.
 
     A runner told to stop does not wait out a failing handler's retries
     (with a long policy, minutes): the wait ends, `_Stopped` is raised, and
     the pass ends as it does between two pages, what the handler has not
-    taken left for the next. A wait of the caller's own (injected into the
-    policy) runs, then *stop* is checked.
+    taken left for the next (on a closed store, saving the checkpoint then
+    raises `StoreClosedError`). A wait of the caller's own (injected into
+    the policy) runs, then *stop* is checked.
     """
     wait = policy.sleep
 
     def sleep(seconds: float) -> None:
         if wait is time.sleep:
-            stop.wait(seconds)
+            _wait_unless_ended(stop, seconds, store)
         else:
             wait(seconds)
-        if stop.is_set():
+        if stop.is_set() or store.closed:
             raise _Stopped
 
     return attrs.evolve(policy, sleep=sleep)
@@ -354,7 +371,7 @@ class Subscription:
             reached=position,
             retry=self.retry_policy
             if stop is None
-            else _stoppable(self.retry_policy, stop),
+            else _stoppable(self.retry_policy, stop, self.store),
         )
         try:
             while True:
@@ -588,8 +605,12 @@ class Subscription:
             return False, None
         deadline = time.monotonic() + timeout
         try:
-            # In slices, so that a set *stop* ends the wait soon.
-            while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+            # In slices, so that a set *stop*, or a closed store, ends the wait soon.
+            while (
+                (left := deadline - time.monotonic()) > 0
+                and not stop.is_set()
+                and not self.store.closed
+            ):
                 if listener.wait(min(left, _STOP_CHECK)):
                     return True, listener
         except StoreUnavailableError as exc:
@@ -599,8 +620,8 @@ class Subscription:
         return False, listener
 
     def _sleep(self, stop: Event, timeout: float) -> None:
-        """Wait *timeout* seconds, or until *stop* is set."""
-        stop.wait(timeout)
+        """Wait *timeout* seconds, or until *stop* is set or the store closed."""
+        _wait_unless_ended(stop, timeout, self.store)
 
     def _keep_lock(self, lock: SubscriptionLock | None) -> SubscriptionLock | None:
         """Return the lock still held, or newly taken; ``None`` to stand by."""

@@ -105,29 +105,51 @@ class _Stopped(BaseException):
     """
 
 
-def _stoppable(policy: RetryPolicy, stop: Event) -> RetryPolicy:
+async def _wait_unless_ended(
+    stop: Event, seconds: float, store: AsyncEventStore
+) -> None:
     """
-    Return *policy* with its waits between attempts ended by *stop*.
+    Wait *seconds*, or less: until *stop* is set or *store* is closed.
+
+    A closed store is seen within `_STOP_CHECK`: its close() has no way to
+    wake a runner's wait, and a runner waiting out a long poll kept its lock
+    and its sessions that long after the store had closed.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and not store.closed:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if True:  # ASYNC
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for
+            # swallows a cancellation that comes as the wait ends (gh-86296).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, _STOP_CHECK)):
+                    await stop.wait()
+        else:
+            stop.wait(min(left, _STOP_CHECK))  # type: ignore[unreachable]
+
+
+def _stoppable(policy: RetryPolicy, stop: Event, store: AsyncEventStore) -> RetryPolicy:
+    """
+    Return *policy* with its waits between attempts ended by *stop* or a closed *store*.
 
     A runner told to stop does not wait out a failing handler's retries
     (with a long policy, minutes): the wait ends, `_Stopped` is raised, and
     the pass ends as it does between two pages, what the handler has not
-    taken left for the next. A wait of the caller's own (injected into the
-    policy) runs, then *stop* is checked.
+    taken left for the next (on a closed store, saving the checkpoint then
+    raises `StoreClosedError`). A wait of the caller's own (injected into
+    the policy) runs, then *stop* is checked.
     """
     if True:  # ASYNC
         wait = policy.async_sleep
 
         async def sleep(seconds: float) -> None:
             if wait is asyncio.sleep:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for
-                # swallows a cancellation that comes as the wait ends (gh-86296).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(seconds):
-                        await stop.wait()
+                await _wait_unless_ended(stop, seconds, store)
             else:
                 await wait(seconds)
-            if stop.is_set():
+            if stop.is_set() or store.closed:
                 raise _Stopped
 
         return attrs.evolve(policy, async_sleep=sleep)
@@ -136,10 +158,10 @@ def _stoppable(policy: RetryPolicy, stop: Event) -> RetryPolicy:
 
         def sleep(seconds: float) -> None:
             if wait is time.sleep:
-                stop.wait(seconds)
+                _wait_unless_ended(stop, seconds, store)
             else:
                 wait(seconds)
-            if stop.is_set():
+            if stop.is_set() or store.closed:
                 raise _Stopped
 
         return attrs.evolve(policy, sleep=sleep)
@@ -379,7 +401,7 @@ class AsyncSubscription:
             reached=position,
             retry=self.retry_policy
             if stop is None
-            else _stoppable(self.retry_policy, stop),
+            else _stoppable(self.retry_policy, stop, self.store),
         )
         try:
             while True:
@@ -614,8 +636,12 @@ class AsyncSubscription:
             return False, None
         deadline = time.monotonic() + timeout
         try:
-            # In slices, so that a set *stop* ends the wait soon.
-            while (left := deadline - time.monotonic()) > 0 and not stop.is_set():
+            # In slices, so that a set *stop*, or a closed store, ends the wait soon.
+            while (
+                (left := deadline - time.monotonic()) > 0
+                and not stop.is_set()
+                and not self.store.closed
+            ):
                 if await listener.wait(min(left, _STOP_CHECK)):
                     return True, listener
         except StoreUnavailableError as exc:
@@ -625,13 +651,8 @@ class AsyncSubscription:
         return False, listener
 
     async def _sleep(self, stop: Event, timeout: float) -> None:
-        """Wait *timeout* seconds, or until *stop* is set."""
-        if True:  # ASYNC
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):  # not wait_for: see _stoppable
-                    await stop.wait()
-        else:
-            stop.wait(timeout)  # type: ignore[unreachable]
+        """Wait *timeout* seconds, or until *stop* is set or the store closed."""
+        await _wait_unless_ended(stop, timeout, self.store)
 
     async def _keep_lock(
         self, lock: AsyncSubscriptionLock | None

@@ -305,7 +305,7 @@ class AsyncConnections:
                 self._unopened = False
                 self._loop = asyncio.get_running_loop()
                 await self.pool.open()
-            self._check_loop()
+            self.check_loop()
         for attempt in range(1, attempts + 1):
             if self._suspect:
                 await self._refuse_if_unreachable(timeout)
@@ -378,17 +378,18 @@ class AsyncConnections:
 
     async def close(self) -> None:
         """Mark the connections closed, and close the pool if the store opened it."""
+        if True:  # ASYNC
+            self.check_loop()
         self.closed = True
         if True:  # ASYNC
             self._unopened = False
-            self._check_loop()
             await self._idle_check.stop()
         if self.owned:
             await self.pool.close()
 
     if True:  # ASYNC
 
-        def _check_loop(self) -> None:
+        def check_loop(self) -> None:
             """Raise `ConfigError` unless this runs on the event loop the store's own pool opened on."""
             if self._loop is not None and asyncio.get_running_loop() is not self._loop:
                 # psycopg_pool's workers and timers stay on the loop it opened

@@ -732,5 +732,20 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
             log_held_by=holder,
         )
 
+    if True:  # ASYNC
+
+        async def close(self) -> None:
+            """
+            Release the store's resources; further calls raise `StoreClosedError`.
+
+            Raises:
+                ConfigError: The store's own pool opened on another event loop
+                    than this one; the store stays open, to be closed there.
+            """
+            # Before anything is marked closed: refused here, close() on the
+            # right loop must still find the pool to close.
+            self._connections.check_loop()
+            await super().close()
+
     async def _close(self) -> None:
         await self._connections.close()

@@ -10,6 +10,7 @@ from eventstore import (
     InMemoryEventStore,
     LogPosition,
     NewEvent,
+    StoreClosedError,
 )
 from eventstore.testing.concurrency import assert_one_winner_per_round
 
@@ -116,3 +117,69 @@ def test_stream_version_never_shows_part_of_a_batch_being_written(flavour: str) 
         f"{len(partial)} looks saw part of a batch, e.g. {partial[:5]}"
     )
     assert version() == batch * batches
+
+
+class _ClosedAfterTheCheck(InMemoryEventStore):
+    """Closed by another thread just after a call's public open check passed."""
+
+    armed = False
+
+    def _check_open(self) -> None:
+        super()._check_open()
+        if self.armed:
+            self.armed = False
+            closer = threading.Thread(target=self.close)
+            closer.start()
+            closer.join(10)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda store: store.load("s"),
+        lambda store: store.stream_version("s"),
+        lambda store: store.read_all(),
+        lambda store: list(store.read_stream("s")),
+        lambda store: store.load_snapshot("s"),
+        lambda store: store.append("s", [NewEvent("t", {})]),
+    ],
+    ids=[
+        "load",
+        "stream_version",
+        "read_all",
+        "read_stream",
+        "snapshot",
+        "append",
+    ],
+)
+def test_a_call_the_store_was_closed_under_raises_closed_not_an_empty_answer(
+    call: object,
+) -> None:
+    # close() empties the tables: a call past the open check read them as an
+    # empty store (version 0, no events, AggregateNotFound in a repository,
+    # a checkpoint "moved by another runner").
+    store = _ClosedAfterTheCheck()
+    store.append("s", [NewEvent("t", {"n": n}) for n in range(5)])
+    store.armed = True
+    with pytest.raises(StoreClosedError):
+        call(store)  # type: ignore[operator]
+    assert store.closed
+
+
+async def test_an_async_call_the_store_was_closed_under_raises_closed() -> None:
+    class ClosedAfterTheCheck(AsyncInMemoryEventStore):
+        armed = False
+
+        def _check_open(self) -> None:
+            super()._check_open()
+            if self.armed:
+                self.armed = False
+                closer = threading.Thread(target=asyncio.run, args=(self.close(),))
+                closer.start()
+                closer.join(10)
+
+    store = ClosedAfterTheCheck()
+    await store.append("s", [NewEvent("t", {})])
+    store.armed = True
+    with pytest.raises(StoreClosedError):
+        await store.stream_version("s")

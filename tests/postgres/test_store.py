@@ -959,16 +959,21 @@ def test_an_async_store_used_on_a_second_event_loop_says_so(
     # Per-test event loops around one store: the second loop's calls seemed
     # to work, and close() failed with a bare "Event loop is closed".
     store = AsyncPostgresEventStore(postgres_dsn, schema=postgres_schema)
-
-    async def first() -> None:
-        await store.migrate()
-        await store.append("s", _events(1), expected_version=0)
-
-    asyncio.run(first())
-    for call in (store.stream_version("s"), store.close()):
-        with pytest.raises(ConfigError, match="another event loop"):
-            asyncio.run(call)
-    assert store.closed
+    first = asyncio.new_event_loop()
+    try:
+        first.run_until_complete(store.migrate())
+        first.run_until_complete(store.append("s", _events(1), expected_version=0))
+        for call in (store.stream_version("s"), store.close()):
+            with pytest.raises(ConfigError, match="another event loop"):
+                asyncio.run(call)
+        # A refused close() leaves the store open, to be closed on its loop.
+        assert not store.pool.closed
+        assert first.run_until_complete(store.stream_version("s")) == 1
+        first.run_until_complete(store.close())
+        assert store.closed
+        assert store.pool.closed
+    finally:
+        first.close()
 
 
 async def test_a_first_call_cancelled_as_the_servers_answer_comes_writes_nothing(

@@ -756,6 +756,58 @@ async def test_a_closed_store_ends_catch_up_status_and_run_on_every_backend(
     assert len(seen) == 1
 
 
+@pytest.mark.parametrize("role", ["active", "standby", "retrying"])
+async def test_closing_the_store_ends_a_waiting_run_well_before_its_poll(
+    side: Side, role: str
+) -> None:
+    # close() had no way to wake a runner's wait: with a long poll_interval
+    # (or a retry delay) it went on that long, holding its lock and sessions.
+    poll = 30.0
+    policy = RetryPolicy(max_retries=3, base_delay=poll, max_delay=poll, jitter=False)
+    failed = threading.Event()
+
+    def handler(events: list[RecordedEvent]) -> None:
+        if role == "retrying":
+            failed.set()
+            raise ValueError("retried after a long wait")
+
+    if role == "retrying":
+        await side.append("s", {"n": 0})
+        await side.wait_for_log(1)
+    runners = [
+        side.subscription("waiting", handler, poll_interval=poll, retry_policy=policy)
+    ]
+    if role == "standby":
+        runners.append(side.subscription("waiting", handler, poll_interval=poll))
+    stops = [asyncio.Event() if side.is_async else threading.Event() for _ in runners]
+    tasks = [
+        asyncio.ensure_future(
+            runner.run(stop) if side.is_async else asyncio.to_thread(runner.run, stop)
+        )
+        for runner, stop in zip(runners, stops, strict=True)
+    ]
+    deadline = time.monotonic() + 10.0
+    # One runs, the other (whichever lost the race for the lock) stands by.
+    wanted = {SubscriptionState.RUNNING, SubscriptionState.STANDBY}
+    if role != "standby":
+        wanted = {SubscriptionState.RUNNING}
+    while {r.state for r in runners} != wanted or (
+        role == "retrying" and not failed.is_set()
+    ):
+        assert time.monotonic() < deadline, [r.state for r in runners]
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # well into the wait
+    closed_at = time.monotonic()
+    await side.call(side.store.close())
+    done, _ = await asyncio.wait(tasks, timeout=5.0)
+    assert len(done) == len(tasks), (
+        f"still running {time.monotonic() - closed_at:.1f} s after close()"
+    )
+    for task in tasks:
+        assert isinstance(task.exception(), StoreClosedError), task
+    assert all(runner.state is SubscriptionState.STOPPED for runner in runners)
+
+
 async def test_a_parked_event_is_the_logs_whatever_the_handler_or_a_caller_changed(
     side: Side,
 ) -> None:

@@ -31,11 +31,13 @@ __all__ = [
     "AsyncTransactionWork",
     "CatchUpProgress",
     "Delivery",
+    "Handler",
     "LogFilter",
     "LogListener",
     "LogPage",
     "OnError",
     "ParkedEvent",
+    "ResetHook",
     "SubscriptionLock",
     "SubscriptionState",
     "SubscriptionStatus",
@@ -48,6 +50,21 @@ TransactionWork: TypeAlias = Callable[[Any], None]
 
 AsyncTransactionWork: TypeAlias = Callable[[Any], Awaitable[None]]
 """`TransactionWork` of an async store: awaited."""
+
+Handler: TypeAlias = (
+    Callable[[list[RecordedEvent]], object]
+    | Callable[[list[RecordedEvent], Any], object]
+)
+"""
+A subscription's handler: given a batch, and with transactional delivery the connection too.
+
+Typed this far and no further: a handler that takes no batch, or a batch
+of something else, fails the type check; the connection's type is the
+backend's (a ``psycopg.Connection`` or ``AsyncConnection`` on PostgreSQL).
+"""
+
+ResetHook: TypeAlias = Callable[[], object] | Callable[[Any], object]
+"""What `reset` calls first: with no argument, or with transactional delivery the connection."""
 
 MAX_BATCH_SIZE = 10_000
 """The most events a handler is given at once."""

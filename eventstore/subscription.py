@@ -17,11 +17,13 @@ import attrs
 from eventstore._subscribing import (
     CatchUpProgress,
     Delivery,
+    Handler,
     LogFilter,
     LogListener,
     LogPage,
     OnError,
     ParkedEvent,
+    ResetHook,
     SubscriptionLock,
     SubscriptionState,
     SubscriptionStatus,
@@ -241,7 +243,7 @@ class Subscription:
         self,
         store: EventStore,
         name: str,
-        handler: Callable[..., object],
+        handler: Handler,
         *,
         types: Sequence[str] | None = None,
         stream_prefix: str | None = None,
@@ -452,7 +454,7 @@ class Subscription:
         self,
         to: LogPosition | None = None,
         *,
-        on_reset: Callable[..., object] | None = None,
+        on_reset: ResetHook | None = None,
     ) -> None:
         """
         Move the checkpoint to *to* (``None``: the start of the log), to handle events again.

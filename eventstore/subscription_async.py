@@ -18,10 +18,12 @@ from eventstore._subscribing import (
     AsyncSubscriptionLock,
     CatchUpProgress,
     Delivery,
+    Handler,
     LogFilter,
     LogPage,
     OnError,
     ParkedEvent,
+    ResetHook,
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
@@ -268,7 +270,7 @@ class AsyncSubscription:
         self,
         store: AsyncEventStore,
         name: str,
-        handler: Callable[..., object],
+        handler: Handler,
         *,
         types: Sequence[str] | None = None,
         stream_prefix: str | None = None,
@@ -482,7 +484,7 @@ class AsyncSubscription:
         self,
         to: LogPosition | None = None,
         *,
-        on_reset: Callable[..., object] | None = None,
+        on_reset: ResetHook | None = None,
     ) -> None:
         """
         Move the checkpoint to *to* (``None``: the start of the log), to handle events again.

@@ -82,8 +82,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'eventstore.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+if not TYPE_CHECKING:
+    # Hidden from type checkers, which see the imports above: a module
+    # __getattr__ returning Any made any misspelled name type-check.
+
+    def __getattr__(name: str) -> Any:
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(
+                f"module 'eventstore.testing' has no attribute {name!r}"
+            )
+        return getattr(importlib.import_module(home), name)

@@ -202,8 +202,8 @@ class EventStoreContract:
         """
         Give each test a fresh, empty store; subclasses must override this fixture.
 
-        The override may be a generator fixture that closes the store after
-        the test.
+        The override may be a generator fixture that closes the store
+        after the test.
         """
         pytest.fail("subclass EventStoreContract and override the store fixture")
 

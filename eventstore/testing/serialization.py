@@ -19,7 +19,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import attrs
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from eventstore.serialization import TRANSIENT, Registry
 from eventstore.serialization.upcasting import describe_versions, missing_versions
 from eventstore.testing.strategies import Overrides, registry_strategies
+
+_T = TypeVar("_T")
 
 __all__ = [
     "UPDATE_SCHEMA_LOCK_ENV",
@@ -45,7 +47,7 @@ _COMPARED = ("types", "upcasters", "renames")
 Examples = Mapping[tuple[str, int], Iterable[Mapping[str, Any]]]
 
 
-def assert_roundtrip(registry: Registry, obj: object) -> Any:
+def assert_roundtrip(registry: Registry, obj: _T) -> _T:
     """
     Assert that *obj* encodes to JSON and decodes back exactly.
 
@@ -78,7 +80,8 @@ def assert_roundtrip(registry: Registry, obj: object) -> Any:
             f"{payload.type!r} re-encodes differently:\n  first:  {text}\n"
             f"  second: {json.dumps(again)}"
         )
-    return decoded
+    # Of obj's own class all the way down: _difference compared them.
+    return cast(_T, decoded)
 
 
 def _difference(expected: Any, actual: Any, path: str) -> str | None:  # noqa: PLR0911, PLR0912 - one branch per kind

@@ -19,7 +19,7 @@ import enum
 import functools
 import operator
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
@@ -34,6 +34,8 @@ from eventstore.serialization._types import (
     TupleNode,
     analyze_class,
 )
+
+_T = TypeVar("_T")
 
 __all__ = ["Overrides", "registry_strategies", "strategy_for"]
 
@@ -66,8 +68,8 @@ _LEAVES: dict[str, st.SearchStrategy[Any]] = {
 
 
 def strategy_for(
-    cls: type, *, overrides: Overrides | None = None
-) -> st.SearchStrategy[Any]:
+    cls: type[_T], *, overrides: Overrides | None = None
+) -> st.SearchStrategy[_T]:
     """
     Return a strategy for instances of attrs class *cls*.
 

@@ -42,6 +42,8 @@ __all__ = [
     "SubscriptionState",
     "SubscriptionStatus",
     "TransactionWork",
+    "describe_error",
+    "describe_subscription",
     "group_of",
 ]
 
@@ -403,3 +405,22 @@ def check_progress(progress: object, every: object) -> None:
         raise InvalidArgumentError(
             f"progress_every must be a number of seconds >= 0, got {every!r}"
         )
+
+
+def describe_error(exc: BaseException) -> str:
+    """
+    Return ``"Type: message"`` for a handler's *exc*, whatever its ``__str__`` does.
+
+    The text is logged and stored with a parked event; an exception whose
+    ``__str__`` fails must still park or stop the subscription at its event.
+    """
+    try:
+        message = str(exc)
+    except Exception:  # any failure: the class still says what it was
+        message = "(its message could not be read)"
+    return f"{type(exc).__name__}: {message}"
+
+
+def describe_subscription(name: str, member: str) -> str:
+    """Return how log lines name a subscription: ``'name'``, and its group member if any."""
+    return repr(name) if not member else f"{name!r} (member {member})"

@@ -29,6 +29,8 @@ from eventstore._subscribing import (
     SubscriptionStatus,
     check_batch_size,
     check_progress,
+    describe_error,
+    describe_subscription,
     refuse_awaitable,
     refuse_coroutine_function,
     seconds_since,
@@ -315,6 +317,11 @@ class Subscription:
         return f"<{type(self).__name__} {self.name!r} {self._state.value}>"
 
     @property
+    def _described(self) -> str:
+        """The subscription as log lines name it: with its member in a consumer group."""
+        return describe_subscription(self.name, self.filter.member)
+
+    @property
     def state(self) -> SubscriptionState:
         """Where the runner is now."""
         return self._state
@@ -422,9 +429,9 @@ class Subscription:
                 self._save(this_pass)
             except Exception as exc:  # what is raised is the first error
                 _log.warning(
-                    "subscription %r could not save its checkpoint (%s): what it "
+                    "subscription %s could not save its checkpoint (%s): what it "
                     "handled since the last save comes again",
-                    self.name,
+                    self._described,
                     exc,
                 )
             raise
@@ -576,16 +583,16 @@ class Subscription:
             _log.warning("%s; checking this runner's lock", conflict)
         except StoreUnavailableError as exc:
             _log.warning(
-                "subscription %r cannot reach the store (%s); retrying",
-                self.name,
+                "subscription %s cannot reach the store (%s); retrying",
+                self._described,
                 exc,
             )
         except StoreTimeoutError as exc:
             # A full pool or a statement timeout: the runner waits its poll
             # and tries again, as for an unreachable store.
             _log.warning(
-                "subscription %r timed out on the store (%s); retrying",
-                self.name,
+                "subscription %s timed out on the store (%s); retrying",
+                self._described,
                 exc,
             )
         except BaseException:
@@ -617,7 +624,7 @@ class Subscription:
                     return True, listener
         except StoreUnavailableError as exc:
             # Reconnected at the next turn, which reads the log again.
-            _log.warning("subscription %r stopped hearing: %s", self.name, exc)
+            _log.warning("subscription %s stopped hearing: %s", self._described, exc)
             return False, None
         return False, listener
 
@@ -630,7 +637,7 @@ class Subscription:
         if lock is not None:
             if lock.alive():
                 return lock
-            _log.warning("subscription %r lost its lock; standing by", self.name)
+            _log.warning("subscription %s lost its lock; standing by", self._described)
         # Another runner may have moved the checkpoint while this one had no lock.
         self._known = None
         lock = self.store._lock_subscription(self.name, self.filter.member)
@@ -756,14 +763,18 @@ class Subscription:
         self, event: RecordedEvent, exc: Exception, this_pass: _Pass | None = None
     ) -> None:
         """Park *event* with the handler's error; in a pass, move *this_pass* past it too."""
-        error = f"{type(exc).__name__}: {exc}"
+        error = describe_error(exc)
         _log.warning(
-            "subscription %r parked event %d of stream %r: %s",
-            self.name,
+            "subscription %s parked event %d of stream %r: %s",
+            self._described,
             event.version,
             event.stream_id,
             error,
-            extra={"subscription": self.name, "stream_id": event.stream_id},
+            extra={
+                "subscription": self.name,
+                "member": self.filter.member,
+                "stream_id": event.stream_id,
+            },
         )
         member, attempts = self.filter.member, self.retry_policy.max_attempts
         if this_pass is None:  # a replay's: the checkpoint stays
@@ -786,15 +797,19 @@ class Subscription:
 
     def _fail(self, event: RecordedEvent, exc: Exception) -> None:
         self._state = SubscriptionState.FAILED
-        self._last_error = f"{type(exc).__name__}: {exc}"
+        self._last_error = describe_error(exc)
         self._failed_event = (event.stream_id, event.version)
         _log.error(
-            "subscription %r stopped at event %d of stream %r: %s",
-            self.name,
+            "subscription %s stopped at event %d of stream %r: %s",
+            self._described,
             event.version,
             event.stream_id,
             self._last_error,
-            extra={"subscription": self.name, "stream_id": event.stream_id},
+            extra={
+                "subscription": self.name,
+                "member": self.filter.member,
+                "stream_id": event.stream_id,
+            },
         )
 
     def _handle(

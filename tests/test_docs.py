@@ -193,3 +193,13 @@ def test_every_table_has_a_header_a_separator_and_rows_of_its_width(page: Path) 
             assert len(_cells(row)) == width, (
                 f"{where}: line {start + offset} has {len(_cells(row))} cells, not {width}"
             )
+
+
+def test_every_logger_the_library_logs_on_is_named_in_the_docs() -> None:
+    names: set[str] = set()
+    for path in (ROOT / "eventstore").rglob("*.py"):
+        names |= set(re.findall(r'getLogger\("([^"]+)"\)', path.read_text("utf-8")))
+    assert names, "no loggers found"
+    assert all(name.startswith("eventstore.") for name in names), names
+    docs = "".join(page.read_text("utf-8") for page in (ROOT / "docs").glob("*.md"))
+    assert sorted(name for name in names if f"`{name}`" not in docs) == []

@@ -37,9 +37,12 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
 
     Raises:
         ConfigError: libpq cannot parse *dsn*; the message says why, with
-            any fragment that could hold the password blanked out.
+            any fragment that could hold the password blanked out. Or a
+            URI's user info holds an unescaped ``@``, which libpq would read
+            as the start of the host name.
 
     """
+    _refuse_ambiguous_user_info(dsn)
     try:
         return conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
@@ -47,6 +50,22 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
         raise ConfigError(
             f"the DSN could not be parsed: {redact_parse_error(dsn, str(exc))}"
         ) from None
+
+
+def _refuse_ambiguous_user_info(dsn: str) -> None:
+    # libpq ends a URI's user info at its first "@": in
+    # postgresql://app:pa@ss@host/db the password is "pa" and the host
+    # "ss@host", so the rest of the password reached error messages, logs
+    # and reprs as a host name. Such a URI never means what it says.
+    uri = _URI.match(dsn)
+    if uri is None:
+        return
+    authority = re.split(r"[/?]", dsn[uri.end() :], maxsplit=1)[0]
+    if authority.count("@") > 1:
+        raise ConfigError(
+            "the DSN's user name or password holds an unescaped '@'; "
+            "write it as %40 in a postgresql:// URI"
+        )
 
 
 def redact_parse_error(dsn: str, message: str) -> str:

@@ -216,25 +216,44 @@ def _refuse_unreachable(dsn: str) -> None:
     """Fail the fixture once, clearly, when the server in *dsn* cannot be reached."""
     import psycopg  # noqa: PLC0415  # optional dependency
 
+    from eventstore.errors import ConfigError  # noqa: PLC0415
+    from eventstore.postgres._dsn import parse_dsn  # noqa: PLC0415  # optional dependency
+
     try:
-        psycopg.connect(dsn, connect_timeout=5).close()
-    except psycopg.Error as exc:
-        reason = _scrub(dsn, exc)
+        # The store's own parsing: libpq's parse errors quote the DSN,
+        # password included; this one's are redacted.
+        parse_dsn(dsn)
+    except ConfigError as exc:
+        problem = f"{TEST_DSN_VARIABLE} is not a DSN eventstore can use: {exc}"
     else:
-        return
-    # Outside the except clause: the report shows our line, not psycopg's too.
-    pytest.fail(
-        f"{TEST_DSN_VARIABLE} names a PostgreSQL server that cannot be reached: {reason}",
-        pytrace=False,
-    )
+        try:
+            psycopg.connect(dsn, connect_timeout=5).close()
+        except psycopg.Error as exc:
+            problem = (
+                f"{TEST_DSN_VARIABLE} names a PostgreSQL server that cannot be "
+                f"reached: {_scrub(dsn, exc)}"
+            )
+        else:
+            return
+    # Outside the except clauses: the report shows our line, not psycopg's too.
+    pytest.fail(problem, pytrace=False)
 
 
 def _scrub(dsn: str, exc: BaseException) -> str:
-    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415  # optional dependency
+    """Return *exc*'s message without *dsn*'s password or key passphrase (a DSN that parses)."""
+    from eventstore.postgres._dsn import (  # noqa: PLC0415  # optional dependency
+        SECRET_KEYS,
+        parse_dsn,
+        scrub_secrets,
+    )
 
-    text = str(exc).strip()
-    password = str(conninfo_to_dict(dsn).get("password") or "")
-    return text.replace(password, "***") if password else text
+    params = parse_dsn(dsn)
+    secrets = sorted(
+        (str(params[key]) for key in SECRET_KEYS if params.get(key)),
+        key=len,
+        reverse=True,
+    )
+    return scrub_secrets(str(exc).strip(), tuple(secrets))
 
 
 @_async_fixture

@@ -133,6 +133,27 @@ def test_an_unparsable_dsn_says_what_is_wrong_and_never_the_password(
     assert caught.value.__suppress_context__
 
 
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://app:pa@{SECRET}@localhost/db",
+        f"postgres://app@{SECRET}@localhost",
+        f"postgresql://app:pa@{SECRET}@localhost?sslmode=disable",
+    ],
+)
+def test_a_uri_with_an_unescaped_at_in_its_user_info_is_refused(dsn: str) -> None:
+    # libpq ends the user info at the first "@": the rest of the password
+    # became the host name, shown in reprs, errors, health and logs.
+    for store_class in (PostgresEventStore, AsyncPostgresEventStore):
+        with pytest.raises(ConfigError, match="unescaped '@'") as caught:
+            store_class(dsn)
+        assert SECRET not in str(caught.value)
+
+
+def test_an_escaped_at_in_a_uri_password_is_fine() -> None:
+    PostgresEventStore(f"postgresql://app:pa%40{SECRET}@localhost/db").close()
+
+
 def test_redaction_keeps_fragments_outside_the_password() -> None:
     dsn = "host=db port=x5 password=hunter2 dbname"
     message = 'missing "=" after "dbname" in connection info string'

@@ -833,6 +833,61 @@ async def test_a_parked_event_is_the_logs_whatever_the_handler_or_a_caller_chang
     assert replayed == [{"amount": 5}]
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+@pytest.mark.parametrize("on_error", [OnError.STOP, OnError.PARK])
+async def test_a_handler_error_whose_text_fails_still_stops_or_parks(
+    side: Side, on_error: OnError, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its text went into the log line and the parked row: str() raising
+    # there crashed the pass, with nothing parked or failed at the event.
+    await side.append("s", {"n": 0})
+    await side.wait_for_log(1)
+
+    def handler(events: list[RecordedEvent]) -> None:
+        raise _Unprintable
+
+    subscription = side.subscription("unprintable", handler, on_error=on_error)
+    with caplog.at_level(logging.WARNING, "eventstore.subscription"):
+        if on_error is OnError.STOP:
+            with pytest.raises(SubscriptionFailedError):
+                await side.catch_up(subscription)
+            status = await side.status(subscription)
+            assert status.failed_event == ("s", 1)
+            assert status.last_error == "_Unprintable: (its message could not be read)"
+        else:
+            assert await side.catch_up(subscription) == 0
+            (parked,) = await side.call(subscription.parked())
+            assert parked.error == "_Unprintable: (its message could not be read)"
+    assert "_Unprintable" in caplog.text
+
+
+async def test_a_group_members_log_lines_name_the_member(
+    side: Side, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every member of a group shares the subscription's name.
+    for n in range(8):
+        await side.append(f"s-{n}", {"n": n})
+    await side.wait_for_log(8)
+
+    def handler(events: list[RecordedEvent]) -> None:
+        raise ValueError("bad event")
+
+    subscription = side.subscription(
+        "orders", handler, group=(1, 2), on_error=OnError.PARK
+    )
+    with caplog.at_level(logging.WARNING, "eventstore.subscription"):
+        await side.catch_up(subscription)
+    parked = [r for r in caplog.records if "parked" in r.getMessage()]
+    assert parked
+    for record in parked:
+        assert "'orders' (member 1/2)" in record.getMessage()
+        assert getattr(record, "member", None) == "1/2"
+
+
 def test_park_needs_a_store_that_parks() -> None:
     with pytest.raises(ConfigError, match="does not store parked events"):
         Subscription(ListStore(), "s", lambda events: None, on_error=OnError.PARK)

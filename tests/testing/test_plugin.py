@@ -66,6 +66,30 @@ def test_an_unreachable_test_server_is_one_clear_setup_error_per_test(
     assert PASSWORD not in output
 
 
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"host=localhost password=my {PASSWORD}",
+        f"host=localhost sslpassword=my {PASSWORD}",
+        f"postgresql://app:pa%zz{PASSWORD}@localhost/db",
+        f"postgresql://app:pa@{PASSWORD}@localhost/db",
+    ],
+    ids=["password", "sslpassword", "bad escape", "unescaped at"],
+)
+def test_a_test_dsn_that_cannot_be_parsed_is_reported_without_its_password(
+    tmp_path: Path, dsn: str
+) -> None:
+    # libpq's parse errors quote the DSN, and the fixture printed them.
+    (tmp_path / "test_uses_postgres.py").write_text(TWO_TESTS, encoding="utf-8")
+    returncode, output = _run_pytest(
+        tmp_path, {**os.environ, "EVENTSTORE_TEST_DSN": dsn}
+    )
+    assert returncode == 1, output
+    assert "EVENTSTORE_TEST_DSN is not a DSN eventstore can use" in output
+    assert PASSWORD not in output
+    assert "Traceback" not in output
+
+
 LEAKING_TEST = """
 import threading
 

@@ -313,8 +313,20 @@ class RetryPolicy:
             multiplier=self.base_delay, max=self.max_delay
         )
         if self.jitter:
-            return backoff + tenacity.wait_random(0, self.base_delay)
+            return _AtMostTheLongestWait(
+                backoff + tenacity.wait_random(0, self.base_delay)
+            )
         return backoff
+
+
+@attrs.frozen
+class _AtMostTheLongestWait(tenacity.wait.wait_base):
+    """*wait*, never longer than `MAX_SECONDS`: jitter adds up to *base_delay* on top of *max_delay*."""
+
+    wait: tenacity.wait.wait_base
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return min(self.wait(retry_state), MAX_SECONDS)
 
 
 @attrs.define

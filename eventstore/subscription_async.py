@@ -119,6 +119,13 @@ async def _wait_unless_ended(
     wake a runner's wait, and a runner waiting out a long poll kept its lock
     and its sessions that long after the store had closed.
     """
+    if True:  # ASYNC
+        if seconds <= 0:
+            # Still a turn for the loop's other tasks, as any wait gives: a
+            # handler failing at once under a zero-delay policy would
+            # otherwise hold the loop through every retry, its stop unseen.
+            await asyncio.sleep(0)
+            return
     deadline = time.monotonic() + seconds
     while not stop.is_set() and not store.closed:
         left = deadline - time.monotonic()

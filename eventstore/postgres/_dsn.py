@@ -60,8 +60,12 @@ def _refuse_ambiguous_user_info(dsn: str) -> None:
     uri = _URI.match(dsn)
     if uri is None:
         return
-    authority = re.split(r"[/?]", dsn[uri.end() :], maxsplit=1)[0]
-    if authority.count("@") > 1:
+    # As libpq reads it: the user info ends at the first "@" before the
+    # first "/"; the hosts after it end at "/" or "?" (an "@" in the query
+    # string is a parameter's).
+    head = dsn[uri.end() :].split("/", 1)[0]
+    at = head.find("@")
+    if at >= 0 and "@" in head[at + 1 :].split("?", 1)[0]:
         raise ConfigError(
             "the DSN's user name or password holds an unescaped '@'; "
             "write it as %40 in a postgresql:// URI"

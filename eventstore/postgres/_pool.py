@@ -13,6 +13,7 @@ import attrs
 import psycopg
 from psycopg_pool.base import AttemptWithBackoff
 
+from eventstore._validation import MAX_SECONDS
 from eventstore.health import PoolMetrics
 from eventstore.postgres.config import PoolConfig
 
@@ -147,7 +148,8 @@ def answer_wait(connect_timeout: float) -> float:
     psycopg bounds the attempt to connect by *connect_timeout* (at least 2
     s); one more second lets the answer travel back.
     """
-    return max(connect_timeout, 2.0) + 1.0
+    # Never past the longest wait the platform takes (connect_timeout may be it).
+    return min(max(connect_timeout, 2.0) + 1.0, MAX_SECONDS)
 
 
 def millis(seconds: float) -> int:

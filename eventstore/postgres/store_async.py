@@ -743,8 +743,10 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                     than this one; the store stays open, to be closed there.
             """
             # Before anything is marked closed: refused here, close() on the
-            # right loop must still find the pool to close.
-            self._connections.check_loop()
+            # right loop must still find the pool to close. Once closed, a
+            # close() from anywhere has nothing left to do.
+            if not self.closed:
+                self._connections.check_loop()
             await super().close()
 
     async def _close(self) -> None:

@@ -139,6 +139,8 @@ def test_an_unparsable_dsn_says_what_is_wrong_and_never_the_password(
         f"postgresql://app:pa@{SECRET}@localhost/db",
         f"postgres://app@{SECRET}@localhost",
         f"postgresql://app:pa@{SECRET}@localhost?sslmode=disable",
+        # libpq's user info runs to the first "@" before any "/", "?" included.
+        f"postgresql://app:p?x@{SECRET}@localhost/db",
     ],
 )
 def test_a_uri_with_an_unescaped_at_in_its_user_info_is_refused(dsn: str) -> None:
@@ -150,8 +152,19 @@ def test_a_uri_with_an_unescaped_at_in_its_user_info_is_refused(dsn: str) -> Non
         assert SECRET not in str(caught.value)
 
 
-def test_an_escaped_at_in_a_uri_password_is_fine() -> None:
-    PostgresEventStore(f"postgresql://app:pa%40{SECRET}@localhost/db").close()
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://app:pa%40{SECRET}@localhost/db",
+        f"postgresql://app:p?x{SECRET}@localhost/db",
+        "postgresql://app@localhost?application_name=a@b",
+        "postgresql://app@localhost/db?application_name=a@b",
+        "postgresql://app@h1:5432,h2:5433/db",
+        "postgresql://app@[::1]:5432/db",
+    ],
+)
+def test_uris_with_one_user_info_are_fine(dsn: str) -> None:
+    PostgresEventStore(dsn).close()
 
 
 def test_redaction_keeps_fragments_outside_the_password() -> None:

@@ -976,6 +976,33 @@ def test_an_async_store_used_on_a_second_event_loop_says_so(
         first.close()
 
 
+def test_closing_a_closed_async_store_again_on_another_loop_does_nothing(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # A shutdown hook, or a fixture's finalizer, on a loop of its own.
+    store = AsyncPostgresEventStore(postgres_dsn, schema=postgres_schema)
+
+    async def use_and_close() -> None:
+        await store.migrate()
+        await store.close()
+
+    asyncio.run(use_and_close())
+    asyncio.run(store.close())
+    assert store.closed
+
+
+def test_a_connect_timeout_at_the_longest_wait_still_connects(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # The direct ask waits connect_timeout + 1 s: past TIMEOUT_MAX that
+    # raised OverflowError at the first call.
+    with PostgresEventStore(
+        postgres_dsn, schema=postgres_schema, connect_timeout=threading.TIMEOUT_MAX
+    ) as store:
+        store.migrate()
+        assert store.stream_version("s") == 0
+
+
 async def test_a_first_call_cancelled_as_the_servers_answer_comes_writes_nothing(
     postgres_dsn: str, postgres_schema: str
 ) -> None:

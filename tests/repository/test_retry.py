@@ -1,5 +1,6 @@
 import functools
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -307,3 +308,28 @@ async def test_the_policy_retries_an_async_def_behind_a_decorator_that_knows_no_
 
     assert await service("s") == "saved s"
     assert attempts == 3
+
+
+def test_a_policy_at_the_longest_wait_never_asks_for_a_longer_one() -> None:
+    # Jitter adds up to base_delay on top of max_delay: past TIMEOUT_MAX the
+    # default time.sleep raised OverflowError at the first retry.
+    slept: list[float] = []
+    policy = RetryPolicy(
+        max_retries=1,
+        base_delay=threading.TIMEOUT_MAX,
+        max_delay=threading.TIMEOUT_MAX,
+        jitter=True,
+        sleep=slept.append,
+    )
+    calls = 0
+
+    def conflicting_once() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConcurrencyError("s", 0, 1)
+        return "done"
+
+    assert policy.call(conflicting_once) == "done"
+    assert slept == [pytest.approx(threading.TIMEOUT_MAX)]
+    assert slept[0] <= threading.TIMEOUT_MAX

@@ -428,6 +428,28 @@ async def test_a_run_cancelled_as_its_stop_is_set_raises_cancelled(wait: str) ->
     await store.close()
 
 
+async def test_zero_delay_retries_give_the_loop_a_turn_and_see_the_stop() -> None:
+    # Each retry's wait yields to the loop even with no delay: a handler that
+    # fails at once held the loop through all its retries, the stop unseen.
+    store = AsyncInMemoryEventStore()
+    await store.append("s", [NewEvent("t", {})])
+    stop = asyncio.Event()
+    calls = 0
+
+    async def handler(events: list[RecordedEvent]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            asyncio.get_running_loop().call_soon(stop.set)
+        raise ValueError("fails at once")
+
+    policy = RetryPolicy(max_retries=1000, base_delay=0, max_delay=0, jitter=False)
+    subscription = AsyncSubscription(store, "eager", handler, retry_policy=policy)
+    await asyncio.wait_for(subscription.run(stop), 10)
+    assert calls < 10
+    await store.close()
+
+
 async def _cancel_mid_pass(store: Any) -> None:
     for n in range(6):
         await store.append("s", [NewEvent("t", {"n": n})])

@@ -105,6 +105,11 @@ class _Stopped(BaseException):
     """
 
 
+def _ended(stop: Event, store: EventStore) -> bool:
+    """Whether a runner's waits end now: its *stop* is set, or its *store* closed."""
+    return stop.is_set() or store.closed
+
+
 def _wait_unless_ended(stop: Event, seconds: float, store: EventStore) -> None:
     """
     Wait *seconds*, or less: until *stop* is set or *store* is closed.
@@ -114,7 +119,7 @@ def _wait_unless_ended(stop: Event, seconds: float, store: EventStore) -> None:
     and its sessions that long after the store had closed.
     """
     deadline = time.monotonic() + seconds
-    while not stop.is_set() and not store.closed:
+    while not _ended(stop, store):
         left = deadline - time.monotonic()
         if left <= 0:
             return
@@ -139,7 +144,7 @@ def _stoppable(policy: RetryPolicy, stop: Event, store: EventStore) -> RetryPoli
             _wait_unless_ended(stop, seconds, store)
         else:
             wait(seconds)
-        if stop.is_set() or store.closed:
+        if _ended(stop, store):
             raise _Stopped
 
     return attrs.evolve(policy, sleep=sleep)
@@ -615,10 +620,8 @@ class Subscription:
         deadline = time.monotonic() + timeout
         try:
             # In slices, so that a set *stop*, or a closed store, ends the wait soon.
-            while (
-                (left := deadline - time.monotonic()) > 0
-                and not stop.is_set()
-                and not self.store.closed
+            while (left := deadline - time.monotonic()) > 0 and not _ended(
+                stop, self.store
             ):
                 if listener.wait(min(left, _STOP_CHECK)):
                     return True, listener

@@ -109,6 +109,11 @@ class _Stopped(BaseException):
     """
 
 
+def _ended(stop: Event, store: AsyncEventStore) -> bool:
+    """Whether a runner's waits end now: its *stop* is set, or its *store* closed."""
+    return stop.is_set() or store.closed
+
+
 async def _wait_unless_ended(
     stop: Event, seconds: float, store: AsyncEventStore
 ) -> None:
@@ -127,7 +132,7 @@ async def _wait_unless_ended(
             await asyncio.sleep(0)
             return
     deadline = time.monotonic() + seconds
-    while not stop.is_set() and not store.closed:
+    while not _ended(stop, store):
         left = deadline - time.monotonic()
         if left <= 0:
             return
@@ -160,7 +165,7 @@ def _stoppable(policy: RetryPolicy, stop: Event, store: AsyncEventStore) -> Retr
                 await _wait_unless_ended(stop, seconds, store)
             else:
                 await wait(seconds)
-            if stop.is_set() or store.closed:
+            if _ended(stop, store):
                 raise _Stopped
 
         return attrs.evolve(policy, async_sleep=sleep)
@@ -172,7 +177,7 @@ def _stoppable(policy: RetryPolicy, stop: Event, store: AsyncEventStore) -> Retr
                 _wait_unless_ended(stop, seconds, store)
             else:
                 wait(seconds)
-            if stop.is_set() or store.closed:
+            if _ended(stop, store):
                 raise _Stopped
 
         return attrs.evolve(policy, sleep=sleep)
@@ -653,10 +658,8 @@ class AsyncSubscription:
         deadline = time.monotonic() + timeout
         try:
             # In slices, so that a set *stop*, or a closed store, ends the wait soon.
-            while (
-                (left := deadline - time.monotonic()) > 0
-                and not stop.is_set()
-                and not self.store.closed
+            while (left := deadline - time.monotonic()) > 0 and not _ended(
+                stop, self.store
             ):
                 if await listener.wait(min(left, _STOP_CHECK)):
                     return True, listener

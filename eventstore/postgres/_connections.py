@@ -201,8 +201,7 @@ class Connections:
         self._lending: Lending | None = (
             pool.lending if isinstance(pool, StorePool) else None
         )
-        # Longest first: one may hold another.
-        self._secrets = tuple(sorted(filter(None, secrets), key=len, reverse=True))
+        self._secrets = secrets
         self._connect_timeout = connect_timeout
         self._seen_connection_errors = 0
         # Until a connection succeeds, and after one failed, the server is

@@ -204,8 +204,7 @@ class AsyncConnections:
         self._lending: Lending | None = (
             pool.lending if isinstance(pool, AsyncStorePool) else None
         )
-        # Longest first: one may hold another.
-        self._secrets = tuple(sorted(filter(None, secrets), key=len, reverse=True))
+        self._secrets = secrets
         self._connect_timeout = connect_timeout
         self._seen_connection_errors = 0
         # Until a connection succeeds, and after one failed, the server is
@@ -378,8 +377,6 @@ class AsyncConnections:
 
     async def close(self) -> None:
         """Mark the connections closed, and close the pool if the store opened it."""
-        if True:  # ASYNC
-            self.check_loop()
         self.closed = True
         if True:  # ASYNC
             self._unopened = False

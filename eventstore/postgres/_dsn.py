@@ -112,7 +112,7 @@ def _secret_parts(dsn: str) -> list[str]:
 
 def scrub_secrets(text: str, secrets: tuple[str, ...]) -> str:
     """
-    Return *text* with every one of *secrets* (longest first) replaced by ``***``.
+    Return *text* with every one of *secrets* replaced by ``***``, the longest first.
 
     A secret of fewer than four characters is replaced only where no letter
     or digit touches it: a password ``a`` leaves "after" alone, which
@@ -123,7 +123,8 @@ def scrub_secrets(text: str, secrets: tuple[str, ...]) -> str:
         >>> scrub_secrets("password=a failed after a retry", ("a",))
         'password=*** failed after *** retry'
     """
-    for secret in secrets:
+    # Longest first: one may hold another. Empty ones stand for no secret.
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
         if len(secret) >= _SHORT_SECRET:
             text = text.replace(secret, _REDACTED)
         else:

@@ -167,7 +167,13 @@ def translate(  # noqa: PLR0911, PLR0912  # one return per error family reads be
 def _limit_exceeded(exc: BaseException) -> bool:
     # Class 54, program limit exceeded: a jsonb value or an array too large,
     # a statement too complex.
-    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("54")
+    return _sqlstate_class(exc) == "54"
+
+
+def _sqlstate_class(exc: BaseException) -> str:
+    # By SQLSTATE: psycopg's exception classes follow the DB-API's kinds,
+    # which file classes 40 and 54 under OperationalError.
+    return (exc.sqlstate or "")[:2] if isinstance(exc, psycopg.Error) else ""
 
 
 def _v1_event_id_key(exc: BaseException) -> bool:
@@ -193,7 +199,7 @@ def doubts_the_server(exc: BaseException) -> bool:
 def _rolled_back(exc: BaseException) -> bool:
     # Class 40 by SQLSTATE: psycopg files 40001 and 40P01 under
     # OperationalError directly, not under TransactionRollback.
-    return isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("40")
+    return _sqlstate_class(exc) == "40"
 
 
 _PASSING_CLASSES: Final = frozenset({"40", "53", "57"})

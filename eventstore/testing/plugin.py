@@ -248,12 +248,8 @@ def _scrub(dsn: str, exc: BaseException) -> str:
     )
 
     params = parse_dsn(dsn)
-    secrets = sorted(
-        (str(params[key]) for key in SECRET_KEYS if params.get(key)),
-        key=len,
-        reverse=True,
-    )
-    return scrub_secrets(str(exc).strip(), tuple(secrets))
+    secrets = tuple(str(params.get(key) or "") for key in SECRET_KEYS)
+    return scrub_secrets(str(exc).strip(), secrets)
 
 
 @_async_fixture

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import inspect
+import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -38,6 +40,7 @@ __all__ = [
     "OnError",
     "ParkedEvent",
     "ResetHook",
+    "StoreOutage",
     "SubscriptionLock",
     "SubscriptionState",
     "SubscriptionStatus",
@@ -424,3 +427,57 @@ def describe_error(exc: BaseException) -> str:
 def describe_subscription(name: str, member: str) -> str:
     """Return how log lines name a subscription: ``'name'``, and its group member if any."""
     return repr(name) if not member else f"{name!r} (member {member})"
+
+
+@attrs.define
+class StoreOutage:
+    """
+    What a runner logs while its store fails it: one warning per outage, not one per poll.
+
+    A runner retries an unreachable or timing-out store at every poll (twice
+    a second by default); a line each time would bury the rest of a
+    service's log for the whole outage. The first failure of a kind is a
+    WARNING, its repeats DEBUG, and the first turn that gets through again
+    an INFO line with how long the store was away.
+    """
+
+    logger: logging.Logger
+    _kind: str | None = None
+    _since: float = 0.0
+    _failures: int = 0
+
+    def failed(self, described: str, kind: str, exc: BaseException) -> None:
+        """
+        Log a turn that failed on the store.
+
+        Args:
+            described: The subscription as log lines name it.
+            kind: What went wrong, as a phrase (``"cannot reach the store"``).
+            exc: The store's error.
+        """
+        first = kind != self._kind
+        if self._kind is None:
+            self._since = time.monotonic()
+        self._kind = kind
+        self._failures += 1
+        self.logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "subscription %s %s (%s); retrying at every poll%s",
+            described,
+            kind,
+            exc,
+            "" if first else f" ({self._failures} tries so far)",
+        )
+
+    def passed(self, described: str) -> None:
+        """Log, once, that a turn got through after failures, and forget them."""
+        if self._kind is None:
+            return
+        self.logger.info(
+            "subscription %s reached the store again after %d failed tries in %.1f s",
+            described,
+            self._failures,
+            time.monotonic() - self._since,
+        )
+        self._kind = None
+        self._failures = 0

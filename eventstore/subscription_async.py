@@ -24,6 +24,7 @@ from eventstore._subscribing import (
     OnError,
     ParkedEvent,
     ResetHook,
+    StoreOutage,
     SubscriptionState,
     SubscriptionStatus,
     check_batch_size,
@@ -354,6 +355,7 @@ class AsyncSubscription:
         # A running runner's checkpoint and when it was last read from the
         # store: what the runner moves it to is known without a round trip.
         self._known: tuple[LogPosition | None, float] | None = None
+        self._outage = StoreOutage(_log)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self._state.value}>"
@@ -620,24 +622,17 @@ class AsyncSubscription:
                     # The pass ended on a lost lock: stand by now, or take
                     # it again, rather than run on for a poll without it.
                     lock = await self._keep_lock(lock)
+            self._outage.passed(self._described)
         except SubscriptionConflictError as conflict:
             # Another runner moved the checkpoint: it took over while this
             # one's lock was dying. The next turn checks the lock.
             _log.warning("%s; checking this runner's lock", conflict)
         except StoreUnavailableError as exc:
-            _log.warning(
-                "subscription %s cannot reach the store (%s); retrying",
-                self._described,
-                exc,
-            )
+            self._outage.failed(self._described, "cannot reach the store", exc)
         except StoreTimeoutError as exc:
             # A full pool or a statement timeout: the runner waits its poll
             # and tries again, as for an unreachable store.
-            _log.warning(
-                "subscription %s timed out on the store (%s); retrying",
-                self._described,
-                exc,
-            )
+            self._outage.failed(self._described, "timed out on the store", exc)
         except BaseException:
             # run() ends, and never gets back what this turn took: the
             # session of the lock must end now, or no standby could take over.

@@ -283,6 +283,19 @@ class RepositoryCore(Generic[A]):
             )
             return None
 
+    def _log_unavailable(self, error: BaseException, attempt: int) -> None:
+        """Log a load's or save's unreachable store at WARNING, when it is tried again."""
+        if attempt >= self.retry_policy.max_attempts:
+            return  # raised to the caller, whose error it now is
+        _log.warning(
+            "%s could not reach the store (%s); trying again (attempt %d of %d)",
+            type(self).__name__,
+            error,
+            attempt,
+            self.retry_policy.max_attempts,
+            extra={"attempt": attempt},
+        )
+
     def _encode_pending(
         self, aggregate: A, metadata: Mapping[str, Any] | None
     ) -> list[NewEvent]:

@@ -324,7 +324,9 @@ class Repository(RepositoryCore[A]):
             )
 
     def _transient_retry(self, fn: Attempt[R]) -> R:
-        return self.retry_policy.call(fn, retry_on=(StoreUnavailableError,))
+        return self.retry_policy.call(
+            fn, retry_on=(StoreUnavailableError,), on_error=self._log_unavailable
+        )
 
 
 def save_together(

@@ -333,7 +333,9 @@ class AsyncRepository(RepositoryCore[A]):
             )
 
     async def _transient_retry(self, fn: AsyncAttempt[R]) -> R:
-        return await self.retry_policy.acall(fn, retry_on=(StoreUnavailableError,))
+        return await self.retry_policy.acall(
+            fn, retry_on=(StoreUnavailableError,), on_error=self._log_unavailable
+        )
 
 
 async def async_save_together(

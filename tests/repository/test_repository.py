@@ -323,17 +323,28 @@ def test_a_transient_error_resends_the_same_append(commit_first: bool) -> None:
     assert sleeps == [0.05, 0.1]
 
 
-def test_transient_errors_give_up_after_the_policy_attempts() -> None:
+def test_transient_errors_give_up_after_the_policy_attempts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store = FlakyStore(failures=10, commit_first=False)
     repo = CounterRepository(
         store,
         make_registry(),
         retry_policy=RetryPolicy(max_retries=2, sleep=lambda _s: None),
     )
-    with pytest.raises(StoreUnavailableError):
+    with (
+        caplog.at_level("WARNING", logger="eventstore.repository"),
+        pytest.raises(StoreUnavailableError),
+    ):
         repo.create(Counter.open("c1", "x"))
     assert len(store.sent) == 3
     assert store.stream_version("counter-c1") == 0
+    # Each retried attempt is logged; the last one is the caller's error.
+    assert [r.message for r in caplog.records] == [
+        "CounterRepository could not reach the store (connection lost before"
+        f" the reply); trying again (attempt {n} of 3)"
+        for n in (1, 2)
+    ]
 
 
 def test_saving_again_after_the_retries_gave_up_on_a_lost_reply_is_a_retry() -> None:

@@ -946,7 +946,8 @@ def test_a_runner_waits_out_a_pool_with_no_free_connection(
             held = None
             _wait_until(lambda: _holds(handled, 1), "the runner never caught up")
         back = [r for r in caplog.records if "reached the store again" in r.message]
-        assert len(back) == 1 and back[0].levelname == "INFO", back
+        assert len(back) == 1, back
+        assert back[0].levelname == "INFO"
     finally:
         if held is not None:
             store.pool.putconn(held)

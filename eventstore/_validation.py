@@ -35,6 +35,25 @@ MAX_JSON_DEPTH = 256
 MAX_JSON_BYTES = 268_435_455
 """Longest JSON text of one value, in UTF-8 bytes: PostgreSQL's jsonb limit (256 MiB - 1)."""
 
+MAX_JSON_ITEMS = 8_388_608
+"""
+Most items in one JSON array, or members in one object: 2**23.
+
+PostgreSQL's jsonb parser holds a container's items in one allocation, and
+allocations stop at 1 GiB: an object of more than 2**23 members (an array
+of more than 2**24 items) fails there with an internal error, however
+short its text. One limit for both, on every backend.
+"""
+
+MAX_APPEND_BYTES = 1_000_000_000
+"""
+Most bytes one append of several events may carry: their data, metadata and types.
+
+PostgreSQL closes a connection that sends a message of 1 GiB or more, and
+an append is one statement, sent as one message: the rest of the 1 GiB
+leaves room for the ids, the other columns and the framing.
+"""
+
 MAX_SECONDS = threading.TIMEOUT_MAX
 """Longest wait the platform's locks and events take (about 292 years)."""
 
@@ -291,6 +310,8 @@ def _check_keys(value: Any, what: str, depth: int) -> None:
             "deep (or holds a reference cycle)"
         )
     if isinstance(value, dict):
+        if len(value) > MAX_JSON_ITEMS:
+            raise _too_many_items(what, "an object of", len(value), "members")
         for key, item in value.items():
             if type(key) is not str and not isinstance(key, str):
                 raise InvalidArgumentTypeError(
@@ -299,9 +320,20 @@ def _check_keys(value: Any, what: str, depth: int) -> None:
             if type(item) not in _SCALARS:
                 _check_keys(item, what, depth + 1)
     elif isinstance(value, list | tuple):
+        if len(value) > MAX_JSON_ITEMS:
+            raise _too_many_items(what, "an array of", len(value), "items")
         for item in value:
             if type(item) not in _SCALARS:
                 _check_keys(item, what, depth + 1)
+
+
+def _too_many_items(
+    what: str, kind: str, count: int, items: str
+) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{what} holds {kind} {count:,} {items}; at most {MAX_JSON_ITEMS:,} "
+        "(what PostgreSQL's jsonb can parse) can be stored"
+    )
 
 
 def encode_event(event: object) -> EncodedEvent:
@@ -360,6 +392,8 @@ def encode_append(
         )
     if len(encoded) > 1:
         _refuse_repeated_ids(checked_stream_id, (event.event_id for event in encoded))
+        # One event is always small enough: two values of MAX_JSON_BYTES.
+        _refuse_oversized(checked_stream_id, encoded)
     return EncodedAppend(checked_stream_id, checked_expected, encoded)
 
 
@@ -405,6 +439,35 @@ def _refuse_repeated_ids(stream_id: str, event_ids: Iterable[uuid.UUID]) -> None
         seen.add(event_id)
     if repeated:
         raise DuplicateEventError(stream_id, repeated)
+
+
+_EVENT_FRAMING = 64
+"""Bytes an event adds to an append's message beyond its data, metadata and type: its id, schema version, lengths."""
+
+
+def _refuse_oversized(stream_id: str, events: tuple[EncodedEvent, ...]) -> None:
+    # A character is at most 4 bytes of UTF-8: most batches pass this bound
+    # without encoding anything.
+    chars = sum(len(e.data) + len(e.metadata) + len(e.type) for e in events)
+    if 4 * chars + _EVENT_FRAMING * len(events) <= MAX_APPEND_BYTES:
+        return
+    size = sum(
+        _utf8_bytes(e.data) + _utf8_bytes(e.metadata) + _utf8_bytes(e.type)
+        for e in events
+    )
+    size += _EVENT_FRAMING * len(events)
+    if size > MAX_APPEND_BYTES:
+        raise InvalidArgumentError(
+            f"append to stream {stream_id!r} carries {size:,} bytes in "
+            f"{len(events):,} events; at most {MAX_APPEND_BYTES:,} fit in one "
+            "append (PostgreSQL takes no message of 1 GiB): split it into "
+            "several appends"
+        )
+
+
+def _utf8_bytes(text: str) -> int:
+    # Validated text: no lone surrogates, so it encodes.
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def encode_snapshot(snapshot: object) -> EncodedSnapshot:

@@ -86,6 +86,8 @@ class _KeepPrepared:
         conn.prepared_max = self.count
 
 
+_PIPELINE_OFF: Final = psycopg.pq.PipelineStatus.OFF
+
 _APPEND_CURSORS: Final = 64
 """Append cursors a connection keeps before it starts afresh: every statement a workload uses, many times over."""
 
@@ -305,7 +307,7 @@ class Connections:
                     encoding = conn.info.parameter_status("client_encoding")
                     raise unencodable(exc, encoding or conn.info.encoding) from exc
                 finally:
-                    self.pool.putconn(conn)
+                    self._give_back(conn)
             except DRIVER_ERRORS as exc:
                 if conn is not None and conn.broken:
                     self._doubt_server()
@@ -318,6 +320,15 @@ class Connections:
                     self._doubt_server()
                 raise error from cause
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _give_back(self, conn: _Connection) -> None:
+        """Return *conn* to the pool, closed (so discarded) if a pipeline was left half-set."""
+        if conn.pgconn.pipeline_status != _PIPELINE_OFF:
+            # Cancelled (or interrupted) as psycopg entered or left a
+            # pipeline: the pool, which looks at the transaction status
+            # only, would lend it on to fail every streamed read.
+            conn.close()
+        self.pool.putconn(conn)
 
     def dedicated(self) -> _Connection:
         """

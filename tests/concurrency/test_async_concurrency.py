@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+import psycopg
 import pytest
 
 from eventstore import (
@@ -14,6 +15,7 @@ from eventstore import (
     AsyncEventStore,
     AsyncInMemoryEventStore,
     ConcurrencyError,
+    HealthStatus,
     NewEvent,
     RetryPolicy,
     Snapshot,
@@ -177,6 +179,39 @@ async def test_a_task_cancelled_mid_append_leaves_all_or_nothing_and_every_conne
                 "held", [NewEvent("t", {})], expected_version=held
             )
             assert result.version == held + 1
+
+
+@pytest.mark.postgres
+async def test_a_call_cancelled_at_any_moment_never_lends_on_a_connection_in_a_pipeline(
+    postgres_dsn: str, postgres_schema: str
+) -> None:
+    # health() runs its statements in a pipeline; a cancellation as psycopg
+    # enters it left the connection in pipeline mode, which the pool lent
+    # on, and every streamed read on it failed from then on.
+    config = PoolConfig(min_size=1, max_size=1, timeout=10.0)
+    async with AsyncPostgresEventStore(
+        postgres_dsn, schema=postgres_schema, pool_config=config
+    ) as store:
+        await store.migrate()
+        await store.append("s", [NewEvent("t", {"n": n}) for n in range(400)])
+        async with asyncio.timeout(DEADLINE):
+            for round_ in range(300):
+                task = asyncio.create_task(store.health())
+                # Spread over the call: a cancellation lands in every step of it.
+                await asyncio.sleep((round_ % 30) * 0.0001)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                conn = await store.pool.getconn()
+                try:
+                    assert (
+                        conn.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
+                    ), f"lent in pipeline mode after {round_ + 1} cancellations"
+                finally:
+                    await store.pool.putconn(conn)
+            # Streamed pages (300 events or more) work on what the pool lends.
+            page = await store.read_all(limit=1000)
+            assert len(page) == 400
+            assert (await store.health()).status is HealthStatus.OK
 
 
 @pytest.mark.postgres

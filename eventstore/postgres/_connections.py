@@ -14,6 +14,7 @@ business, not this module's.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -23,6 +24,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool.base import AttemptWithBackoff
 
 from eventstore.errors import (
+    ConfigError,
     EventStoreError,
     StoreClosedError,
     StoreUnavailableError,
@@ -37,6 +39,7 @@ from eventstore.postgres._errors import (
     unencodable,
     unreachable,
 )
+from eventstore.postgres._fork import track
 from eventstore.postgres._idle_check import IdleCheck
 from eventstore.postgres._pool import (
     CappedBackoff,
@@ -200,6 +203,11 @@ class Connections:
         self.pool = pool
         self.owned = owned
         self.closed = False
+        # The process the pool's connections belong to; another one, forked
+        # from it, inherited this object (`_fork`).
+        self._pid = os.getpid()
+        self._inherited = False
+        track(self)
         self._lending: Lending | None = (
             pool.lending if isinstance(pool, StorePool) else None
         )
@@ -284,10 +292,10 @@ class Connections:
 
         """
         attempts = 2 if retry else 1
-        if self.closed:
+        if self.closed or self._inherited:
             # A read stepped after close() comes here: the pool must not
             # open again (an async one never opened counts as closed).
-            raise StoreClosedError("the store is closed")
+            raise self._unusable()
         for attempt in range(1, attempts + 1):
             if self._suspect:
                 self._refuse_if_unreachable(timeout)
@@ -340,6 +348,8 @@ class Connections:
         Raises:
             StoreUnavailableError: The server refused it, with its reason.
         """
+        if self.closed or self._inherited:
+            raise self._unusable()
         conninfo = called(self.pool.conninfo)
         kwargs = called(self.pool.kwargs)
         options = direct_options(kwargs, self._connect_timeout)
@@ -361,8 +371,29 @@ class Connections:
             lending=self._lending,
         )
 
+    def inherit(self) -> None:
+        """Mark the connections as a forked child's copy of its parent's: unusable, never closed here."""
+        self._inherited = True
+
+    def _unusable(self) -> EventStoreError:
+        """Return why calls are refused: the store is closed, or a forked child's copy."""
+        if self.closed:
+            return StoreClosedError("the store is closed")
+        return ConfigError(
+            f"this store was created in process {self._pid}, before it forked "
+            f"this one ({os.getpid()}): its connections are that process's "
+            "sessions, which two processes cannot share. Create the store in each "
+            "worker after the fork (gunicorn: without --preload, or in post_fork; "
+            "multiprocessing: in the worker, or the 'spawn' start method)"
+        )
+
     def close(self) -> None:
         """Mark the connections closed, and close the pool if the store opened it."""
+        if self._inherited:
+            # The sessions are the parent's: closing them here would end them
+            # there too. Dropped, psycopg leaves them be.
+            self.closed = True
+            return
         self.closed = True
         if self.owned:
             self.pool.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -38,6 +39,7 @@ from eventstore.postgres._errors import (
     unencodable,
     unreachable,
 )
+from eventstore.postgres._fork import track
 from eventstore.postgres._idle_check import AsyncIdleCheck
 from eventstore.postgres._pool import (
     AsyncWork,
@@ -203,6 +205,11 @@ class AsyncConnections:
         self.pool = pool
         self.owned = owned
         self.closed = False
+        # The process the pool's connections belong to; another one, forked
+        # from it, inherited this object (`_fork`).
+        self._pid = os.getpid()
+        self._inherited = False
+        track(self)
         self._lending: Lending | None = (
             pool.lending if isinstance(pool, AsyncStorePool) else None
         )
@@ -296,10 +303,10 @@ class AsyncConnections:
 
         """
         attempts = 2 if retry else 1
-        if self.closed:
+        if self.closed or self._inherited:
             # A read stepped after close() comes here: the pool must not
             # open again (an async one never opened counts as closed).
-            raise StoreClosedError("the store is closed")
+            raise self._unusable()
         if True:  # ASYNC
             if self._unopened:
                 # Once: a call that comes while this one awaits finds it open.
@@ -359,6 +366,8 @@ class AsyncConnections:
         Raises:
             StoreUnavailableError: The server refused it, with its reason.
         """
+        if self.closed or self._inherited:
+            raise self._unusable()
         conninfo = called(self.pool.conninfo)
         kwargs = called(self.pool.kwargs)
         if True:  # ASYNC
@@ -386,8 +395,29 @@ class AsyncConnections:
             lending=self._lending,
         )
 
+    def inherit(self) -> None:
+        """Mark the connections as a forked child's copy of its parent's: unusable, never closed here."""
+        self._inherited = True
+
+    def _unusable(self) -> EventStoreError:
+        """Return why calls are refused: the store is closed, or a forked child's copy."""
+        if self.closed:
+            return StoreClosedError("the store is closed")
+        return ConfigError(
+            f"this store was created in process {self._pid}, before it forked "
+            f"this one ({os.getpid()}): its connections are that process's "
+            "sessions, which two processes cannot share. Create the store in each "
+            "worker after the fork (gunicorn: without --preload, or in post_fork; "
+            "multiprocessing: in the worker, or the 'spawn' start method)"
+        )
+
     async def close(self) -> None:
         """Mark the connections closed, and close the pool if the store opened it."""
+        if self._inherited:
+            # The sessions are the parent's: closing them here would end them
+            # there too. Dropped, psycopg leaves them be.
+            self.closed = True
+            return
         self.closed = True
         if True:  # ASYNC
             self._unopened = False
@@ -399,6 +429,8 @@ class AsyncConnections:
 
         def check_loop(self) -> None:
             """Raise `ConfigError` unless this runs on the event loop the store's own pool opened on."""
+            if self._inherited:
+                return  # a forked child's: its close() touches nothing
             if self._loop is not None and asyncio.get_running_loop() is not self._loop:
                 # psycopg_pool's workers and timers stay on the loop it opened
                 # on: calls from another seem to work until that loop is

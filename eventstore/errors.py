@@ -25,6 +25,7 @@ __all__ = [
     "DuplicateEventError",
     "EventStoreError",
     "FutureSchemaVersionError",
+    "HandlerTransactionError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "PoolExhaustedError",
@@ -351,3 +352,20 @@ class SubscriptionFailedError(EventStoreError):
             f"subscription {self.name!r} stopped: its handler failed on event "
             f"{self.version} of stream {self.stream_id!r}"
         )
+
+
+class HandlerTransactionError(EventStoreError):
+    """
+    A transactional handler, or ``on_reset``, ended the transaction it was given.
+
+    With `Delivery.TRANSACTIONAL` the handler's writes and the checkpoint's
+    move commit together, in a transaction the subscription opens and ends.
+    A handler that sends its own ``COMMIT`` or ``ROLLBACK``, closes the
+    connection, or catches a failed statement of its own without a
+    savepoint (leaving the transaction aborted) breaks that: its writes
+    would commit without the checkpoint, or the checkpoint without them.
+    The subscription stops at once (`SubscriptionFailedError`, with this as
+    its ``__cause__``): retried or parked, the batch would be written again.
+    To refuse a batch, raise; to go on after a failing statement, run it in
+    ``with conn.transaction():`` (a savepoint).
+    """

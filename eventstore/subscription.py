@@ -44,6 +44,7 @@ from eventstore._validation import (
 )
 from eventstore.errors import (
     ConfigError,
+    HandlerTransactionError,
     InvalidArgumentTypeError,
     PoolExhaustedError,
     StoreClosedError,
@@ -668,8 +669,8 @@ class Subscription:
                 after = item.event.position
                 try:
                     taken = self._replay(item.event)
-                except self._not_the_handlers:
-                    raise  # the store's trouble: the event stays parked as it was
+                except (*self._not_the_handlers, HandlerTransactionError):
+                    raise  # the store's trouble, or the handler's misuse: it stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     self._park(item.event, exc)
                 else:
@@ -731,6 +732,14 @@ class Subscription:
                 self._handle(page.events, this_pass, page.scanned_to)
             except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
+            except HandlerTransactionError as exc:
+                # Its writes may have committed apart from the checkpoint:
+                # handed over again, one by one or retried, they would be
+                # written twice. Stopped, the error says why.
+                self._fail(page.events[0], exc)
+                raise SubscriptionFailedError(
+                    self.name, page.events[0].stream_id, page.events[0].version
+                ) from exc
             except Exception:  # the handler's, whatever it is: isolate the event
                 self._deliver_one_by_one(this_pass, page.events)
             else:
@@ -747,7 +756,9 @@ class Subscription:
             except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
-                if self.on_error is OnError.PARK:
+                if self.on_error is OnError.PARK and not isinstance(
+                    exc, HandlerTransactionError
+                ):
                     self._park(event, exc, this_pass)
                     continue
                 self._fail(event, exc)
@@ -829,7 +840,7 @@ class Subscription:
             this_pass.retry.call(
                 lambda: self._call_handler(list(events)),
                 retry_on=(Exception,),
-                give_up_on=(SubscriptionConflictError,),
+                give_up_on=(SubscriptionConflictError, HandlerTransactionError),
             )
             return
 
@@ -841,7 +852,7 @@ class Subscription:
                 self.name, self.filter.member, this_pass.saved, new, work
             ),
             retry_on=(Exception,),
-            give_up_on=(SubscriptionConflictError,),
+            give_up_on=(SubscriptionConflictError, HandlerTransactionError),
         )
         this_pass.saved = this_pass.reached = new
         this_pass.saved_at = time.monotonic()
@@ -869,6 +880,7 @@ class Subscription:
                     self.name, member, event.stream_id, event.version, work
                 ),
                 retry_on=(Exception,),
+                give_up_on=(HandlerTransactionError,),
             )
         self.retry_policy.call(
             lambda: self._call_handler([event]), retry_on=(Exception,)

@@ -43,6 +43,7 @@ from eventstore._validation import (
 )
 from eventstore.errors import (
     ConfigError,
+    HandlerTransactionError,
     InvalidArgumentTypeError,
     PoolExhaustedError,
     StoreClosedError,
@@ -708,8 +709,8 @@ class AsyncSubscription:
                 after = item.event.position
                 try:
                     taken = await self._replay(item.event)
-                except self._not_the_handlers:
-                    raise  # the store's trouble: the event stays parked as it was
+                except (*self._not_the_handlers, HandlerTransactionError):
+                    raise  # the store's trouble, or the handler's misuse: it stays parked as it was
                 except Exception as exc:  # the handler's: it stays parked
                     await self._park(item.event, exc)
                 else:
@@ -771,6 +772,14 @@ class AsyncSubscription:
                 await self._handle(page.events, this_pass, page.scanned_to)
             except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
+            except HandlerTransactionError as exc:
+                # Its writes may have committed apart from the checkpoint:
+                # handed over again, one by one or retried, they would be
+                # written twice. Stopped, the error says why.
+                self._fail(page.events[0], exc)
+                raise SubscriptionFailedError(
+                    self.name, page.events[0].stream_id, page.events[0].version
+                ) from exc
             except Exception:  # the handler's, whatever it is: isolate the event
                 await self._deliver_one_by_one(this_pass, page.events)
             else:
@@ -787,7 +796,9 @@ class AsyncSubscription:
             except self._not_the_handlers:
                 raise  # the store's trouble, not the handler's
             except Exception as exc:  # the handler's, whatever it is
-                if self.on_error is OnError.PARK:
+                if self.on_error is OnError.PARK and not isinstance(
+                    exc, HandlerTransactionError
+                ):
                     await self._park(event, exc, this_pass)
                     continue
                 self._fail(event, exc)
@@ -869,7 +880,7 @@ class AsyncSubscription:
             await this_pass.retry.acall(
                 lambda: self._call_handler(list(events)),
                 retry_on=(Exception,),
-                give_up_on=(SubscriptionConflictError,),
+                give_up_on=(SubscriptionConflictError, HandlerTransactionError),
             )
             return
 
@@ -881,7 +892,7 @@ class AsyncSubscription:
                 self.name, self.filter.member, this_pass.saved, new, work
             ),
             retry_on=(Exception,),
-            give_up_on=(SubscriptionConflictError,),
+            give_up_on=(SubscriptionConflictError, HandlerTransactionError),
         )
         this_pass.saved = this_pass.reached = new
         this_pass.saved_at = time.monotonic()
@@ -912,6 +923,7 @@ class AsyncSubscription:
                     self.name, member, event.stream_id, event.version, work
                 ),
                 retry_on=(Exception,),
+                give_up_on=(HandlerTransactionError,),
             )
         await self.retry_policy.acall(
             lambda: self._call_handler([event]), retry_on=(Exception,)

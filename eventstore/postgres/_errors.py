@@ -9,7 +9,7 @@ keeps the details. Messages are scrubbed of the DSN's password.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import psycopg
 import psycopg_pool
@@ -28,6 +28,7 @@ from eventstore.errors import (
 __all__ = [
     "DRIVER_ERRORS",
     "doubts_the_server",
+    "ended_transaction",
     "passes_whatever_the_event",
     "translate",
     "unencodable",
@@ -215,3 +216,41 @@ def passes_whatever_the_event(exc: psycopg.Error) -> bool:
     # By SQLSTATE: psycopg's classes follow the DB-API's kinds, not these.
     state = exc.sqlstate or ""
     return state[:2] in _PASSING_CLASSES and state != _QUERY_CANCELED
+
+
+_INTRANS: Final = psycopg.pq.TransactionStatus.INTRANS
+_INERROR: Final = psycopg.pq.TransactionStatus.INERROR
+
+
+def ended_transaction(conn: Any, *, raised: bool) -> str | None:
+    """
+    Say how a handler ended the transaction it was given on *conn*, if it did.
+
+    Args:
+        conn: The connection, after the handler returned or raised.
+        raised: The handler raised: an aborted transaction is then the
+            failed statement's, not a misuse.
+
+    Returns:
+        ``None`` while the transaction is still the subscription's (or the
+        connection broke, the server's trouble); else what the handler did,
+        as the end of a sentence that names it.
+    """
+    if conn.broken:
+        return None
+    if conn.closed:
+        return "closed its connection"
+    status = conn.info.transaction_status
+    if status == _INTRANS or (raised and status == _INERROR):
+        return None
+    if status == _INERROR:
+        return (
+            "caught a failed statement of its own and went on in the aborted "
+            "transaction, which commits nothing: run such a statement in "
+            "`with conn.transaction():` (a savepoint), or let its error out"
+        )
+    return (
+        "ended its transaction with a COMMIT or ROLLBACK of its own: its writes "
+        "and the checkpoint no longer commit together, so the subscription "
+        "stops. Leave the transaction to the subscription; raise to refuse a batch"
+    )

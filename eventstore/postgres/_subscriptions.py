@@ -22,14 +22,18 @@ from eventstore._subscribing import (
 )
 from eventstore.errors import (
     EventStoreError,
+    HandlerTransactionError,
     StoreUnavailableError,
     SubscriptionConflictError,
 )
 from eventstore.events import LogPosition, RecordedEvent
 from eventstore.health import LogHolder
 from eventstore.postgres import _sql
-from eventstore.postgres._connections import Connections
-from eventstore.postgres._errors import passes_whatever_the_event
+from eventstore.postgres._connections import (
+    Connections,
+    StoreConnection,
+)
+from eventstore.postgres._errors import ended_transaction, passes_whatever_the_event
 from eventstore.postgres._queries import execute as _execute
 from eventstore.postgres._queries import fetchall as _fetchall
 from eventstore.postgres._queries import fetchall_within as _fetchall_within
@@ -203,7 +207,9 @@ class SubscriptionHooks:
                         },
                     )
                 if work is not None:
-                    work(conn)
+                    _as_the_handlers(work, "on_reset")(conn)
+            if work is not None:
+                _reset_session(conn)
 
         self._connections.call(run, retry=False)
 
@@ -285,6 +291,7 @@ class SubscriptionHooks:
                 if not cursor.rowcount:
                     return False
                 _as_the_handlers(work)(conn)
+            _reset_session(conn)
             return True
 
         return self._connections.call(run, retry=False)
@@ -357,6 +364,7 @@ class SubscriptionHooks:
                     actual = _sql.checkpoint_from_rows(found)
                     raise SubscriptionConflictError(name, member, expected, actual)
                 work(conn)
+            _reset_session(conn)
 
         self._connections.call(run, retry=False)
 
@@ -471,9 +479,31 @@ def _readable_within(fileno: int, seconds: float) -> bool:
     return _socket_ready(fileno, seconds)
 
 
-def _as_the_handlers(work: TransactionWork) -> TransactionWork:
+def _reset_session(conn: _Connection) -> None:
     """
-    Return *work* (a transactional handler) with its own statements' failures kept the handler's.
+    Undo what a handler's statements left on *conn*'s session, before the pool lends it on.
+
+    A handler given the connection may ``SET`` a setting, ``LISTEN``, or
+    take a session-level advisory lock: left, each would hold for every
+    later user of the connection (a read-only default made the store's own
+    appends fail). Only on the store's own pool: a caller's pool may have
+    settings of its own to keep, and its ``reset`` callback is where to
+    clean. A connection the reset fails on is closed, and so discarded:
+    the batch before it has committed.
+    """
+    if not isinstance(conn, StoreConnection) or conn.closed:
+        return
+    try:
+        conn.execute(_sql.RESET_SESSION)
+    except psycopg.Error:
+        conn.close()
+
+
+def _as_the_handlers(
+    work: TransactionWork, who: str = "the handler"
+) -> TransactionWork:
+    """
+    Return *work* (a transactional handler, or *who*) with its own statements' failures kept its own.
 
     The store turns a driver error into its own (`_errors.translate`), and
     some classes of them into `StoreUnavailableError`, which a subscription
@@ -482,15 +512,27 @@ def _as_the_handlers(work: TransactionWork) -> TransactionWork:
     (a value too large for an index, a limit of the server's) fails again
     on every turn: it is the handler's error, raised as `EventStoreError`.
     A connection that broke under it is the store's trouble, as before.
+
+    And the transaction must be the subscription's still when *work* is
+    done, or ends: one it committed, rolled back, closed, or left aborted
+    is `HandlerTransactionError`.
     """
 
-    def guarded(conn: object) -> None:
+    def guarded(conn: Any) -> None:
         try:
             work(conn)
-        except psycopg.Error as exc:
+        except Exception as exc:
+            misuse = ended_transaction(conn, raised=True)
+            if misuse is not None:
+                raise HandlerTransactionError(f"{who} {misuse}") from exc
+            if not isinstance(exc, psycopg.Error):
+                raise
             if getattr(conn, "broken", True) or passes_whatever_the_event(exc):
                 raise
             detail = str(exc).strip() or type(exc).__name__
-            raise EventStoreError(f"the handler's statement failed: {detail}") from exc
+            raise EventStoreError(f"{who}'s statement failed: {detail}") from exc
+        misuse = ended_transaction(conn, raised=False)
+        if misuse is not None:
+            raise HandlerTransactionError(f"{who} {misuse}")
 
     return guarded

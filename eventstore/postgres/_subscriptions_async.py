@@ -21,14 +21,18 @@ from eventstore._subscribing import (
 )
 from eventstore.errors import (
     EventStoreError,
+    HandlerTransactionError,
     StoreUnavailableError,
     SubscriptionConflictError,
 )
 from eventstore.events import LogPosition, RecordedEvent
 from eventstore.health import LogHolder
 from eventstore.postgres import _sql
-from eventstore.postgres._connections_async import AsyncConnections
-from eventstore.postgres._errors import passes_whatever_the_event
+from eventstore.postgres._connections_async import (
+    AsyncConnections,
+    AsyncStoreConnection,
+)
+from eventstore.postgres._errors import ended_transaction, passes_whatever_the_event
 from eventstore.postgres._queries_async import execute as _execute
 from eventstore.postgres._queries_async import fetchall as _fetchall
 from eventstore.postgres._queries_async import fetchall_within as _fetchall_within
@@ -204,7 +208,9 @@ class AsyncSubscriptionHooks:
                         },
                     )
                 if work is not None:
-                    await work(conn)
+                    await _as_the_handlers(work, "on_reset")(conn)
+            if work is not None:
+                await _reset_session(conn)
 
         await self._connections.call(run, retry=False)
 
@@ -288,6 +294,7 @@ class AsyncSubscriptionHooks:
                 if not cursor.rowcount:
                     return False
                 await _as_the_handlers(work)(conn)
+            await _reset_session(conn)
             return True
 
         return await self._connections.call(run, retry=False)
@@ -364,6 +371,7 @@ class AsyncSubscriptionHooks:
                     actual = _sql.checkpoint_from_rows(found)
                     raise SubscriptionConflictError(name, member, expected, actual)
                 await work(conn)
+            await _reset_session(conn)
 
         await self._connections.call(run, retry=False)
 
@@ -501,9 +509,31 @@ async def _readable_within(fileno: int, seconds: float) -> bool:
         return _socket_ready(fileno, seconds)  # type: ignore[unreachable]
 
 
-def _as_the_handlers(work: AsyncTransactionWork) -> AsyncTransactionWork:
+async def _reset_session(conn: _Connection) -> None:
     """
-    Return *work* (a transactional handler) with its own statements' failures kept the handler's.
+    Undo what a handler's statements left on *conn*'s session, before the pool lends it on.
+
+    A handler given the connection may ``SET`` a setting, ``LISTEN``, or
+    take a session-level advisory lock: left, each would hold for every
+    later user of the connection (a read-only default made the store's own
+    appends fail). Only on the store's own pool: a caller's pool may have
+    settings of its own to keep, and its ``reset`` callback is where to
+    clean. A connection the reset fails on is closed, and so discarded:
+    the batch before it has committed.
+    """
+    if not isinstance(conn, AsyncStoreConnection) or conn.closed:
+        return
+    try:
+        await conn.execute(_sql.RESET_SESSION)
+    except psycopg.Error:
+        await conn.close()
+
+
+def _as_the_handlers(
+    work: AsyncTransactionWork, who: str = "the handler"
+) -> AsyncTransactionWork:
+    """
+    Return *work* (a transactional handler, or *who*) with its own statements' failures kept its own.
 
     The store turns a driver error into its own (`_errors.translate`), and
     some classes of them into `StoreUnavailableError`, which a subscription
@@ -512,15 +542,27 @@ def _as_the_handlers(work: AsyncTransactionWork) -> AsyncTransactionWork:
     (a value too large for an index, a limit of the server's) fails again
     on every turn: it is the handler's error, raised as `EventStoreError`.
     A connection that broke under it is the store's trouble, as before.
+
+    And the transaction must be the subscription's still when *work* is
+    done, or ends: one it committed, rolled back, closed, or left aborted
+    is `HandlerTransactionError`.
     """
 
-    async def guarded(conn: object) -> None:
+    async def guarded(conn: Any) -> None:
         try:
             await work(conn)
-        except psycopg.Error as exc:
+        except Exception as exc:
+            misuse = ended_transaction(conn, raised=True)
+            if misuse is not None:
+                raise HandlerTransactionError(f"{who} {misuse}") from exc
+            if not isinstance(exc, psycopg.Error):
+                raise
             if getattr(conn, "broken", True) or passes_whatever_the_event(exc):
                 raise
             detail = str(exc).strip() or type(exc).__name__
-            raise EventStoreError(f"the handler's statement failed: {detail}") from exc
+            raise EventStoreError(f"{who}'s statement failed: {detail}") from exc
+        misuse = ended_transaction(conn, raised=False)
+        if misuse is not None:
+            raise HandlerTransactionError(f"{who} {misuse}")
 
     return guarded

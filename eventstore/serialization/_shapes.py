@@ -18,10 +18,10 @@ from eventstore.serialization.upcasting import Upcaster
 __all__ = ["describe_registry", "describe_type"]
 
 
-def _field(field: FieldInfo) -> dict[str, Any]:
+def _field(field: FieldInfo, names: Mapping[type, str]) -> dict[str, Any]:
     return {
         "name": field.name,
-        "type": "transient" if field.transient else type_string(field.node),
+        "type": "transient" if field.transient else type_string(field.node, names),
         "default": field.has_default,
         "transient": field.transient,
     }
@@ -29,37 +29,51 @@ def _field(field: FieldInfo) -> dict[str, Any]:
 
 def describe_type(version: int, node: AttrsNode) -> dict[str, Any]:
     """Describe one registered type: version, fields, nested attrs classes, enums."""
-    nested: dict[type, Any] = {}
+    nested: dict[type, AttrsNode] = {}
     enums: dict[type, Any] = {}
 
     def visit(current: Node) -> None:
         if isinstance(current, AttrsNode) and current is not node:
-            nested[current.cls] = [_field(f) for f in current.fields]
+            nested[current.cls] = current
         elif isinstance(current, EnumNode):
             enums[current.cls] = [member.value for member in current.cls]
 
     walk_nodes(node, visit)
+    names = _names([node.cls, *nested, *enums])
     return {
         "schema_version": version,
-        "fields": [_field(f) for f in node.fields],
-        "nested": _by_name(nested),
-        "enums": _by_name(enums),
+        "fields": [_field(f, names) for f in node.fields],
+        "nested": _by_name(
+            {cls: [_field(f, names) for f in n.fields] for cls, n in nested.items()},
+            names,
+        ),
+        "enums": _by_name(enums, names),
     }
 
 
-def _by_name(described: Mapping[type, Any]) -> dict[str, Any]:
-    """Key each class's description by its qualified name, sorted; by module too where two share one."""
-    qualnames = [cls.__qualname__ for cls in described]
-    named = {
-        (
+def _names(classes: Iterable[type]) -> dict[type, str]:
+    """Name each class by its qualified name; by module too where two share one."""
+    classes = list(dict.fromkeys(classes))
+    qualnames = [cls.__qualname__ for cls in classes]
+    return {
+        # Named alike, a swap of the two in a field, or a change of one,
+        # would leave the lock as it was.
+        cls: (
             cls.__qualname__
             if qualnames.count(cls.__qualname__) == 1
-            # Keyed alike, one would hide the other's changes from the lock.
             else f"{cls.__module__}.{cls.__qualname__}"
-        ): description
-        for cls, description in described.items()
+        )
+        for cls in classes
     }
-    return dict(sorted(named.items()))
+
+
+def _by_name(
+    described: Mapping[type, Any], names: Mapping[type, str]
+) -> dict[str, Any]:
+    """Key each class's description by its name in the lock, sorted."""
+    return dict(
+        sorted((names[cls], description) for cls, description in described.items())
+    )
 
 
 def describe_registry(

@@ -17,7 +17,7 @@ import keyword
 import types
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -313,25 +313,47 @@ def _analyze_union(
                 "attrs class or change the field's type"
             )
         seen[kind] = member
+    integer, number = seen.get("integer"), seen.get("float")
+    if (
+        integer is not None
+        and number is not None
+        and not (isinstance(integer, LeafNode) and integer.kind == "int")
+    ):
+        # A float that comes back as an integer is read as the int member,
+        # which for `int | float` is the same number, and for an enum no value.
+        raise RegistrationError(
+            f"field {where}: union members float and {type_string(integer)} "
+            "cannot be told apart once stored: PostgreSQL's jsonb returns a float "
+            f"of 1e16 or more as an integer, which would be read as "
+            f"{type_string(integer)}; wrap one of them in an attrs class or "
+            "change the field's type"
+        )
     return UnionNode(members)
 
 
-def type_string(node: Node) -> str:  # noqa: PLR0911 - one return per kind
-    """Render *node* as a stable, readable type string for the schema lock."""
+def type_string(node: Node, names: Mapping[type, str] | None = None) -> str:  # noqa: PLR0911 - one return per kind
+    """
+    Render *node* as a stable, readable type string for the schema lock.
+
+    *names* overrides how classes are named (by module too, where two in
+    one lock share a qualified name); others go by ``__qualname__``.
+    """
     if isinstance(node, LeafNode):
         return node.kind
     if isinstance(node, EnumNode | AttrsNode):
+        if names is not None and node.cls in names:
+            return names[node.cls]
         return node.cls.__qualname__
     if isinstance(node, SeqNode):
-        item = type_string(node.item)
+        item = type_string(node.item, names)
         if node.container is tuple:
             return f"tuple[{item}, ...]"
         return f"{node.container.__name__}[{item}]"
     if isinstance(node, TupleNode):
-        return f"tuple[{', '.join(type_string(item) for item in node.items)}]"
+        return f"tuple[{', '.join(type_string(item, names) for item in node.items)}]"
     if isinstance(node, DictNode):
-        return f"dict[str, {type_string(node.value)}]"
-    return " | ".join(type_string(member) for member in node.members)
+        return f"dict[str, {type_string(node.value, names)}]"
+    return " | ".join(type_string(member, names) for member in node.members)
 
 
 def walk_nodes(node: Node, visit: Callable[[Node], None]) -> None:

@@ -310,3 +310,28 @@ def test_nested_classes_sharing_a_qualname_are_both_locked(tmp_path: Path) -> No
     # catalog's Item changes shape, the version stays 1: a breaking change.
     with pytest.raises(AssertionError, match="shape changed"):
         assert_schema_lock(_order_registry(_item("catalog", int), billed), path)
+
+
+def test_two_classes_sharing_a_qualname_swapped_between_fields_is_a_shape_change(
+    tmp_path: Path,
+) -> None:
+    # Stored orders hold a catalog Item (a str title) in catalog_item; after
+    # the swap that field holds a billing Item (an int title): the old
+    # payloads no longer decode, so the lock must fail.
+    path = tmp_path / "lock.json"
+    catalog, billing = _item("catalog", str), _item("billing", int)
+    assert_schema_lock(_order_registry(catalog, billing), path)
+    fields = json.loads(path.read_text())["types"]["order"]["fields"]
+    assert [field["type"] for field in fields] == ["catalog.Item", "billing.Item"]
+    with pytest.raises(AssertionError, match="shape changed"):
+        assert_schema_lock(_order_registry(billing, catalog), path)
+
+
+def test_a_class_whose_qualname_no_other_shares_keeps_its_bare_name(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "lock.json"
+    item = _item("catalog", str)  # one class in both fields
+    assert_schema_lock(_order_registry(item, item), path)
+    fields = json.loads(path.read_text())["types"]["order"]["fields"]
+    assert [field["type"] for field in fields] == ["Item", "Item"]

@@ -222,7 +222,7 @@ _INTRANS: Final = psycopg.pq.TransactionStatus.INTRANS
 _INERROR: Final = psycopg.pq.TransactionStatus.INERROR
 
 
-def ended_transaction(conn: Any, *, raised: bool) -> str | None:
+def ended_transaction(conn: Any, *, raised: bool, replaced: bool = False) -> str | None:
     """
     Say how a handler ended the transaction it was given on *conn*, if it did.
 
@@ -230,6 +230,9 @@ def ended_transaction(conn: Any, *, raised: bool) -> str | None:
         conn: The connection, after the handler returned or raised.
         raised: The handler raised: an aborted transaction is then the
             failed statement's, not a misuse.
+        replaced: The transaction is another than the one given (on a
+            connection that is not autocommit, psycopg begins one itself
+            after the handler's own COMMIT or ROLLBACK).
 
     Returns:
         ``None`` while the transaction is still the subscription's (or the
@@ -241,7 +244,7 @@ def ended_transaction(conn: Any, *, raised: bool) -> str | None:
     if conn.closed:
         return "closed its connection"
     status = conn.info.transaction_status
-    if status == _INTRANS or (raised and status == _INERROR):
+    if not replaced and (status == _INTRANS or (raised and status == _INERROR)):
         return None
     if status == _INERROR:
         return (

@@ -1148,10 +1148,16 @@ SUBSCRIPTION_LOCK_SEED: Final = 0x45_56_42  # "EVB": the hash seed of runners' l
 # that moment would find the lock still held. The session holds no other.
 SUBSCRIPTION_UNLOCK: Final = b"SELECT pg_advisory_unlock_all()"
 # A handler's session state, undone before its connection goes back to the
-# pool: settings back to the connection's own (its startup options), its
-# channels and its session advisory locks gone. Three statements in one
+# pool: its role and settings back to the connection's own (its startup
+# options; RESET ALL leaves the role and the session authorization alone),
+# its channels and its session advisory locks gone. Five statements in one
 # message (no parameters, so psycopg sends it as a simple query).
-RESET_SESSION: Final = b"RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all()"
+RESET_SESSION: Final = (
+    b"RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL; UNLISTEN *; "
+    b"SELECT pg_advisory_unlock_all()"
+)
+# The transaction a handler was given, told from one begun after it ended.
+TRANSACTION_ID: Final = b"SELECT pg_current_xact_id_if_assigned()::text"
 LOCK_PROBE: Final = b"SELECT 1"  # a lock's session answers: it, and the lock, live
 # For the rest of a transaction: its statements, lock waits included, are
 # cut off by the server after these many milliseconds (both parameters).

@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -182,7 +184,7 @@ class SubscriptionHooks:
         key = {"name": name, "member": member}
 
         def run(conn: _Connection) -> None:
-            with conn.transaction():
+            with _handed_over(conn, work is not None):
                 # The checkpoint first, as a batch does: a batch in flight
                 # makes the reset wait for its commit (then on_reset clears
                 # what it wrote); a batch after waits for the reset, then
@@ -208,8 +210,6 @@ class SubscriptionHooks:
                     )
                 if work is not None:
                     _as_the_handlers(work, "on_reset")(conn)
-            if work is not None:
-                _reset_session(conn)
 
         self._connections.call(run, retry=False)
 
@@ -284,14 +284,13 @@ class SubscriptionHooks:
         params = unpark_params(name, member, stream_id, version)
 
         def run(conn: _Connection) -> bool:
-            with conn.transaction():
+            with _handed_over(conn, True):
                 # Unparked first: a second replay of the event waits on its
                 # row, then finds it gone and applies nothing.
                 cursor = conn.execute(self._sql.unpark, params)
                 if not cursor.rowcount:
                     return False
                 _as_the_handlers(work)(conn)
-            _reset_session(conn)
             return True
 
         return self._connections.call(run, retry=False)
@@ -350,7 +349,7 @@ class SubscriptionHooks:
         key = {"name": name, "member": member}
 
         def run(conn: _Connection) -> None:
-            with conn.transaction():
+            with _handed_over(conn, True):
                 # The checkpoint before the handler: a conflict fails before
                 # the handler's work, and the checkpoint's row is locked
                 # before the projection's tables, in the order a reset takes
@@ -364,7 +363,6 @@ class SubscriptionHooks:
                     actual = _sql.checkpoint_from_rows(found)
                     raise SubscriptionConflictError(name, member, expected, actual)
                 work(conn)
-            _reset_session(conn)
 
         self._connections.call(run, retry=False)
 
@@ -479,6 +477,31 @@ def _readable_within(fileno: int, seconds: float) -> bool:
     return _socket_ready(fileno, seconds)
 
 
+@contextlib.contextmanager
+def _handed_over(conn: _Connection, handed: bool) -> Iterator[None]:
+    """
+    Run the block in a transaction on *conn* which, if *handed*, user code is given too.
+
+    Whatever the block's outcome, what the user's statements left on the
+    session is undone after it (`_reset_session`): a rollback undoes a
+    ``SET``, not a session advisory lock. A connection whose transaction the
+    user's code ended (`HandlerTransactionError`) is closed, and so
+    discarded: its session is no longer what the store set up.
+    """
+    if not handed:
+        with conn.transaction():
+            yield
+        return
+    try:
+        with conn.transaction():
+            yield
+    except HandlerTransactionError:
+        conn.close()
+        raise
+    finally:
+        _reset_session(conn)
+
+
 def _reset_session(conn: _Connection) -> None:
     """
     Undo what a handler's statements left on *conn*'s session, before the pool lends it on.
@@ -497,6 +520,12 @@ def _reset_session(conn: _Connection) -> None:
         conn.execute(_sql.RESET_SESSION)
     except psycopg.Error:
         conn.close()
+
+
+def _transaction_id(conn: _Connection) -> str | None:
+    cursor = conn.execute(_sql.TRANSACTION_ID)
+    row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _as_the_handlers(
@@ -519,6 +548,11 @@ def _as_the_handlers(
     """
 
     def guarded(conn: Any) -> None:
+        # On a caller's pool of connections that are not autocommit, psycopg
+        # opens a new transaction itself after a ROLLBACK or COMMIT sent as
+        # SQL, so the status reads "in a transaction" again: the transaction
+        # id tells (the statement before *work* wrote, so it has one).
+        before = None if conn.autocommit else _transaction_id(conn)
         try:
             work(conn)
         except Exception as exc:
@@ -532,6 +566,8 @@ def _as_the_handlers(
             detail = str(exc).strip() or type(exc).__name__
             raise EventStoreError(f"{who}'s statement failed: {detail}") from exc
         misuse = ended_transaction(conn, raised=False)
+        if misuse is None and before is not None and _transaction_id(conn) != before:
+            misuse = ended_transaction(conn, raised=False, replaced=True)
         if misuse is not None:
             raise HandlerTransactionError(f"{who} {misuse}")
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -183,7 +185,7 @@ class AsyncSubscriptionHooks:
         key = {"name": name, "member": member}
 
         async def run(conn: _Connection) -> None:
-            async with conn.transaction():
+            async with _handed_over(conn, work is not None):
                 # The checkpoint first, as a batch does: a batch in flight
                 # makes the reset wait for its commit (then on_reset clears
                 # what it wrote); a batch after waits for the reset, then
@@ -209,8 +211,6 @@ class AsyncSubscriptionHooks:
                     )
                 if work is not None:
                     await _as_the_handlers(work, "on_reset")(conn)
-            if work is not None:
-                await _reset_session(conn)
 
         await self._connections.call(run, retry=False)
 
@@ -287,14 +287,13 @@ class AsyncSubscriptionHooks:
         params = unpark_params(name, member, stream_id, version)
 
         async def run(conn: _Connection) -> bool:
-            async with conn.transaction():
+            async with _handed_over(conn, True):
                 # Unparked first: a second replay of the event waits on its
                 # row, then finds it gone and applies nothing.
                 cursor = await conn.execute(self._sql.unpark, params)
                 if not cursor.rowcount:
                     return False
                 await _as_the_handlers(work)(conn)
-            await _reset_session(conn)
             return True
 
         return await self._connections.call(run, retry=False)
@@ -357,7 +356,7 @@ class AsyncSubscriptionHooks:
         key = {"name": name, "member": member}
 
         async def run(conn: _Connection) -> None:
-            async with conn.transaction():
+            async with _handed_over(conn, True):
                 # The checkpoint before the handler: a conflict fails before
                 # the handler's work, and the checkpoint's row is locked
                 # before the projection's tables, in the order a reset takes
@@ -371,7 +370,6 @@ class AsyncSubscriptionHooks:
                     actual = _sql.checkpoint_from_rows(found)
                     raise SubscriptionConflictError(name, member, expected, actual)
                 await work(conn)
-            await _reset_session(conn)
 
         await self._connections.call(run, retry=False)
 
@@ -509,6 +507,31 @@ async def _readable_within(fileno: int, seconds: float) -> bool:
         return _socket_ready(fileno, seconds)  # type: ignore[unreachable]
 
 
+@contextlib.asynccontextmanager
+async def _handed_over(conn: _Connection, handed: bool) -> AsyncIterator[None]:
+    """
+    Run the block in a transaction on *conn* which, if *handed*, user code is given too.
+
+    Whatever the block's outcome, what the user's statements left on the
+    session is undone after it (`_reset_session`): a rollback undoes a
+    ``SET``, not a session advisory lock. A connection whose transaction the
+    user's code ended (`HandlerTransactionError`) is closed, and so
+    discarded: its session is no longer what the store set up.
+    """
+    if not handed:
+        async with conn.transaction():
+            yield
+        return
+    try:
+        async with conn.transaction():
+            yield
+    except HandlerTransactionError:
+        await conn.close()
+        raise
+    finally:
+        await _reset_session(conn)
+
+
 async def _reset_session(conn: _Connection) -> None:
     """
     Undo what a handler's statements left on *conn*'s session, before the pool lends it on.
@@ -527,6 +550,12 @@ async def _reset_session(conn: _Connection) -> None:
         await conn.execute(_sql.RESET_SESSION)
     except psycopg.Error:
         await conn.close()
+
+
+async def _transaction_id(conn: _Connection) -> str | None:
+    cursor = await conn.execute(_sql.TRANSACTION_ID)
+    row = await cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def _as_the_handlers(
@@ -549,6 +578,11 @@ def _as_the_handlers(
     """
 
     async def guarded(conn: Any) -> None:
+        # On a caller's pool of connections that are not autocommit, psycopg
+        # opens a new transaction itself after a ROLLBACK or COMMIT sent as
+        # SQL, so the status reads "in a transaction" again: the transaction
+        # id tells (the statement before *work* wrote, so it has one).
+        before = None if conn.autocommit else await _transaction_id(conn)
         try:
             await work(conn)
         except Exception as exc:
@@ -562,6 +596,12 @@ def _as_the_handlers(
             detail = str(exc).strip() or type(exc).__name__
             raise EventStoreError(f"{who}'s statement failed: {detail}") from exc
         misuse = ended_transaction(conn, raised=False)
+        if (
+            misuse is None
+            and before is not None
+            and await _transaction_id(conn) != before
+        ):
+            misuse = ended_transaction(conn, raised=False, replaced=True)
         if misuse is not None:
             raise HandlerTransactionError(f"{who} {misuse}")
 

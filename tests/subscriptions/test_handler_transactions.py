@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
+import psycopg_pool
 import pytest
 from psycopg import sql
 
@@ -308,3 +309,103 @@ async def test_an_async_handler_that_rolls_back_or_closes_stops_the_subscription
             len(_rows(postgres_dsn, table)) == 3
         )  # the rolled-back handler's writes, once
         assert (await store.append("after", [NewEvent("e", {})])).version == 1
+
+
+def test_a_rollback_is_caught_on_a_callers_pool_of_connections_in_transactions(
+    postgres_dsn: str, postgres_schema: str, table: sql.Identifier
+) -> None:
+    # Not autocommit: after the handler's ROLLBACK psycopg begins a
+    # transaction itself, so the status alone reads as if nothing happened.
+    with (
+        psycopg_pool.ConnectionPool(
+            postgres_dsn, min_size=1, max_size=1, open=True
+        ) as pool,
+        PostgresEventStore(pool=pool, schema=postgres_schema) as store,
+    ):
+        store.migrate()
+        for i in range(3):
+            store.append(f"s-{i}", [NewEvent("e", {"i": i})])
+        calls: list[int] = []
+
+        def handler(events: list[RecordedEvent], conn: Any) -> None:
+            calls.append(len(events))
+            _rolls_back_then_writes(table)(events, conn)
+
+        subscription = Subscription(
+            store,
+            "p",
+            handler,
+            delivery=Delivery.TRANSACTIONAL,
+            retry_policy=RETRIES,
+        )
+        with pytest.raises(SubscriptionFailedError) as failed:
+            subscription.catch_up()
+        assert isinstance(failed.value.__cause__, HandlerTransactionError)
+        assert calls == [3]
+        # The writes went into the transaction psycopg began, rolled back with it.
+        assert _rows(postgres_dsn, table) == []
+        assert subscription.status().position is None
+        assert store.append("after", [NewEvent("e", {})]).version == 1
+
+
+ADVISORY_LOCKS = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+
+
+def test_a_session_advisory_lock_is_released_after_a_batch_that_failed(
+    store: PostgresEventStore,
+) -> None:
+    def handler(events: list[RecordedEvent], conn: Any) -> None:
+        conn.execute("SELECT pg_advisory_lock(4242)")
+        raise RuntimeError("refused")  # the rollback keeps a session lock
+
+    subscription = Subscription(
+        store,
+        "p",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        retry_policy=RETRIES,
+        on_error=OnError.STOP,
+    )
+    with pytest.raises(SubscriptionFailedError):
+        subscription.catch_up()
+    with store.pool.connection() as conn:
+        assert conn.execute(ADVISORY_LOCKS).fetchone() == (0,)
+
+
+def test_a_handler_that_committed_leaves_no_setting_on_the_pools_connections(
+    store: PostgresEventStore,
+) -> None:
+    def handler(events: list[RecordedEvent], conn: Any) -> None:
+        conn.execute("COMMIT")
+        conn.execute("SET default_transaction_read_only = on")
+
+    with pytest.raises(SubscriptionFailedError):
+        Subscription(
+            store, "p", handler, delivery=Delivery.TRANSACTIONAL, retry_policy=RETRIES
+        ).catch_up()
+    # Its session is no longer the store's: closed, and replaced.
+    assert store.append("after", [NewEvent("e", {})]).version == 1
+    with store.pool.connection() as conn:
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("off",)
+
+
+def test_a_role_a_handler_sets_is_undone_to_the_connections_own(
+    store: PostgresEventStore, postgres_dsn: str, postgres_schema: str
+) -> None:
+    role = f"{postgres_schema}_reader"
+    with psycopg.connect(postgres_dsn, autocommit=True) as raw:
+        raw.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+        raw.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(role)))
+    try:
+        with store.pool.connection() as conn:
+            before = conn.execute("SELECT current_user").fetchone()
+
+        def handler(events: list[RecordedEvent], conn: Any) -> None:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+
+        Subscription(store, "p", handler, delivery=Delivery.TRANSACTIONAL).catch_up()
+        with store.pool.connection() as conn:
+            assert conn.execute("SELECT current_user").fetchone() == before
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as raw:
+            raw.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -670,7 +670,7 @@ class Subscription:
                 try:
                     taken = self._replay(item.event)
                 except (*self._not_the_handlers, HandlerTransactionError):
-                    raise  # the store's trouble, or the handler's misuse: it stays parked as it was
+                    raise  # the store's trouble (it stays parked as it was), or the handler's misuse
                 except Exception as exc:  # the handler's: it stays parked
                     self._park(item.event, exc)
                 else:

@@ -710,7 +710,7 @@ class AsyncSubscription:
                 try:
                     taken = await self._replay(item.event)
                 except (*self._not_the_handlers, HandlerTransactionError):
-                    raise  # the store's trouble, or the handler's misuse: it stays parked as it was
+                    raise  # the store's trouble (it stays parked as it was), or the handler's misuse
                 except Exception as exc:  # the handler's: it stays parked
                     await self._park(item.event, exc)
                 else:

@@ -522,6 +522,18 @@ def _reset_session(conn: _Connection) -> None:
         conn.close()
 
 
+def _misuse(conn: _Connection, before: str | None, *, raised: bool) -> str | None:
+    """Say how user code ended the transaction *before* names, if it did (`ended_transaction`)."""
+    misuse = ended_transaction(conn, raised=raised)
+    if misuse is not None or conn.closed:
+        return misuse
+    if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+        return None  # aborted by the failed statement it raised: the same transaction
+    if _transaction_id(conn) != before:
+        return ended_transaction(conn, raised=raised, replaced=True)
+    return None
+
+
 def _transaction_id(conn: _Connection) -> str | None:
     cursor = conn.execute(_sql.TRANSACTION_ID)
     row = cursor.fetchone()
@@ -548,15 +560,16 @@ def _as_the_handlers(
     """
 
     def guarded(conn: Any) -> None:
-        # On a caller's pool of connections that are not autocommit, psycopg
-        # opens a new transaction itself after a ROLLBACK or COMMIT sent as
-        # SQL, so the status reads "in a transaction" again: the transaction
-        # id tells (the statement before *work* wrote, so it has one).
-        before = None if conn.autocommit else _transaction_id(conn)
+        # A COMMIT or ROLLBACK sent as SQL and then a BEGIN (or, on a pool
+        # of connections that are not autocommit, any statement: psycopg
+        # begins a transaction itself) leaves the status "in a transaction"
+        # again; the transaction id tells (the statement before *work*
+        # wrote, so it has one). Two round trips per batch.
+        before = _transaction_id(conn)
         try:
             work(conn)
         except Exception as exc:
-            misuse = ended_transaction(conn, raised=True)
+            misuse = _misuse(conn, before, raised=True)
             if misuse is not None:
                 raise HandlerTransactionError(f"{who} {misuse}") from exc
             if not isinstance(exc, psycopg.Error):
@@ -565,9 +578,7 @@ def _as_the_handlers(
                 raise
             detail = str(exc).strip() or type(exc).__name__
             raise EventStoreError(f"{who}'s statement failed: {detail}") from exc
-        misuse = ended_transaction(conn, raised=False)
-        if misuse is None and before is not None and _transaction_id(conn) != before:
-            misuse = ended_transaction(conn, raised=False, replaced=True)
+        misuse = _misuse(conn, before, raised=False)
         if misuse is not None:
             raise HandlerTransactionError(f"{who} {misuse}")
 

@@ -109,6 +109,29 @@ def _commits_then_raises(
     return handler
 
 
+def _ends_and_begins_again(
+    table: sql.Identifier,
+) -> Callable[[list[RecordedEvent], Any], None]:
+    def handler(events: list[RecordedEvent], conn: Any) -> None:
+        conn.execute("ROLLBACK")
+        conn.execute("BEGIN")  # "in a transaction" again, but another one
+        _insert(conn, table, events)
+
+    return handler
+
+
+def _commits_writes_then_raises(
+    table: sql.Identifier,
+) -> Callable[[list[RecordedEvent], Any], None]:
+    def handler(events: list[RecordedEvent], conn: Any) -> None:
+        _insert(conn, table, events[:1])
+        conn.execute("COMMIT")
+        _insert(conn, table, events[1:2])  # a transaction psycopg begins itself
+        raise RuntimeError("poison")
+
+    return handler
+
+
 def _swallows_a_failed_statement(
     table: sql.Identifier,
 ) -> Callable[[list[RecordedEvent], Any], None]:
@@ -128,8 +151,9 @@ def _swallows_a_failed_statement(
         (_writes_then_closes, "closed its connection"),
         (_commits_then_raises, "COMMIT or ROLLBACK of its own"),
         (_swallows_a_failed_statement, "savepoint"),
+        (_ends_and_begins_again, "COMMIT or ROLLBACK of its own"),
     ],
-    ids=["rollback", "close", "commit-then-raise", "aborted"],
+    ids=["rollback", "close", "commit-then-raise", "aborted", "rollback-begin"],
 )
 @pytest.mark.parametrize("on_error", [OnError.STOP, OnError.PARK])
 def test_a_handler_that_ends_its_transaction_stops_the_subscription_at_once(  # noqa: PLR0917  # fixtures and parameters
@@ -311,8 +335,16 @@ async def test_an_async_handler_that_rolls_back_or_closes_stops_the_subscription
         assert (await store.append("after", [NewEvent("e", {})])).version == 1
 
 
+@pytest.mark.parametrize(
+    "misuse",
+    [_rolls_back_then_writes, _commits_writes_then_raises],
+    ids=["rollback", "commit-write-raise"],
+)
 def test_a_rollback_is_caught_on_a_callers_pool_of_connections_in_transactions(
-    postgres_dsn: str, postgres_schema: str, table: sql.Identifier
+    postgres_dsn: str,
+    postgres_schema: str,
+    table: sql.Identifier,
+    misuse: Callable[[sql.Identifier], Callable[[list[RecordedEvent], Any], None]],
 ) -> None:
     # Not autocommit: after the handler's ROLLBACK psycopg begins a
     # transaction itself, so the status alone reads as if nothing happened.
@@ -329,7 +361,7 @@ def test_a_rollback_is_caught_on_a_callers_pool_of_connections_in_transactions(
 
         def handler(events: list[RecordedEvent], conn: Any) -> None:
             calls.append(len(events))
-            _rolls_back_then_writes(table)(events, conn)
+            misuse(table)(events, conn)
 
         subscription = Subscription(
             store,
@@ -342,9 +374,8 @@ def test_a_rollback_is_caught_on_a_callers_pool_of_connections_in_transactions(
             subscription.catch_up()
         assert isinstance(failed.value.__cause__, HandlerTransactionError)
         assert calls == [3]
-        # The writes went into the transaction psycopg began, rolled back with it.
-        assert _rows(postgres_dsn, table) == []
-        assert subscription.status().position is None
+        # Stopped at once: whatever was written, never written again.
+        assert len(_rows(postgres_dsn, table)) <= 1
         assert store.append("after", [NewEvent("e", {})]).version == 1
 
 

@@ -27,6 +27,7 @@ from eventstore.errors import (
 
 __all__ = [
     "DRIVER_ERRORS",
+    "ENDED_BY_ITS_OWN",
     "doubts_the_server",
     "ended_transaction",
     "passes_whatever_the_event",
@@ -222,17 +223,27 @@ _INTRANS: Final = psycopg.pq.TransactionStatus.INTRANS
 _INERROR: Final = psycopg.pq.TransactionStatus.INERROR
 
 
-def ended_transaction(conn: Any, *, raised: bool, replaced: bool = False) -> str | None:
+ENDED_BY_ITS_OWN: Final = (
+    "ended its transaction with a COMMIT or ROLLBACK of its own: its writes "
+    "and the checkpoint no longer commit together, so the subscription "
+    "stops. Leave the transaction to the subscription; raise to refuse a batch"
+)
+"""What `ended_transaction` says of a transaction the handler ended: also when another began after it."""
+
+
+def ended_transaction(conn: Any, *, raised: bool) -> str | None:
     """
-    Say how a handler ended the transaction it was given on *conn*, if it did.
+    Say how a handler ended the transaction it was given on *conn*, if its status shows it.
+
+    A transaction ended and another begun after it (a ``BEGIN`` of the
+    handler's, or psycopg's own on a connection that is not autocommit)
+    reads as still open here: the caller compares transaction ids for that,
+    and says `ENDED_BY_ITS_OWN`.
 
     Args:
         conn: The connection, after the handler returned or raised.
         raised: The handler raised: an aborted transaction is then the
             failed statement's, not a misuse.
-        replaced: The transaction is another than the one given (on a
-            connection that is not autocommit, psycopg begins one itself
-            after the handler's own COMMIT or ROLLBACK).
 
     Returns:
         ``None`` while the transaction is still the subscription's (or the
@@ -244,7 +255,7 @@ def ended_transaction(conn: Any, *, raised: bool, replaced: bool = False) -> str
     if conn.closed:
         return "closed its connection"
     status = conn.info.transaction_status
-    if not replaced and (status == _INTRANS or (raised and status == _INERROR)):
+    if status == _INTRANS or (raised and status == _INERROR):
         return None
     if status == _INERROR:
         return (
@@ -252,8 +263,4 @@ def ended_transaction(conn: Any, *, raised: bool, replaced: bool = False) -> str
             "transaction, which commits nothing: run such a statement in "
             "`with conn.transaction():` (a savepoint), or let its error out"
         )
-    return (
-        "ended its transaction with a COMMIT or ROLLBACK of its own: its writes "
-        "and the checkpoint no longer commit together, so the subscription "
-        "stops. Leave the transaction to the subscription; raise to refuse a batch"
-    )
+    return ENDED_BY_ITS_OWN

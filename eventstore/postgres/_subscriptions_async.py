@@ -34,7 +34,11 @@ from eventstore.postgres._connections_async import (
     AsyncConnections,
     AsyncStoreConnection,
 )
-from eventstore.postgres._errors import ended_transaction, passes_whatever_the_event
+from eventstore.postgres._errors import (
+    ENDED_BY_ITS_OWN,
+    ended_transaction,
+    passes_whatever_the_event,
+)
 from eventstore.postgres._queries_async import execute as _execute
 from eventstore.postgres._queries_async import fetchall as _fetchall
 from eventstore.postgres._queries_async import fetchall_within as _fetchall_within
@@ -560,7 +564,7 @@ async def _misuse(conn: _Connection, before: str | None, *, raised: bool) -> str
     if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
         return None  # aborted by the failed statement it raised: the same transaction
     if await _transaction_id(conn) != before:
-        return ended_transaction(conn, raised=raised, replaced=True)
+        return ENDED_BY_ITS_OWN  # and another begun after it
     return None
 
 

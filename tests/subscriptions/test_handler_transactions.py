@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -78,70 +79,56 @@ def _rows(dsn: str, table: sql.Identifier) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-def _rolls_back_then_writes(
-    table: sql.Identifier,
-) -> Callable[[list[RecordedEvent], Any], None]:
-    def handler(events: list[RecordedEvent], conn: Any) -> None:
-        conn.execute("ROLLBACK")  # its writes now autocommit, apart from the checkpoint
-        _insert(conn, table, events)
+Misuse = Callable[[sql.Identifier, list[RecordedEvent], Any], None]
+"""A handler that misuses its connection, given the projection's table first."""
 
-    return handler
+
+def _rolls_back_then_writes(
+    table: sql.Identifier, events: list[RecordedEvent], conn: Any
+) -> None:
+    conn.execute("ROLLBACK")  # its writes now autocommit, apart from the checkpoint
+    _insert(conn, table, events)
 
 
 def _writes_then_closes(
-    table: sql.Identifier,
-) -> Callable[[list[RecordedEvent], Any], None]:
-    def handler(events: list[RecordedEvent], conn: Any) -> None:
-        _insert(conn, table, events)
-        conn.close()
-
-    return handler
+    table: sql.Identifier, events: list[RecordedEvent], conn: Any
+) -> None:
+    _insert(conn, table, events)
+    conn.close()
 
 
 def _commits_then_raises(
-    table: sql.Identifier,
-) -> Callable[[list[RecordedEvent], Any], None]:
-    def handler(events: list[RecordedEvent], conn: Any) -> None:
-        _insert(conn, table, events[:1])
-        conn.execute("COMMIT")  # the checkpoint, moved first, commits with it
-        raise RuntimeError("poison")
-
-    return handler
+    table: sql.Identifier, events: list[RecordedEvent], conn: Any
+) -> None:
+    _insert(conn, table, events[:1])
+    conn.execute("COMMIT")  # the checkpoint, moved first, commits with it
+    raise RuntimeError("poison")
 
 
 def _ends_and_begins_again(
-    table: sql.Identifier,
-) -> Callable[[list[RecordedEvent], Any], None]:
-    def handler(events: list[RecordedEvent], conn: Any) -> None:
-        conn.execute("ROLLBACK")
-        conn.execute("BEGIN")  # "in a transaction" again, but another one
-        _insert(conn, table, events)
-
-    return handler
+    table: sql.Identifier, events: list[RecordedEvent], conn: Any
+) -> None:
+    conn.execute("ROLLBACK")
+    conn.execute("BEGIN")  # "in a transaction" again, but another one
+    _insert(conn, table, events)
 
 
 def _commits_writes_then_raises(
-    table: sql.Identifier,
-) -> Callable[[list[RecordedEvent], Any], None]:
-    def handler(events: list[RecordedEvent], conn: Any) -> None:
-        _insert(conn, table, events[:1])
-        conn.execute("COMMIT")
-        _insert(conn, table, events[1:2])  # a transaction psycopg begins itself
-        raise RuntimeError("poison")
-
-    return handler
+    table: sql.Identifier, events: list[RecordedEvent], conn: Any
+) -> None:
+    _insert(conn, table, events[:1])
+    conn.execute("COMMIT")
+    _insert(conn, table, events[1:2])  # a transaction psycopg begins itself
+    raise RuntimeError("poison")
 
 
 def _swallows_a_failed_statement(
-    table: sql.Identifier,
-) -> Callable[[list[RecordedEvent], Any], None]:
-    def handler(events: list[RecordedEvent], conn: Any) -> None:
-        _insert(conn, table, events)
-        # Without a savepoint: the transaction is aborted, and commits nothing.
-        with contextlib.suppress(psycopg.errors.DivisionByZero):
-            conn.execute("SELECT 1 / 0")
-
-    return handler
+    table: sql.Identifier, events: list[RecordedEvent], conn: Any
+) -> None:
+    _insert(conn, table, events)
+    # Without a savepoint: the transaction is aborted, and commits nothing.
+    with contextlib.suppress(psycopg.errors.DivisionByZero):
+        conn.execute("SELECT 1 / 0")
 
 
 @pytest.mark.parametrize(
@@ -160,12 +147,12 @@ def test_a_handler_that_ends_its_transaction_stops_the_subscription_at_once(  # 
     store: PostgresEventStore,
     table: sql.Identifier,
     postgres_dsn: str,
-    misuse: Callable[[sql.Identifier], Callable[[list[RecordedEvent], Any], None]],
+    misuse: Misuse,
     says: str,
     on_error: OnError,
 ) -> None:
     calls: list[int] = []
-    handler = misuse(table)
+    handler = functools.partial(misuse, table)
 
     def counted(events: list[RecordedEvent], conn: Any) -> None:
         calls.append(len(events))
@@ -200,7 +187,7 @@ def test_a_running_subscription_stops_instead_of_handing_a_batch_over_again(
     subscription = Subscription(
         store,
         "p",
-        _rolls_back_then_writes(table),
+        functools.partial(_rolls_back_then_writes, table),
         delivery=Delivery.TRANSACTIONAL,
         retry_policy=RETRIES,
         poll_interval=0.05,
@@ -344,7 +331,7 @@ def test_a_rollback_is_caught_on_a_callers_pool_of_connections_in_transactions(
     postgres_dsn: str,
     postgres_schema: str,
     table: sql.Identifier,
-    misuse: Callable[[sql.Identifier], Callable[[list[RecordedEvent], Any], None]],
+    misuse: Misuse,
 ) -> None:
     # Not autocommit: after the handler's ROLLBACK psycopg begins a
     # transaction itself, so the status alone reads as if nothing happened.
@@ -361,7 +348,7 @@ def test_a_rollback_is_caught_on_a_callers_pool_of_connections_in_transactions(
 
         def handler(events: list[RecordedEvent], conn: Any) -> None:
             calls.append(len(events))
-            misuse(table)(events, conn)
+            misuse(table, events, conn)
 
         subscription = Subscription(
             store,

@@ -233,9 +233,9 @@ def _render(module_name: str, summary: str) -> list[str]:
 
 
 def _fixture_scope(decorator: ast.expr) -> str | None:
-    """Return the scope of a ``@pytest.fixture`` decorator, or None for another one."""
+    """Return the scope of a ``@pytest.fixture`` decorator (or the plugin's async one), or None for another one."""
     target = decorator.func if isinstance(decorator, ast.Call) else decorator
-    if ast.unparse(target) not in {"pytest.fixture", "fixture"}:
+    if ast.unparse(target) not in {"pytest.fixture", "fixture", "_async_fixture"}:
         return None
     keywords = decorator.keywords if isinstance(decorator, ast.Call) else []
     for keyword in keywords:
@@ -254,7 +254,7 @@ def _render_fixtures(module_name: str, summary: str) -> list[str]:
     tree = ast.parse(inspect.getsource(importlib.import_module(module_name)))
     lines = [f"## `{module_name}`", "", summary, ""]
     for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         scopes = [_fixture_scope(d) for d in node.decorator_list]
         scope = next((s for s in scopes if s is not None), None)
@@ -266,6 +266,7 @@ def _render_fixtures(module_name: str, summary: str) -> list[str]:
             f"### fixture `{node.name}`",
             "",
             "```text",
+            f"{'async ' if isinstance(node, ast.AsyncFunctionDef) else ''}"
             f"{node.name}({', '.join(requests)}){returns}",
             "```",
             "",

@@ -19,6 +19,7 @@ from eventstore._subscribing import (
 )
 from eventstore.aggregate import Aggregate, applies
 from eventstore.errors import (
+    AggregateAlreadyExists,
     AggregateNotFound,
     ConcurrencyError,
     ConfigError,
@@ -78,6 +79,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 __all__ = [
     "TRANSIENT",
     "Aggregate",
+    "AggregateAlreadyExists",
     "AggregateNotFound",
     "AppendRequest",
     "AppendResult",

@@ -19,7 +19,9 @@ import attrs
 
 from eventstore.aggregate import Aggregate
 from eventstore.errors import (
+    AggregateAlreadyExists,
     AggregateNotFound,
+    ConcurrencyError,
     ConfigError,
     InvalidArgumentTypeError,
     SerializationError,
@@ -111,6 +113,15 @@ class RepositoryCore(Generic[A]):
         if not isinstance(self.stream_prefix, str) or not self.stream_prefix:
             raise ConfigError(
                 f"{type(self).__name__}.stream_prefix must be a non-empty str"
+            )
+        if self.stream_prefix.endswith("-"):
+            # The repository writes the separator itself: "account-" would
+            # make streams "account--<id>" (a subscription's stream_prefix,
+            # a plain starts-with, is the one that takes "account-").
+            raise ConfigError(
+                f"{type(self).__name__}.stream_prefix {self.stream_prefix!r} ends "
+                f"with '-': give {self.stream_prefix.rstrip('-')!r}, and the "
+                "repository writes the '-' before each id"
             )
         every = self.snapshot_every
         if every is not None and (
@@ -282,6 +293,14 @@ class RepositoryCore(Generic[A]):
                 },
             )
             return None
+
+    def _already_exists(
+        self, aggregate: A, error: ConcurrencyError
+    ) -> AggregateAlreadyExists:
+        """Return the error `create` raises for *aggregate*, whose stream *error* found taken."""
+        return AggregateAlreadyExists(
+            error.stream_id, self.id_of(aggregate), error.actual
+        )
 
     def _log_unavailable(self, error: BaseException, attempt: int) -> None:
         """Log a load's or save's unreachable store at WARNING, when it is tried again."""

@@ -229,9 +229,9 @@ def check_expected_version(value: object) -> int | ExpectedVersion:
     return check_int(value, "expected version", minimum=0)
 
 
-def check_log_position(value: object) -> LogPosition | None:
+def check_log_position(value: object, what: str = "after") -> LogPosition | None:
     """
-    Return *value* if it is ``None`` or a `LogPosition`.
+    Return *value*, the argument named *what*, if it is ``None`` or a `LogPosition`.
 
     Raises:
         InvalidArgumentTypeError: Anything else (parse text with
@@ -245,7 +245,7 @@ def check_log_position(value: object) -> LogPosition | None:
         check_int(value.position, "log position", minimum=0)
         return value
     raise InvalidArgumentTypeError(
-        f"after must be a LogPosition or None, got {_describe(value)}; "
+        f"{what} must be a LogPosition or None, got {_describe(value)}; "
         "use LogPosition.parse() for a stored checkpoint"
     )
 

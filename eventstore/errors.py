@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 __all__ = [
+    "AggregateAlreadyExists",
     "AggregateNotFound",
     "ConcurrencyError",
     "ConfigError",
@@ -95,6 +96,31 @@ class ConcurrencyError(EventStoreError):
         if self.attempts is not None:
             message += f" (gave up after {self.attempts} attempts)"
         return message
+
+
+class AggregateAlreadyExists(ConcurrencyError):
+    """
+    A repository's ``create`` found the aggregate's stream already has events.
+
+    A `ConcurrencyError` too, so code that catches that keeps working; its
+    ``expected`` is 0.
+
+    Attributes:
+        stream_id: The aggregate's stream.
+        aggregate_id: The id of the aggregate that was to be created.
+        actual: The stream's version: how many events it has.
+    """
+
+    def __init__(self, stream_id: str, aggregate_id: object, actual: int) -> None:
+        super().__init__(stream_id, 0, actual)
+        self.args = (stream_id, aggregate_id, actual)
+        self.aggregate_id = aggregate_id
+
+    def __str__(self) -> str:
+        return (
+            f"aggregate {self.aggregate_id!r} already exists: stream "
+            f"{self.stream_id!r} is at version {self.actual}"
+        )
 
 
 class DuplicateEventError(EventStoreError, ValueError):

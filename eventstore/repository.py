@@ -194,7 +194,8 @@ class Repository(RepositoryCore[A]):
         Save a new aggregate: its stream must not exist yet.
 
         Raises:
-            ConcurrencyError: An aggregate with this id exists already.
+            AggregateAlreadyExists: An aggregate with this id exists already
+                (a `ConcurrencyError`).
             InvalidArgumentError: The aggregate has no pending events, or
                 is not new (it was loaded or saved).
         """
@@ -204,7 +205,10 @@ class Repository(RepositoryCore[A]):
                 f"or saved at version {self.version_of(aggregate)}: create() takes "
                 "new aggregates; use save() for this one"
             )
-        result = self.save(aggregate, metadata=metadata)
+        try:
+            result = self.save(aggregate, metadata=metadata)
+        except ConcurrencyError as error:
+            raise self._already_exists(aggregate, error) from None
         if result is None:
             raise InvalidArgumentError(
                 f"{type(aggregate).__name__} has no pending events to create it with"

@@ -490,7 +490,7 @@ class Subscription:
             InvalidArgumentError: *to* is not a `LogPosition` or ``None``, or
                 *on_reset* is not callable.
         """
-        check_log_position(to)
+        check_log_position(to, "to")
         if on_reset is not None and not callable(on_reset):
             raise InvalidArgumentTypeError(
                 f"on_reset must be callable or None, got {on_reset!r}"

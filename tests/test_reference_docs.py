@@ -5,6 +5,7 @@ from pathlib import Path
 from types import ModuleType
 
 import eventstore
+from eventstore.testing import plugin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,10 +45,18 @@ def test_the_reference_covers_the_embedded_server_and_every_plugin_fixture() -> 
         assert f"`EmbeddedServer.{method}`" in page, method
     fixtures = {
         "memory_store": "function",
+        "async_memory_store": "function",
         "postgres_dsn": "session",
         "postgres_schema": "function",
         "postgres_store": "function",
+        "async_postgres_store": "function",
     }
+    # Every fixture the plugin defines is in this list, async ones included.
+    assert {
+        name
+        for name, value in vars(plugin).items()
+        if type(value).__name__ == "FixtureFunctionDefinition"
+    } == set(fixtures)
     for name, scope in fixtures.items():
         section = page.split(f"### fixture `{name}`\n", 1)
         assert len(section) == 2, name

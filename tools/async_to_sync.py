@@ -46,6 +46,7 @@ PAIRS: dict[str, str] = {
     "eventstore/postgres/_subscriptions_async.py": "eventstore/postgres/_subscriptions.py",
     "eventstore/postgres/store_async.py": "eventstore/postgres/store.py",
     "eventstore/testing/contract_async.py": "eventstore/testing/contract.py",
+    "eventstore/testing/logwait_async.py": "eventstore/testing/logwait.py",
     "eventstore/subscription_async.py": "eventstore/subscription.py",
 }
 """Async source -> generated sync module, relative to the project root."""
@@ -68,6 +69,7 @@ RENAMES: dict[str, str] = {
     "acall": "call",
     "async_save_together": "save_together",
     "async_read_log": "read_log",
+    "async_wait_for_position": "wait_for_position",
     "async_assert_one_winner_per_round": "assert_one_winner_per_round",
     # our modules
     "store_async": "store",
@@ -79,6 +81,7 @@ RENAMES: dict[str, str] = {
     "AsyncSubscriptionHooks": "SubscriptionHooks",
     "concurrency_async": "concurrency",
     "contract_async": "contract",
+    "logwait_async": "logwait",
     "subscription_async": "subscription",
     "AsyncSubscription": "Subscription",
     "AsyncSubscriptionLock": "SubscriptionLock",

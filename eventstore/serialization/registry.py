@@ -132,6 +132,16 @@ class Registry:
         """
 
         def decorate(cls: T) -> T:
+            plain = isinstance(cls, type) and not attrs.has(cls)
+            if plain:
+                # Most often @attrs.frozen written above @register: the
+                # decorator below runs first and sees the plain class.
+                raise RegistrationError(
+                    f"{getattr(cls, '__qualname__', cls)} is not an attrs class: "
+                    "decorate it with "
+                    "@attrs.frozen (or @attrs.define), written below "
+                    f"@register({type_name!r}) so that register sees the attrs class"
+                )
             self.add(cls, type_name, version=version)
             return cls
 

@@ -12,7 +12,8 @@ The test kit eventstore ships to host apps (install the ``test`` extra).
 - `assert_one_winner_per_round`: threads racing one expected version, round
   after round, with exactly one winner each time;
   `async_assert_one_winner_per_round` races tasks instead.
-- `read_log` (`async_read_log`), `wait_for_position`: wait, with a deadline, until the global
+- `read_log` (`async_read_log`), `wait_for_position`
+  (`async_wait_for_position`): wait, with a deadline, until the global
   log shows events (on PostgreSQL it may lag an append by a moment).
 - pytest fixtures (``memory_store``, ``postgres_store``, …) from the plugin,
   active once eventstore is installed.
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         async_read_log,
     )
     from eventstore.testing.logwait import wait_for_position
+    from eventstore.testing.logwait_async import async_wait_for_position
     from eventstore.testing.serialization import (
         UPDATE_SCHEMA_LOCK_ENV,
         assert_roundtrip,
@@ -50,6 +52,7 @@ _HOMES = {
     "async_assert_one_winner_per_round": "eventstore.testing.concurrency_async",
     "AsyncEventStoreContract": "eventstore.testing.contract_async",
     "async_read_log": "eventstore.testing.contract_async",
+    "async_wait_for_position": "eventstore.testing.logwait_async",
     "EventStoreContract": "eventstore.testing.contract",
     "json_objects": "eventstore.testing.contract",
     "read_log": "eventstore.testing.contract",
@@ -72,6 +75,7 @@ __all__ = [
     "assert_schema_lock",
     "async_assert_one_winner_per_round",
     "async_read_log",
+    "async_wait_for_position",
     "check_registry",
     "json_objects",
     "load_examples",

@@ -53,6 +53,7 @@ from eventstore.health import HealthStatus
 from eventstore.snapshots import Snapshot
 from eventstore.store import EventStore
 from eventstore.testing.concurrency import assert_one_winner_per_round
+from eventstore.testing.logwait import check_store
 
 __all__ = ["EventStoreContract", "json_objects", "read_log"]
 
@@ -79,7 +80,9 @@ def read_log(
     Raises:
         AssertionError: Fewer than *count* events were visible by *timeout*,
             or more than *count* were.
+        InvalidArgumentTypeError: *store* is not an `EventStore`.
     """
+    check_store(store)
     deadline = time.monotonic() + timeout
     events: list[RecordedEvent] = []
     checkpoint = after

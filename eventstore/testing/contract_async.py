@@ -55,6 +55,7 @@ from eventstore.snapshots import Snapshot
 from eventstore.store_async import AsyncEventStore
 from eventstore.testing.concurrency import assert_one_winner_per_round
 from eventstore.testing.concurrency_async import async_assert_one_winner_per_round
+from eventstore.testing.logwait_async import check_store
 
 __all__ = ["AsyncEventStoreContract", "async_read_log", "json_objects"]
 
@@ -81,7 +82,9 @@ async def async_read_log(
     Raises:
         AssertionError: Fewer than *count* events were visible by *timeout*,
             or more than *count* were.
+        InvalidArgumentTypeError: *store* is not an `AsyncEventStore`.
     """
+    check_store(store)
     deadline = time.monotonic() + timeout
     events: list[RecordedEvent] = []
     checkpoint = after

@@ -1,13 +1,16 @@
+# Generated from logwait_async.py by tools/async_to_sync.py: edit that file, not
+# this one, then run `python tools/async_to_sync.py`.
 """Wait until an event is visible in the global log, with a deadline."""
 
 from __future__ import annotations
 
 import time
 
+from eventstore.errors import InvalidArgumentTypeError
 from eventstore.events import LogPosition
 from eventstore.store import EventStore
 
-__all__ = ["wait_for_position"]
+__all__ = ["check_store", "wait_for_position"]
 
 
 def wait_for_position(
@@ -33,8 +36,10 @@ def wait_for_position(
 
     Raises:
         AssertionError: The event did not become visible within *timeout*.
+        InvalidArgumentTypeError: *store* is not an `EventStore`.
 
     """
+    check_store(store)
     # Everything at or after *position* sorts after (transaction, position - 1).
     before = LogPosition(position.transaction_id, position.position - 1)
     deadline = time.monotonic() + timeout
@@ -48,3 +53,17 @@ def wait_for_position(
                 "(a long transaction may be holding the log back)"
             )
         time.sleep(interval)
+
+
+def check_store(store: object) -> None:
+    """
+    Refuse a store of the other kind (sync where async is due, or the reverse), naming the twin.
+
+    Raises:
+        InvalidArgumentTypeError: *store* is not an `EventStore`.
+    """
+    if not isinstance(store, EventStore):
+        raise InvalidArgumentTypeError(
+            f"needs an EventStore, got {type(store).__name__}: "
+            "eventstore.testing has an async twin of this helper for it"
+        )

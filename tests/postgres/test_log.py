@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 import pytest
 
-from eventstore import LogPosition, NewEvent
-from eventstore.postgres import PostgresEventStore
-from eventstore.testing.logwait import wait_for_position
+from eventstore import (
+    AsyncInMemoryEventStore,
+    InMemoryEventStore,
+    InvalidArgumentTypeError,
+    LogPosition,
+    NewEvent,
+)
+from eventstore.postgres import AsyncPostgresEventStore, PostgresEventStore
+from eventstore.testing import (
+    async_read_log,
+    async_wait_for_position,
+    read_log,
+    wait_for_position,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -47,6 +59,39 @@ def test_wait_for_position_returns_at_once_for_a_visible_event(
     # One read_all takes milliseconds; 2 s leaves room for a loaded CI machine
     # and still fails a wait that polls on, or sleeps out, its 30 s deadline.
     assert elapsed < 2.0, f"took {elapsed:.2f}s for an event already visible"
+
+
+async def test_async_wait_for_position_waits_out_an_open_transaction(
+    async_postgres_store: AsyncPostgresEventStore, postgres_dsn: str
+) -> None:
+    store = async_postgres_store
+    first = await store.append("s", [NewEvent("t", {"n": 1})])
+    await async_wait_for_position(store, first.positions[0])
+    with psycopg.connect(postgres_dsn) as long_running:
+        long_running.execute("SELECT pg_current_xact_id()")
+        second = await store.append("s", [NewEvent("t", {"n": 2})])
+        with pytest.raises(AssertionError, match="not visible"):
+            await async_wait_for_position(store, second.positions[0], timeout=0.3)
+        long_running.rollback()
+    await async_wait_for_position(store, second.positions[0])
+    assert [e.data["n"] for e in await store.read_all()] == [1, 2]
+
+
+async def test_the_log_helpers_name_their_twin_for_a_store_of_the_other_kind() -> None:
+    # An async store in a sync helper used to fail deep inside, on a coroutine.
+    position = LogPosition(1, 1)
+    async with AsyncInMemoryEventStore() as async_store:
+        wrong: Any = async_store
+        with pytest.raises(InvalidArgumentTypeError, match="an async twin"):
+            wait_for_position(wrong, position)
+        with pytest.raises(InvalidArgumentTypeError, match="an async twin"):
+            read_log(wrong, 1)
+    with InMemoryEventStore() as sync_store:
+        wrong = sync_store
+        with pytest.raises(InvalidArgumentTypeError, match="a sync twin"):
+            await async_wait_for_position(wrong, position)
+        with pytest.raises(InvalidArgumentTypeError, match="a sync twin"):
+            await async_read_log(wrong, 1)
 
 
 def test_positions_of_one_append_share_its_transaction_and_ascend(

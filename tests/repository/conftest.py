@@ -2,7 +2,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from eventstore import EventStore, InMemoryEventStore
+from eventstore import AsyncEventStore, EventStore, InMemoryEventStore
 
 BACKENDS = ["memory", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -14,3 +14,11 @@ def store(request: pytest.FixtureRequest) -> Iterator[EventStore]:
             yield memory
     else:
         yield request.getfixturevalue("postgres_store")
+
+
+@pytest.fixture(params=BACKENDS)
+def async_store(request: pytest.FixtureRequest) -> AsyncEventStore:
+    # A plain function: an async fixture cannot ask for another one by name.
+    name = "async_memory_store" if request.param == "memory" else "async_postgres_store"
+    store: AsyncEventStore = request.getfixturevalue(name)
+    return store

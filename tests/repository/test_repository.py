@@ -7,9 +7,11 @@ import attrs
 import pytest
 
 from eventstore import (
+    AggregateAlreadyExists,
     AggregateNotFound,
     AppendRequest,
     AppendResult,
+    AsyncEventStore,
     ConcurrencyError,
     ConfigError,
     EventStore,
@@ -24,6 +26,7 @@ from eventstore import (
     save_together,
 )
 from tests.repository.domain import (
+    AsyncCounterRepository,
     Counter,
     CounterRepository,
     Incremented,
@@ -98,9 +101,28 @@ def test_saving_nothing_pending_writes_nothing(
 
 def test_create_refuses_an_existing_id(repo: CounterRepository) -> None:
     repo.create(Counter.open("c1", "x"))
-    with pytest.raises(ConcurrencyError):
+    with pytest.raises(AggregateAlreadyExists, match="'c1' already exists") as caught:
         repo.create(Counter.open("c1", "y"))
+    error = caught.value
+    assert isinstance(error, ConcurrencyError)  # caught where conflicts are
+    assert (error.stream_id, error.aggregate_id, error.expected, error.actual) == (
+        "counter-c1",
+        "c1",
+        0,
+        1,
+    )
     assert repo.get("c1").name == "x"
+
+
+async def test_async_create_refuses_an_existing_id(
+    async_store: AsyncEventStore,
+) -> None:
+    repo = AsyncCounterRepository(async_store, make_registry())
+    await repo.create(Counter.open("c1", "x"))
+    with pytest.raises(AggregateAlreadyExists) as caught:
+        await repo.create(Counter.open("c1", "y"))
+    assert (caught.value.aggregate_id, caught.value.actual) == ("c1", 1)
+    assert (await repo.get("c1")).name == "x"
 
 
 def test_create_needs_events(repo: CounterRepository) -> None:
@@ -183,6 +205,12 @@ def test_a_repository_needs_a_stream_prefix(store: EventStore) -> None:
 
     with pytest.raises(ConfigError, match="stream_prefix"):
         Nameless(store, make_registry())
+
+
+def test_a_stream_prefix_ending_in_the_separator_is_refused(store: EventStore) -> None:
+    # It made streams "counter--c1", beside a subscription's "counter-" filter.
+    with pytest.raises(ConfigError, match="give 'counter'"):
+        CounterRepository(store, make_registry(), stream_prefix="counter-")
 
 
 def test_an_event_without_a_handler_is_an_error() -> None:

@@ -76,6 +76,18 @@ def test_non_attrs_class_is_refused() -> None:
         Registry().add(Plain, "plain")
 
 
+def test_attrs_written_above_register_is_told_to_go_below_it() -> None:
+    registry = Registry()
+    with pytest.raises(RegistrationError, match="written below @register"):
+
+        @attrs.frozen
+        @registry.register("x.happened")
+        class Happened:
+            n: int
+
+    assert registry.types() == {}  # nothing half-registered
+
+
 @pytest.mark.parametrize(
     ("annotation", "message"),
     [

@@ -954,7 +954,7 @@ async def test_reset_replays_from_the_start_or_a_position_with_progress(
 @pytest.mark.parametrize("bad", ["1/2", 3, (1, 2)])
 async def test_reset_refuses_what_is_not_a_position(side: Side, bad: object) -> None:
     subscription = side.subscription("r", lambda events: None)
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match=r"^to must be a LogPosition"):
         await side.call(subscription.reset(bad))
 
 

@@ -219,6 +219,25 @@ def passes_whatever_the_event(exc: psycopg.Error) -> bool:
     return state[:2] in _PASSING_CLASSES and state != _QUERY_CANCELED
 
 
+_IDLE_IN_TRANSACTION_TIMEOUT: Final = "25P03"
+
+
+def idled_out(exc: BaseException) -> bool:
+    """Whether *exc* says the server ended the session for idling in its transaction (``idle_in_transaction_session_timeout``)."""
+    return (
+        isinstance(exc, psycopg.Error) and exc.sqlstate == _IDLE_IN_TRANSACTION_TIMEOUT
+    )
+
+
+IDLED_OUT: Final = (
+    "spent longer between two statements than the server's "
+    "idle_in_transaction_session_timeout, and the server ended its session: "
+    "nothing of the batch committed. Keep slow work out of a transactional "
+    "handler, or raise the timeout for the store's role"
+)
+"""What a handler did that kept its transaction idle until the server ended it, as the end of a sentence."""
+
+
 _INTRANS: Final = psycopg.pq.TransactionStatus.INTRANS
 _INERROR: Final = psycopg.pq.TransactionStatus.INERROR
 

@@ -36,7 +36,9 @@ from eventstore.postgres._connections_async import (
 )
 from eventstore.postgres._errors import (
     ENDED_BY_ITS_OWN,
+    IDLED_OUT,
     ended_transaction,
+    idled_out,
     passes_whatever_the_event,
 )
 from eventstore.postgres._queries_async import execute as _execute
@@ -603,6 +605,10 @@ def _as_the_handlers(
         try:
             await work(conn)
         except Exception as exc:
+            if idled_out(exc):
+                # A broken connection, but the handler's slowness that broke
+                # it: it would again at every turn, so it is the handler's.
+                raise EventStoreError(f"{who} {IDLED_OUT}") from exc
             misuse = await _misuse(conn, before, raised=True)
             if misuse is not None:
                 raise HandlerTransactionError(f"{who} {misuse}") from exc
@@ -612,7 +618,12 @@ def _as_the_handlers(
                 raise
             detail = str(exc).strip() or type(exc).__name__
             raise EventStoreError(f"{who}'s statement failed: {detail}") from exc
-        misuse = await _misuse(conn, before, raised=False)
+        try:
+            misuse = await _misuse(conn, before, raised=False)
+        except psycopg.Error as exc:  # the check's own statement, before the commit
+            if idled_out(exc):
+                raise EventStoreError(f"{who} {IDLED_OUT}") from exc
+            raise
         if misuse is not None:
             raise HandlerTransactionError(f"{who} {misuse}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -427,3 +428,61 @@ def test_a_role_a_handler_sets_is_undone_to_the_connections_own(
     finally:
         with psycopg.connect(postgres_dsn, autocommit=True) as raw:
             raw.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.parametrize("then_a_statement", [True, False], ids=["statement", "return"])
+def test_a_handler_idle_past_the_servers_timeout_is_the_handlers_error_and_parks(
+    store: PostgresEventStore,
+    postgres_dsn: str,
+    table: sql.Identifier,
+    then_a_statement: bool,
+) -> None:
+    # The server ends the session, so the connection is broken: it used to
+    # read as an outage, retried at every turn for ever, never parked.
+    def handler(events: list[RecordedEvent], conn: Any) -> None:
+        _insert(conn, table, events)
+        if any(event.data["i"] == 1 for event in events):
+            conn.execute("SET LOCAL idle_in_transaction_session_timeout = '50ms'")
+            time.sleep(0.3)  # the slow work under test, five times the limit
+            if then_a_statement:
+                conn.execute("SELECT 1")
+
+    subscription = Subscription(
+        store,
+        "slow",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        on_error=OnError.PARK,
+        retry_policy=RetryPolicy(max_retries=0),
+    )
+    assert subscription.catch_up() == 2
+    [parked] = subscription.parked()
+    assert parked.event.data["i"] == 1
+    assert "the handler spent longer between two statements" in parked.error
+    assert "idle_in_transaction_session_timeout" in parked.error
+    assert _rows(postgres_dsn, table) == [("s-0", 1), ("s-2", 1)]
+    assert subscription.status().state is not SubscriptionState.FAILED
+
+
+def test_a_handler_idle_past_the_servers_timeout_stops_the_subscription_saying_so(
+    store: PostgresEventStore, postgres_dsn: str, table: sql.Identifier
+) -> None:
+    def handler(events: list[RecordedEvent], conn: Any) -> None:
+        conn.execute("SET LOCAL idle_in_transaction_session_timeout = '50ms'")
+        time.sleep(0.3)  # the slow work under test
+        _insert(conn, table, events)
+
+    subscription = Subscription(
+        store,
+        "slow",
+        handler,
+        delivery=Delivery.TRANSACTIONAL,
+        retry_policy=RetryPolicy(max_retries=1, base_delay=0.0, jitter=False),
+    )
+    with pytest.raises(SubscriptionFailedError) as failed:
+        subscription.catch_up()
+    cause = failed.value.__cause__
+    assert type(cause) is EventStoreError, cause
+    assert "idle_in_transaction_session_timeout" in str(cause)
+    assert subscription.status().position is None  # nothing committed
+    assert _rows(postgres_dsn, table) == []

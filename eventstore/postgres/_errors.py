@@ -145,7 +145,8 @@ def translate(  # noqa: PLR0911, PLR0912  # one return per error family reads be
         )
     if isinstance(exc, pg_errors.UndefinedTable | pg_errors.InvalidSchemaName):
         return ConfigError(
-            f"the event store tables are missing; run PostgresEventStore.migrate(): {detail}"
+            "the event store tables are missing; run PostgresEventStore.migrate() "
+            f"(health() names a table gone from a migrated schema): {detail}"
         )
     if isinstance(exc, pg_errors.DataError):
         return InvalidArgumentError(f"PostgreSQL refused a value: {detail}")

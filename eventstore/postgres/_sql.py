@@ -538,11 +538,12 @@ _TEMPLATES = {
         _MOVE_CHECKPOINT
         + " AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING 1"
     ),
-    # The applied migration, and the hash partitions of the events table (0:
-    # one plain table).
+    # The applied migration, the hash partitions of the events table (0:
+    # one plain table), and which of the latest layout's tables are missing.
     "schema_version": (
         "SELECT (SELECT max(version) FROM {migrations}), "
-        "(SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%(events)s))"
+        "(SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%(events)s)), "
+        "array(SELECT t FROM unnest(%(tables)s::text[]) AS t WHERE to_regclass(t) IS NULL)"
     ),
     # --- routing to partitions (`_routing`) ---
     # Whether the events table exists, the database's encoding, and every
@@ -636,6 +637,8 @@ class Statements:
     """The qualified name of the events table, as ``to_regclass`` reads it."""
     snapshots_table: str
     """The qualified name of the snapshots table (a key of its saves' lock)."""
+    tables: tuple[str, ...]
+    """The qualified names of the latest layout's tables, as ``to_regclass`` reads them."""
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
@@ -646,6 +649,7 @@ class Statements:
             **{name: _compose(text, schema) for name, text in _TEMPLATES.items()},
             events_table=qualified_table(schema, "events"),
             snapshots_table=qualified_table(schema, "snapshots"),
+            tables=tuple(qualified_table(schema, table) for table in _LATEST_TABLES),
         )
 
 
@@ -846,12 +850,42 @@ _CLASHING_KEY: Final = re.compile(
 )
 
 
-def layout_from_rows(rows: Sequence[Sequence[Any]]) -> tuple[int | None, int | None]:
-    """Return the schema version and partition count (1: plain) of ``schema_version``."""
+_LATEST_TABLES: Final = (
+    "streams",
+    "events",
+    "snapshots",
+    "subscriptions",
+    "parked_events",
+)
+"""The tables of the latest migration, the migrations table apart."""
+
+
+def health_params(statements: Statements) -> dict[str, Any]:
+    """Return the parameters of ``schema_version``."""
+    return {"events": statements.events_table, "tables": list(statements.tables)}
+
+
+def layout_from_rows(
+    rows: Sequence[Sequence[Any]],
+) -> tuple[int | None, int | None, tuple[str, ...]]:
+    """Return the schema version, partition count (1: plain) and missing tables of ``schema_version``."""
     if not rows:
-        return None, None
-    version, partitions = rows[0]
-    return version, None if partitions is None else max(int(partitions), 1)
+        return None, None, ()
+    version, partitions, missing = rows[0]
+    return (
+        version,
+        None if partitions is None else max(int(partitions), 1),
+        tuple(missing or ()),
+    )
+
+
+def tables_missing(missing: Sequence[str], version: int) -> str:
+    """Say that the tables *missing* are gone from a schema that records migration *version*."""
+    return (
+        f"the schema records migration {version}, but its tables {', '.join(missing)} "
+        "are missing (dropped?): calls that need them fail, and migrate() does not "
+        "recreate what a recorded migration made"
+    )
 
 
 def snapshot_params(snapshot: EncodedSnapshot, keep: int, table: str) -> dict[str, Any]:

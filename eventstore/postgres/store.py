@@ -669,7 +669,7 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 lambda conn: _fetchall_within(
                     conn,
                     self._sql.schema_version,
-                    {"events": self._sql.events_table},
+                    _sql.health_params(self._sql),
                     self._health_timeout,
                 ),
                 retry=True,
@@ -690,7 +690,7 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
                 metrics_now,
                 error=self._connections.scrub(f"{type(exc).__name__}: {exc}"),
             )
-        schema_version, partitions = _sql.layout_from_rows(rows)
+        schema_version, partitions, missing = _sql.layout_from_rows(rows)
         subscriptions: tuple[SubscriptionHealth, ...] = ()
         holder = None
         if schema_version is not None and schema_version >= _SUBSCRIPTIONS_MIGRATION:
@@ -709,7 +709,10 @@ class PostgresEventStore(SubscriptionHooks, EventStore):
             except Exception as exc:  # health never raises; the store answered
                 _log.debug("health could not read the subscriptions: %s", exc)
         status, error = metrics.status, None
-        if schema_version is not None and schema_version != _sql.LATEST_MIGRATION:
+        if schema_version == _sql.LATEST_MIGRATION and missing:
+            status = HealthStatus.UNAVAILABLE
+            error = _sql.tables_missing(missing, schema_version)
+        elif schema_version is not None and schema_version != _sql.LATEST_MIGRATION:
             # Reachable and readable, but not what this code was written for:
             # behind, subscriptions have no tables; ahead, it may misread.
             status = HealthStatus.DEGRADED

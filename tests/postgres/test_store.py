@@ -1010,6 +1010,30 @@ def test_health_is_degraded_and_says_why_when_the_schema_is_at_another_version(
     assert store.health().status is HealthStatus.OK
 
 
+@pytest.mark.parametrize("table", ["events", "parked_events"])
+def test_health_is_unavailable_when_a_table_is_gone_from_a_migrated_schema(
+    make_store: Callable[..., PostgresEventStore],
+    postgres_dsn: str,
+    postgres_schema: str,
+    table: str,
+) -> None:
+    # It said OK, while every append failed for the missing table.
+    store = make_store()
+    store.append("s", _events(1))
+    assert store.health().status is HealthStatus.OK
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP TABLE {} CASCADE").format(
+                sql.Identifier(postgres_schema, table)
+            )
+        )
+    report = store.health()
+    assert report.status is HealthStatus.UNAVAILABLE
+    assert report.error is not None
+    assert f'"{postgres_schema}"."{table}"' in report.error
+    assert "records migration" in report.error
+
+
 async def test_a_read_made_before_a_fresh_async_store_closed_never_opens_its_pool(
     postgres_dsn: str, postgres_schema: str
 ) -> None:

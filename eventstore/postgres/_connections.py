@@ -30,6 +30,7 @@ from eventstore.errors import (
     StoreUnavailableError,
 )
 from eventstore.health import PoolMetrics
+from eventstore.postgres import _sql
 from eventstore.postgres._deadline import CutOff
 from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn, scrub_secrets
 from eventstore.postgres._errors import (
@@ -54,6 +55,7 @@ from eventstore.postgres._pool import (
     saturated_by_stats,
 )
 from eventstore.postgres._probe import ServerProbe
+from eventstore.postgres._sockets import has_unread
 from eventstore.postgres.config import PoolConfig
 
 __all__ = [
@@ -303,7 +305,7 @@ class Connections:
             try:
                 # getconn/putconn rather than connection(): no commit/rollback
                 # dance on an autocommit connection, a few µs per call.
-                conn = self.pool.getconn(timeout)
+                conn = self._live_connection(timeout)
                 self._suspect = False
                 try:
                     return work(conn)
@@ -328,6 +330,38 @@ class Connections:
                     self._doubt_server()
                 raise error from cause
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _live_connection(self, timeout: float | None) -> _Connection:
+        """Lend a connection, replacing one the server ended while it sat idle (`_replace_ended`)."""
+        conn: _Connection = self.pool.getconn(timeout)
+        # A look at the socket that waits for nothing (about a µs), on the
+        # store's own pool only: a caller's connections may be spoken to for
+        # reasons of the caller's (a LISTEN).
+        if self._lending is not None and has_unread(conn):
+            return self._replace_ended(conn, timeout)
+        return conn
+
+    def _replace_ended(self, conn: _Connection, timeout: float | None) -> _Connection:
+        """
+        Replace *conn*, a connection whose session the server ended while it sat in the pool.
+
+        Its reason waits on the socket (``idle_session_timeout``,
+        ``pg_terminate_backend``, a restart): sent on it, an append would
+        fail though it certainly wrote nothing. As for a connection found
+        broken, the pool's idle connections are checked (the others were
+        likely ended too) and, the server in doubt, asked for directly;
+        then another connection is taken.
+
+        Raises:
+            StoreUnavailableError: The server refuses connections now.
+        """
+        conn.close()
+        self.pool.putconn(conn)
+        self._doubt_server()
+        self._idle_check.run(self._probe_wait(timeout))
+        self._refuse_if_unreachable(timeout)
+        replacement: _Connection = self.pool.getconn(timeout)
+        return replacement
 
     def _give_back(self, conn: _Connection) -> None:
         """Return *conn* to the pool, closed (so discarded) if a pipeline was left half-set."""
@@ -354,9 +388,21 @@ class Connections:
         kwargs = called(self.pool.kwargs)
         options = direct_options(kwargs, self._connect_timeout)
         try:
-            return psycopg.Connection.connect(conninfo, **options)
+            conn = psycopg.Connection.connect(conninfo, **options)
         except DRIVER_ERRORS as exc:
             raise unreachable(exc, scrub=self.scrub) from exc
+        try:
+            if conn.info.server_version >= _sql.IDLE_SESSION_TIMEOUT_SINCE:
+                # Its session is meant to sit idle (a lock held, a LISTEN):
+                # the server's idle_session_timeout would end it every time.
+                conn.execute(_sql.NO_IDLE_SESSION_TIMEOUT)
+        except DRIVER_ERRORS as exc:
+            conn.close()
+            raise unreachable(exc, scrub=self.scrub) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def scrub(self, text: str) -> str:
         """Return *text* without the DSN's password or key passphrase."""

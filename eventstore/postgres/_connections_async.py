@@ -30,6 +30,7 @@ from eventstore.errors import (
     StoreUnavailableError,
 )
 from eventstore.health import PoolMetrics
+from eventstore.postgres import _sql
 from eventstore.postgres._deadline import AsyncCutOff
 from eventstore.postgres._dsn import SECRET_KEYS, parse_dsn, scrub_secrets
 from eventstore.postgres._errors import (
@@ -54,6 +55,7 @@ from eventstore.postgres._pool import (
     saturated_by_stats,
 )
 from eventstore.postgres._probe import AsyncServerProbe
+from eventstore.postgres._sockets import has_unread
 from eventstore.postgres.config import PoolConfig
 
 __all__ = [
@@ -321,7 +323,7 @@ class AsyncConnections:
             try:
                 # getconn/putconn rather than connection(): no commit/rollback
                 # dance on an autocommit connection, a few µs per call.
-                conn = await self.pool.getconn(timeout)
+                conn = await self._live_connection(timeout)
                 self._suspect = False
                 try:
                     return await work(conn)
@@ -346,6 +348,40 @@ class AsyncConnections:
                     self._doubt_server()
                 raise error from cause
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _live_connection(self, timeout: float | None) -> _Connection:
+        """Lend a connection, replacing one the server ended while it sat idle (`_replace_ended`)."""
+        conn: _Connection = await self.pool.getconn(timeout)
+        # A look at the socket that waits for nothing (about a µs), on the
+        # store's own pool only: a caller's connections may be spoken to for
+        # reasons of the caller's (a LISTEN).
+        if self._lending is not None and has_unread(conn):
+            return await self._replace_ended(conn, timeout)
+        return conn
+
+    async def _replace_ended(
+        self, conn: _Connection, timeout: float | None
+    ) -> _Connection:
+        """
+        Replace *conn*, a connection whose session the server ended while it sat in the pool.
+
+        Its reason waits on the socket (``idle_session_timeout``,
+        ``pg_terminate_backend``, a restart): sent on it, an append would
+        fail though it certainly wrote nothing. As for a connection found
+        broken, the pool's idle connections are checked (the others were
+        likely ended too) and, the server in doubt, asked for directly;
+        then another connection is taken.
+
+        Raises:
+            StoreUnavailableError: The server refuses connections now.
+        """
+        await conn.close()
+        await self.pool.putconn(conn)
+        self._doubt_server()
+        await self._idle_check.run(self._probe_wait(timeout))
+        await self._refuse_if_unreachable(timeout)
+        replacement: _Connection = await self.pool.getconn(timeout)
+        return replacement
 
     async def _give_back(self, conn: _Connection) -> None:
         """Return *conn* to the pool, closed (so discarded) if a pipeline was left half-set."""
@@ -378,9 +414,21 @@ class AsyncConnections:
                 kwargs = await kwargs
         options = direct_options(kwargs, self._connect_timeout)
         try:
-            return await psycopg.AsyncConnection.connect(conninfo, **options)
+            conn = await psycopg.AsyncConnection.connect(conninfo, **options)
         except DRIVER_ERRORS as exc:
             raise unreachable(exc, scrub=self.scrub) from exc
+        try:
+            if conn.info.server_version >= _sql.IDLE_SESSION_TIMEOUT_SINCE:
+                # Its session is meant to sit idle (a lock held, a LISTEN):
+                # the server's idle_session_timeout would end it every time.
+                await conn.execute(_sql.NO_IDLE_SESSION_TIMEOUT)
+        except DRIVER_ERRORS as exc:
+            await conn.close()
+            raise unreachable(exc, scrub=self.scrub) from exc
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     def scrub(self, text: str) -> str:
         """Return *text* without the DSN's password or key passphrase."""

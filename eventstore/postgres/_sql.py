@@ -1192,6 +1192,9 @@ RESET_SESSION: Final = (
 )
 # The transaction a handler was given, told from one begun after it ended.
 TRANSACTION_ID: Final = b"SELECT pg_current_xact_id_if_assigned()::text"
+# A dedicated session (a subscription's lock, its LISTEN) sits idle by design.
+NO_IDLE_SESSION_TIMEOUT: Final = b"SET idle_session_timeout = 0"
+IDLE_SESSION_TIMEOUT_SINCE: Final = 140000  # the server version that has the setting
 LOCK_PROBE: Final = b"SELECT 1"  # a lock's session answers: it, and the lock, live
 # For the rest of a transaction: its statements, lock waits included, are
 # cut off by the server after these many milliseconds (both parameters).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -52,6 +51,7 @@ from eventstore.postgres._reading import (
     read_all_params,
     unpark_params,
 )
+from eventstore.postgres._sockets import has_unread, socket_ready
 
 __all__ = ["AsyncAdvisoryLock", "AsyncListener", "AsyncSubscriptionHooks"]
 
@@ -85,7 +85,7 @@ class AsyncAdvisoryLock:
         """
         if self.conn.closed:
             return False
-        if time.monotonic() - self.probed_at < LOCK_PROBE_EVERY and not _readable(
+        if time.monotonic() - self.probed_at < LOCK_PROBE_EVERY and not has_unread(
             self.conn
         ):
             return True
@@ -435,24 +435,6 @@ class AsyncSubscriptionHooks:
     # --- lifecycle -----------------------------------------------------
 
 
-def _readable(conn: _Connection) -> bool:
-    """Whether the server sent *conn* something: a look at its socket that waits for nothing."""
-    try:
-        return _socket_ready(conn.fileno(), 0.0)
-    except (OSError, ValueError, psycopg.Error):
-        return True  # no socket to look at: let the round trip tell
-
-
-def _socket_ready(fileno: int, seconds: float) -> bool:
-    """Whether socket *fileno* has something to read within *seconds*."""
-    if hasattr(select, "poll"):  # select.select refuses descriptors past 1023
-        poller = select.poll()
-        poller.register(fileno, select.POLLIN)
-        return bool(poller.poll(seconds * 1000))
-    ready, _, _ = select.select([fileno], [], [], seconds)
-    return bool(ready)
-
-
 async def _answered_within(conn: _Connection, query: bytes, seconds: float) -> bool:
     """
     Run *query* on *conn*, waiting at most *seconds* for the server; tell whether it succeeded.
@@ -510,7 +492,7 @@ async def _readable_within(fileno: int, seconds: float) -> bool:
         finally:
             loop.remove_reader(fileno)
     else:
-        return _socket_ready(fileno, seconds)  # type: ignore[unreachable]
+        return socket_ready(fileno, seconds)  # type: ignore[unreachable]
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import attrs
 import pytest
@@ -82,14 +83,14 @@ def test_append_rows_map_to_a_result_in_version_order() -> None:
 @pytest.mark.parametrize(
     ("rows", "layout"),
     [
-        ([], (None, None)),
-        ([(2, 0)], (2, 1)),
-        ([(2, 8)], (2, 8)),
-        ([(1, None)], (1, None)),
+        ([], (None, None, ())),
+        ([(2, 0, [])], (2, 1, ())),
+        ([(2, 8, None)], (2, 8, ())),
+        ([(1, None, ['"s"."events"'])], (1, None, ('"s"."events"',))),
     ],
 )
-def test_the_layout_row_reads_as_version_and_partitions(
-    rows: list[tuple[int, int | None]], layout: tuple[int | None, int | None]
+def test_the_layout_row_reads_as_version_partitions_and_missing_tables(
+    rows: list[tuple[Any, ...]], layout: tuple[int | None, int | None, tuple[str, ...]]
 ) -> None:
     assert _sql.layout_from_rows(rows) == layout
 
